@@ -1,0 +1,226 @@
+# uhmm - see README.md.  `make`, `make check`, `make demo`, `make bench`,
+# `make install PREFIX=/usr/local DESTDIR=`, `make uninstall`, `make clean`.
+# `make V=1` shows the full commands.
+CC      ?= cc
+AR      ?= ar
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+LIBDIR  ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+DESTDIR ?=
+VERSION := 1.0.0
+SOVER   := 1
+BUILD   ?= build
+SAN     ?=
+
+# User CFLAGS (e.g. `make CFLAGS=-O0`) replace only the optimisation and
+# debug flags; the warnings, -Werror and include paths always apply.
+CFLAGS  ?= -O2 -g
+override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -fPIC -pthread -Iinclude -Isrc
+LDLIBS  += -pthread
+DEPFLAGS = -MMD -MP
+
+ifeq ($(SAN),address)
+override CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer
+override LDFLAGS += -fsanitize=address,undefined
+else ifeq ($(SAN),thread)
+override CFLAGS  += -fsanitize=thread
+override LDFLAGS += -fsanitize=thread
+else ifneq ($(SAN),)
+$(error SAN must be empty, "address" or "thread", not "$(SAN)")
+endif
+
+ifeq ($(V),1)
+Q :=
+msg = @true
+else
+Q := @
+msg = @printf '  %-6s %s\n' $(1) $(2)
+endif
+
+LIB_SRC   := $(wildcard src/*.c) $(wildcard src/drivers/*.c)
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
+TOOL_SRC  := $(wildcard tools/*.c)
+TOOL_OBJ  := $(TOOL_SRC:%.c=$(BUILD)/%.o)
+TEST_SRC  := $(wildcard tests/t_*.c)
+TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+DEPS      := $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_BIN:=.d)
+
+all: $(BUILD)/libuhmm.a $(BUILD)/libuhmm.so $(BUILD)/uhmm $(TEST_BIN)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(call msg,CC,$<)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(DEPFLAGS) -c -o $@ $<
+
+$(BUILD)/libuhmm.a: $(LIB_OBJ)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@
+	$(Q)$(AR) rcs $@ $^
+
+$(BUILD)/libuhmm.so: $(LIB_OBJ) src/libuhmm.map
+	$(call msg,LD,$@)
+	$(Q)$(CC) -shared -Wl,-soname,libuhmm.so.$(SOVER) -Wl,--version-script=src/libuhmm.map \
+		-Wl,-z,defs $(LDFLAGS) -o $@ $(LIB_OBJ) $(LDLIBS)
+
+$(BUILD)/uhmm: $(TOOL_OBJ) $(BUILD)/libuhmm.a
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(BUILD)/libuhmm.a $(LDLIBS) -lm
+
+# Tests link the static library: they run from the build tree without
+# LD_LIBRARY_PATH, and as `nobody` from a copy of it.
+$(BUILD)/tests/%: tests/%.c $(BUILD)/libuhmm.a
+	@mkdir -p $(dir $@)
+	$(call msg,CCLD,$@)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(DEPFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libuhmm.a $(LDLIBS) -lm
+
+-include $(DEPS)
+
+# ---------------------------------------------------------------------------
+# Running
+# ---------------------------------------------------------------------------
+demo: $(BUILD)/uhmm
+	$(BUILD)/uhmm demo
+
+bench: $(BUILD)/uhmm
+	$(BUILD)/uhmm bench
+
+# ---------------------------------------------------------------------------
+# Tests.  `make check` runs every pass below, keeps going after a failing
+# pass, and ends with one line "N passed, N failed, N skipped" summed over
+# all passes; it exits non-zero if anything failed.  Each pass can be run
+# alone: `make check-plain`, `check-asan`, `check-tsan`, `check-fallback`,
+# `check-unpriv`.  tests/run-tests.sh does the per-test work (timeouts,
+# TAP output, counting); UHMM_TEST_TIMEOUT sets the per-test limit in
+# seconds (default 300; 900 under ASan and 1200 under TSan, where the
+# tests' own watchdogs stretch 3x and 4x).  UHMM_TEST_FILTER=word runs only
+# the tests whose name contains word.
+#
+#   plain     the normal build, as the invoking user
+#   asan      BUILD=build-asan SAN=address (ASan + UBSan)
+#   tsan      BUILD=build-tsan SAN=thread
+#   fallback  the normal build with UHMM_DISABLE=all (fallback paths)
+#   unpriv    the normal build as user nobody (UFFD_USER_MODE_ONLY unless
+#             the system allows more); SKIP unless make runs as root
+#
+# Sanitizer options (set only where the caller has not set them):
+#  ASAN_OPTIONS   detect_leaks=1: leaks are bugs.  handle_segv=0 and
+#                 handle_sigbus=0: tests fork children that must die by a
+#                 real SIGSEGV (write to a read-only range), which ASan's
+#                 handler would turn into exit(1); a genuine crash still
+#                 fails the test, just without ASan's stack trace.
+#                 allow_user_segv_handler=1 for the same reason.
+#                 abort_on_error=0 and the default exitcode (1) so a report
+#                 is a non-zero exit that the runner counts as a failure.
+#                 Nothing is needed for userfaultfd or MAP_FIXED: ASan
+#                 neither intercepts nor shadows them (user mappings live
+#                 outside its shadow ranges).
+#  UBSAN_OPTIONS  halt_on_error=1: undefined behaviour fails the test
+#                 instead of printing and passing.
+#  TSAN_OPTIONS   handle_segv=0 for the SIGSEGV children as above;
+#                 halt_on_error=0 (report every race, exit 66 at the end);
+#                 tests/tsan.supp is used as suppressions if it exists.
+# If a sanitizer cannot lay out its shadow memory under this kernel's ASLR
+# (gcc 12 TSan: "unexpected memory mapping"), run-tests.sh reruns the
+# test under `setarch -R`.
+# ---------------------------------------------------------------------------
+CHECK_PASSES := plain asan tsan fallback unpriv
+RUN_TESTS    := bash tests/run-tests.sh
+# Per-pass counts go here so `check` can add them up.
+CHECK_DIR    := $(BUILD)/check
+
+ASAN_OPTIONS_DEFAULT  := detect_leaks=1:handle_segv=0:handle_sigbus=0:allow_user_segv_handler=1:abort_on_error=0:print_summary=1
+UBSAN_OPTIONS_DEFAULT := halt_on_error=1:print_stacktrace=1
+TSAN_OPTIONS_DEFAULT  := handle_segv=0:handle_sigbus=0:allow_user_segv_handler=1:halt_on_error=0:second_deadlock_stack=1$(if $(wildcard tests/tsan.supp),:suppressions=$(CURDIR)/tests/tsan.supp)
+
+check:
+	@mkdir -p $(CHECK_DIR); rm -f $(CHECK_DIR)/*.sum; \
+	status=0; tp=0; tf=0; ts=0; \
+	for p in $(CHECK_PASSES); do \
+		$(MAKE) --no-print-directory check-$$p CHECK_SUM=$(abspath $(CHECK_DIR))/$$p.sum || status=1; \
+		if [ -s $(CHECK_DIR)/$$p.sum ]; then \
+			read np nf ns < $(CHECK_DIR)/$$p.sum; \
+		else \
+			echo "check-$$p: did not run its tests (build failed?)"; np=0; nf=1; ns=0; status=1; \
+		fi; \
+		tp=$$((tp + np)); tf=$$((tf + nf)); ts=$$((ts + ns)); \
+	done; \
+	echo; echo "== make check: every pass =="; \
+	for p in $(CHECK_PASSES); do \
+		if [ -s $(CHECK_DIR)/$$p.sum ]; then read np nf ns note < $(CHECK_DIR)/$$p.sum; \
+		else np=0; nf=1; ns=0; note="(build failed)"; fi; \
+		printf '  %-9s %d passed, %d failed, %d skipped %s\n' "$$p" $$np $$nf $$ns "$$note"; \
+	done; \
+	[ $$tf -eq 0 ] || status=1; \
+	echo "$$tp passed, $$tf failed, $$ts skipped"; \
+	exit $$status
+
+check-plain: all
+	$(Q)$(RUN_TESTS) $(BUILD) plain $(CHECK_SUM)
+
+check-fallback: all
+	$(Q)UHMM_DISABLE=all $(RUN_TESTS) $(BUILD) fallback $(CHECK_SUM)
+
+check-unpriv: all
+	$(Q)UHMM_TEST_AS=nobody $(RUN_TESTS) $(BUILD) unpriv $(CHECK_SUM)
+
+check-asan:
+	$(Q)$(MAKE) --no-print-directory BUILD=build-asan SAN=address all
+	$(Q)ASAN_OPTIONS="$${ASAN_OPTIONS:-$(ASAN_OPTIONS_DEFAULT)}" \
+	UBSAN_OPTIONS="$${UBSAN_OPTIONS:-$(UBSAN_OPTIONS_DEFAULT)}" \
+	UHMM_TEST_TIMEOUT=$${UHMM_TEST_TIMEOUT:-900} \
+	$(RUN_TESTS) build-asan asan $(CHECK_SUM)
+
+check-tsan:
+	$(Q)$(MAKE) --no-print-directory BUILD=build-tsan SAN=thread all
+	$(Q)TSAN_OPTIONS="$${TSAN_OPTIONS:-$(TSAN_OPTIONS_DEFAULT)}" \
+	UHMM_TEST_TIMEOUT=$${UHMM_TEST_TIMEOUT:-1200} \
+	$(RUN_TESTS) build-tsan tsan $(CHECK_SUM)
+
+# ---------------------------------------------------------------------------
+# Installation.  The pkg-config file names the final PREFIX; DESTDIR is only
+# the staging root.  libdir/includedir are written relative to ${prefix}
+# when they lie under it, so a staged or moved tree can be used with
+# `pkg-config --define-prefix` or PKG_CONFIG_SYSROOT_DIR (see README).
+# ---------------------------------------------------------------------------
+pc_path = $(patsubst $(PREFIX)/%,$${prefix}/%,$(1))
+
+$(BUILD)/uhmm.pc: uhmm.pc.in Makefile
+	@mkdir -p $(dir $@)
+	$(call msg,GEN,$@)
+	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|g' \
+	    -e 's|@LIBDIR@|$(call pc_path,$(LIBDIR))|g' \
+	    -e 's|@INCLUDEDIR@|$(call pc_path,$(INCLUDEDIR))|g' \
+	    -e 's|@VERSION@|$(VERSION)|g' $< > $@.tmp && mv $@.tmp $@
+
+# Regenerate when PREFIX or LIBDIR change between builds.
+$(BUILD)/uhmm.pc: $(BUILD)/.pc-vars
+$(BUILD)/.pc-vars: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(PREFIX) $(LIBDIR) $(INCLUDEDIR)' | cmp -s - $@ || echo '$(PREFIX) $(LIBDIR) $(INCLUDEDIR)' > $@
+
+install: $(BUILD)/libuhmm.a $(BUILD)/libuhmm.so $(BUILD)/uhmm $(BUILD)/uhmm.pc
+	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(PKGCONFIGDIR)
+	install -m 644 include/uhmm.h $(DESTDIR)$(INCLUDEDIR)/uhmm.h
+	install -m 644 $(BUILD)/libuhmm.a $(DESTDIR)$(LIBDIR)/libuhmm.a
+	install -m 755 $(BUILD)/libuhmm.so $(DESTDIR)$(LIBDIR)/libuhmm.so.$(VERSION)
+	ln -sf libuhmm.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libuhmm.so.$(SOVER)
+	ln -sf libuhmm.so.$(SOVER) $(DESTDIR)$(LIBDIR)/libuhmm.so
+	install -m 755 $(BUILD)/uhmm $(DESTDIR)$(BINDIR)/uhmm
+	install -m 644 $(BUILD)/uhmm.pc $(DESTDIR)$(PKGCONFIGDIR)/uhmm.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(INCLUDEDIR)/uhmm.h \
+	      $(DESTDIR)$(LIBDIR)/libuhmm.a \
+	      $(DESTDIR)$(LIBDIR)/libuhmm.so.$(VERSION) \
+	      $(DESTDIR)$(LIBDIR)/libuhmm.so.$(SOVER) \
+	      $(DESTDIR)$(LIBDIR)/libuhmm.so \
+	      $(DESTDIR)$(BINDIR)/uhmm \
+	      $(DESTDIR)$(PKGCONFIGDIR)/uhmm.pc
+
+clean:
+	rm -rf build build-asan build-tsan $(BUILD)
+
+.PHONY: all clean demo bench check $(CHECK_PASSES:%=check-%) install uninstall FORCE
+.DELETE_ON_ERROR:

@@ -1,0 +1,399 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * uhmm - Heterogeneous Memory Management in user space.
+ *
+ * Device memory (cache-coherent memory the CPU can load and store, or
+ * private memory only a device reaches) is registered by a small driver; a
+ * program's ordinary memory migrates onto it and back behind unchanged
+ * pointers.  Everything runs on a stock kernel through userfaultfd.
+ *
+ * Conventions (see docs/ and ../shared/design/API.md):
+ *  - Every int function returns 0 (or a count where stated) on success and a
+ *    negative errno on failure.  errno is never the channel (except
+ *    uhmm_alloc, which returns NULL with errno set).
+ *  - Addresses and lengths need not be page aligned: a call acts on every
+ *    page overlapping [addr, addr + len).  len == 0, a range that wraps the
+ *    address space, unknown flag bits and unknown enum values are -EINVAL.
+ *  - NULL handles give -EINVAL; uhmm_close(NULL) and uhmm_mirror_close(NULL)
+ *    do nothing.
+ *  - Structs crossing the boundary start with `size_t sz`: set it to the
+ *    sizeof the struct you compiled with; 0 means the v1 layout.  A larger
+ *    struct with non-zero bytes past what the library knows is -E2BIG.
+ *  - Every function may be called from any thread at once, except that a
+ *    call destroying a handle must not race other calls on that handle.
+ *  - Library threads block all signals.  No function returns -EINTR.
+ *  - Functions marked "not yet" return -ENOSYS in this release.
+ *
+ * Differences from private anonymous memory while a page lives on a
+ * COHERENT device (the page is then a shared mapping of the device's file at
+ * the same address):
+ *  - madvise(MADV_DONTNEED) still reads back zeros and frees the device
+ *    page; MADV_FREE and MADV_REMOVE are handled as DONTNEED by uhmm but the
+ *    kernel itself answers MADV_FREE on such pages with EINVAL.
+ *  - mremap() that grows or moves the mapping never exposes other device
+ *    memory: pages past the old end read as zeros.
+ *  - mbind/set_mempolicy, memory protection keys, KSM, anonymous VMA names
+ *    and mlock's accounting do not apply to device pages; mseal'd memory is
+ *    refused with -EPERM.
+ *  - /proc/PID/maps shows the device's file for those pages.
+ *  - A fork() child shares COHERENT device pages with the parent in this
+ *    release (the fork contract of API.md arrives later).
+ *  - Private file mappings cannot be migrated (hmm-tests migrate them).
+ */
+#ifndef UHMM_H
+#define UHMM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define UHMM_VERSION_MAJOR 1
+#define UHMM_VERSION_MINOR 0
+
+/* (MAJOR << 16) | MINOR of the library actually linked. */
+unsigned uhmm_version(void);
+
+/* ------------------------------------------------------------------ */
+/* Context                                                             */
+/* ------------------------------------------------------------------ */
+
+/* One address-space manager.  Several may exist in a process; a page
+ * belongs to at most one at a time (-EBUSY otherwise). */
+struct uhmm;
+
+struct uhmm_opts {
+	size_t   sz;
+	size_t   fault_around;     /* bytes one CPU fault on device-private
+	                              memory brings back; 0 = 64 KiB          */
+	uint32_t fault_threads;    /* threads serving CPU faults; 0 = 1       */
+	uint32_t access_threshold; /* device accesses to one 2 MiB block that
+	                              make it migrate to that device;
+	                              0 = 256, UINT32_MAX = never              */
+	size_t   pool_bytes;       /* most system memory kept populated for
+	                              reuse; 0 = 16 MiB, SIZE_MAX = none       */
+	uint32_t flags;            /* UHMM_OPEN_*                              */
+};
+#define UHMM_OPEN_FORK_NOCOPY 0x1  /* fork child: device pages inaccessible */
+
+/*
+ * Create a context: probes userfaultfd (privileged mode first, then
+ * UFFD_USER_MODE_ONLY), starts the event reader and worker threads.
+ * -EPERM or -ENOSYS when userfaultfd cannot be used at all; `uhmm info`
+ * says why.
+ *
+ * The environment variable UHMM_DISABLE, a comma-separated list of
+ * "move", "wp_unpopulated", "wp_shmem", "minor", "pagemap_scan", "poison",
+ * "kernel_faults" (or "all"), switches features off to exercise the
+ * fallback paths.
+ */
+int  uhmm_open(struct uhmm **out, const struct uhmm_opts *opts /* NULL ok */);
+
+/*
+ * Bring every managed page back to system memory (bit-exact, same
+ * address, same protection), remove the devices, join the threads, close
+ * the descriptors.  Afterwards the memory is ordinary anonymous memory.
+ */
+void uhmm_close(struct uhmm *h);
+
+#define UHMM_CLOSE_DISCARD 0x1     /* process about to exit: skip copy-back */
+int  uhmm_close_ex(struct uhmm *h, unsigned flags);          /* not yet */
+
+#define UHMM_FEAT_UFFD          (1ull << 0)  /* userfaultfd usable          */
+#define UHMM_FEAT_KERNEL_FAULTS (1ull << 1)  /* kernel-mode accesses served */
+#define UHMM_FEAT_WP            (1ull << 2)  /* write-protect fencing       */
+#define UHMM_FEAT_WP_SHMEM      (1ull << 3)  /* ... on shmem/hugetlbfs      */
+#define UHMM_FEAT_MOVE          (1ull << 4)  /* UFFDIO_MOVE                 */
+#define UHMM_FEAT_POISON        (1ull << 5)  /* UFFDIO_POISON               */
+#define UHMM_FEAT_PAGEMAP_SCAN  (1ull << 6)  /* PAGEMAP_SCAN ioctl          */
+#define UHMM_FEAT_WP_UNPOPULATED (1ull << 7) /* WP markers on empty pages   */
+#define UHMM_FEAT_MINOR_SHMEM   (1ull << 8)  /* minor faults on shmem       */
+#define UHMM_FEAT_EVENTS        (1ull << 9)  /* unmap/remove/remap events   */
+int uhmm_features(const struct uhmm *h, uint64_t *feat);
+
+/* ------------------------------------------------------------------ */
+/* Devices                                                             */
+/* ------------------------------------------------------------------ */
+
+enum uhmm_mem {
+	UHMM_MEM_COHERENT = 1,     /* the CPU loads/stores it directly and
+	                              coherently (CXL, CCIX, CAPI, devdax)     */
+	UHMM_MEM_PRIVATE  = 2,     /* only the device reaches it; the CPU gets
+	                              pages back by migration (GPU VRAM)       */
+};
+
+struct uhmm_dev;
+
+/*
+ * The driver's side.  Ops may run concurrently, on the caller's thread or
+ * on library threads; they must not touch managed memory or call uhmm_*.
+ */
+struct uhmm_dev_ops {
+	size_t sz;
+	int  (*copy_to_dev)(void *drv, uint64_t dev_off, const void *src, size_t len);
+	int  (*copy_from_dev)(void *drv, void *dst, uint64_t dev_off, size_t len);
+	int  (*zero)(void *drv, uint64_t dev_off, size_t len);   /* optional */
+	void (*thread_init)(void *drv);                           /* optional */
+	void (*release)(void *drv);   /* optional: after the last op returned */
+};
+
+struct uhmm_dev_desc {
+	size_t sz;
+	const char *name;          /* shown by tools; copied (63 bytes kept)  */
+	enum uhmm_mem kind;
+	size_t size;               /* bytes of device memory, page multiple   */
+	int fd;                    /* COHERENT: memory the CPU can mmap
+	                              MAP_SHARED, opened read-write; uhmm keeps
+	                              its own duplicate.  PRIVATE: -1         */
+	uint64_t fd_offset;        /* page multiple                           */
+	const struct uhmm_dev_ops *ops; /* PRIVATE: required; COHERENT: NULL ok */
+	void *drv;                 /* handed back to ops                      */
+};
+
+/*
+ * Register device memory.  At most 63 devices per context.
+ * -EINVAL: bad kind, size 0 or not a page multiple, bad fd, fd smaller than
+ * fd_offset + size; -EACCES: fd not open for reading and writing;
+ * -ENOSYS: PRIVATE memory (not yet).
+ */
+int uhmm_dev_add(struct uhmm *h, const struct uhmm_dev_desc *d, struct uhmm_dev **out);
+
+/* The simulated reference device: a memfd populated once at registration. */
+int uhmm_dev_add_sim(struct uhmm *h, const char *name, enum uhmm_mem kind,
+                     size_t size, struct uhmm_dev **out);
+
+/* COHERENT memory from a devdax, hugetlbfs or tmpfs path; size 0 = whole
+ * file.  A regular file shorter than size is extended. */
+int uhmm_dev_add_file(struct uhmm *h, const char *path, size_t size,
+                      struct uhmm_dev **out);
+
+/* Migrate every page back to system memory bit-exact, then release.
+ * -EIO if some pages could not be read back (poisoned, counted). */
+int uhmm_dev_remove(struct uhmm_dev *dev);
+
+struct uhmm_dev_info {
+	size_t sz;
+	int id;                    /* >= 1, unique in its context             */
+	enum uhmm_mem kind;
+	size_t size;               /* bytes                                   */
+	size_t used;               /* bytes holding pages now                 */
+	size_t reserved;           /* bytes bound to ranges (>= used): device
+	                              memory is handed out in chunks of up to
+	                              2 MiB, one per aligned virtual block    */
+	size_t granule;            /* smallest unit it maps: page, or 2 MiB
+	                              for devdax                              */
+	char name[64];
+};
+int uhmm_dev_info(const struct uhmm_dev *dev, struct uhmm_dev_info *info);
+
+/* ------------------------------------------------------------------ */
+/* Allocation                                                          */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Memory aligned to the device granule (2 MiB for sizes of 2 MiB and more),
+ * managed from birth and placed on `dev` (NULL = system memory) at first
+ * touch.  On a COHERENT device the pages are bound to zeroed device memory
+ * at once, so the first CPU write lands on the device with no copy.
+ * NULL with errno set on failure.  flags must be 0.
+ */
+void *uhmm_alloc(struct uhmm *h, size_t size, struct uhmm_dev *dev, unsigned flags);
+int   uhmm_free(struct uhmm *h, void *p);      /* p from uhmm_alloc */
+
+/* Bring the range back to system memory and stop managing it. */
+int   uhmm_unmanage(struct uhmm *h, void *addr, size_t len);
+
+/* ------------------------------------------------------------------ */
+/* Migration                                                           */
+/* ------------------------------------------------------------------ */
+
+#define UHMM_MIGRATE_NOEVICT 0x1   /* never evict other pages to make room    */
+#define UHMM_MIGRATE_DISCARD 0x2   /* contents need not survive: no copy     */
+
+/*
+ * Afterwards every page overlapping the range lives on `to` (NULL = system
+ * memory), at the same address, with the same contents and protection.
+ * Pages never populated get zeroed device pages without a copy and without
+ * populating system memory.
+ *
+ * Source memory must be private anonymous memory or memory this context
+ * manages.  -EINVAL: file-backed or shared mappings, hugetlb, stacks,
+ * PROT_NONE pages, a device of another context.  -EFAULT: a hole.
+ * -EBUSY: memory registered with another userfaultfd (another context
+ * included).  -EPERM: mseal'd memory.  The range is checked before anything
+ * moves.  -EAGAIN: another thread changed the range's layout during the
+ * call; what moved stays moved.
+ *
+ * Pages move in ascending address order.  Destination full: the least
+ * recently used pages outside the range are evicted to system memory; with
+ * UHMM_MIGRATE_NOEVICT, or when the request alone exceeds the device,
+ * -ENOMEM with a prefix of the range moved.
+ *
+ * Other threads may read and write the range during the call: writers
+ * wait (userfaultfd write-protect) while their page is copied; readers
+ * never see anything but the current value.
+ */
+int uhmm_migrate(struct uhmm *h, void *addr, size_t len,
+                 struct uhmm_dev *to, unsigned flags);
+
+struct uhmm_migrate_res {
+	size_t sz;
+	size_t moved;              /* pages now on the destination by this call */
+	size_t zero_filled;        /* of which made without a copy             */
+	size_t already;            /* pages that were there already            */
+	size_t evicted;            /* other pages evicted to make room         */
+};
+int uhmm_migrate_ex(struct uhmm *h, void *addr, size_t len, struct uhmm_dev *to,
+                    unsigned flags, struct uhmm_migrate_res *res);
+
+/* Asynchronous prefetch (not yet). */
+int uhmm_prefetch(struct uhmm *h, void *addr, size_t len, struct uhmm_dev *to,
+                  unsigned flags, uint64_t *ticket);
+int uhmm_wait(struct uhmm *h, uint64_t ticket, int timeout_ms);
+
+/* ------------------------------------------------------------------ */
+/* Placement and attributes                                            */
+/* ------------------------------------------------------------------ */
+
+#define UHMM_LOC_NONE   (-1)       /* not populated anywhere               */
+#define UHMM_LOC_SYSTEM   0        /* system memory                        */
+                                   /* >= 1: the device with that id       */
+
+/*
+ * One location per page overlapping the range; a snapshot.  Works on any
+ * mapped address: unmanaged pages present or swapped are SYSTEM, others
+ * NONE.  -EFAULT for a hole.
+ */
+int uhmm_where(struct uhmm *h, const void *addr, size_t len, int *loc);
+
+/*
+ * Where the page holding addr lives, and for device pages the byte offset
+ * of that page in the device's memory (for a COHERENT device given as an
+ * fd: offset in the fd, fd_offset included).  *dev_off is 0 for system
+ * pages.  -EFAULT for an unmapped address.
+ */
+int uhmm_dev_offset(struct uhmm *h, const void *addr, int *loc, uint64_t *dev_off);
+
+enum uhmm_advice {
+	UHMM_ADV_PREFERRED_LOCATION = 1, UHMM_ADV_UNSET_PREFERRED_LOCATION,
+	UHMM_ADV_ACCESSED_BY,            UHMM_ADV_UNSET_ACCESSED_BY,
+	UHMM_ADV_READ_MOSTLY,            UHMM_ADV_UNSET_READ_MOSTLY,
+};
+int uhmm_advise(struct uhmm *h, void *addr, size_t len,
+                enum uhmm_advice advice, struct uhmm_dev *dev);   /* not yet */
+
+struct uhmm_range_attr {
+	size_t sz;
+	int preferred;             /* location, or UHMM_LOC_NONE if unset       */
+	uint64_t accessed_by;      /* bit (id - 1) per device                   */
+	bool read_mostly;
+	int last_prefetch;         /* location, or UHMM_LOC_NONE                */
+};
+int uhmm_range_attr(struct uhmm *h, const void *addr, size_t len,
+                    struct uhmm_range_attr *a);                   /* not yet */
+
+int uhmm_pin(struct uhmm *h, void *addr, size_t len);            /* not yet */
+int uhmm_unpin(struct uhmm *h, void *addr, size_t len);          /* not yet */
+int uhmm_dev_evict(struct uhmm_dev *dev, size_t bytes);          /* not yet */
+
+/* ------------------------------------------------------------------ */
+/* Mirrors (not yet)                                                   */
+/* ------------------------------------------------------------------ */
+
+enum uhmm_event {
+	UHMM_EV_MIGRATE = 1,       /* pages change location                    */
+	UHMM_EV_UNMAP,             /* munmap, or mremap away                   */
+	UHMM_EV_REMOVE,            /* madvise DONTNEED/REMOVE/FREE             */
+	UHMM_EV_REMAP,             /* mremap: pages now at another address      */
+	UHMM_EV_PROTECT,           /* protection changed through uhmm_mprotect */
+	UHMM_EV_RELEASE,           /* device or context going away             */
+	UHMM_EV_EXCLUSIVE,         /* the CPU took back exclusive access        */
+};
+
+struct uhmm_mirror;
+struct uhmm_inval {
+	size_t sz;
+	uintptr_t start, end;
+	enum uhmm_event ev;
+	int initiator;             /* device id whose action caused it, or 0   */
+};
+struct uhmm_mirror_ops {
+	size_t sz;
+	void (*invalidate)(struct uhmm_mirror *m, uintptr_t start, uintptr_t end,
+	                   enum uhmm_event ev);
+	void (*invalidate2)(struct uhmm_mirror *m, const struct uhmm_inval *inv);
+};
+
+int   uhmm_mirror_open(struct uhmm_dev *dev, const struct uhmm_mirror_ops *ops,
+                       void *priv, struct uhmm_mirror **out);
+void  uhmm_mirror_close(struct uhmm_mirror *m);
+void *uhmm_mirror_priv(const struct uhmm_mirror *m);
+
+uint64_t uhmm_mirror_read_begin(struct uhmm_mirror *m);
+bool     uhmm_mirror_read_retry(struct uhmm_mirror *m, uint64_t seq);
+
+struct uhmm_interval;
+int      uhmm_interval_insert(struct uhmm_mirror *m, uintptr_t start, size_t len,
+                              struct uhmm_interval **out);
+void     uhmm_interval_remove(struct uhmm_interval *iv);
+uint64_t uhmm_interval_read_begin(struct uhmm_interval *iv);
+bool     uhmm_interval_read_retry(struct uhmm_interval *iv, uint64_t seq);
+
+#define UHMM_PTE_VALID 0x1         /* the device may read this page        */
+#define UHMM_PTE_WRITE 0x2         /* ... and write it                     */
+#define UHMM_PTE_ERROR 0x4         /* no mapping, or no access             */
+#define UHMM_PTE_ZERO  0x8         /* the shared zero page                 */
+#define UHMM_PTE_ORDER(f) (((f) >> 24) & 0x1f)  /* log2 pages of its mapping */
+
+struct uhmm_pte {                  /* 24 bytes, frozen                      */
+	uint64_t host;
+	uint64_t dev_off;
+	int32_t  loc;
+	uint32_t flags;
+};
+
+#define UHMM_FAULT_READ  0x1
+#define UHMM_FAULT_WRITE 0x2
+int uhmm_range_fault(struct uhmm_mirror *m, const void *addr, size_t len,
+                     unsigned flags, struct uhmm_pte *ptes);
+
+int uhmm_mprotect(struct uhmm *h, void *addr, size_t len, int prot);
+int uhmm_make_exclusive(struct uhmm_mirror *m, void *addr, size_t len);
+
+int uhmm_sim_read(struct uhmm_dev *dev, const void *addr, void *buf, size_t len);
+int uhmm_sim_write(struct uhmm_dev *dev, void *addr, const void *buf, size_t len);
+
+/* ------------------------------------------------------------------ */
+/* Counters                                                            */
+/* ------------------------------------------------------------------ */
+
+int uhmm_dev_report_access(struct uhmm_dev *dev, const void *addr, size_t len,
+                           uint32_t count);                       /* not yet */
+
+struct uhmm_stats {
+	size_t   sz;
+	uint64_t pages_to_dev;     /* pages migrated onto any device         */
+	uint64_t pages_to_sys;     /* pages migrated back to system memory   */
+	uint64_t pages_zero_filled;/* destination pages made without a copy  */
+	uint64_t bytes_copied;
+	uint64_t cpu_faults;       /* CPU faults the library served          */
+	uint64_t dev_faults;       /* device fault rounds                    */
+	uint64_t invalidations;    /* mirror invalidate callbacks issued     */
+	uint64_t evictions;        /* pages evicted to make room             */
+	uint64_t auto_migrations;  /* pages moved by the access-counter policy*/
+	uint64_t thrash_pins;      /* blocks pinned because they thrashed    */
+	uint64_t poisoned;         /* pages lost to failed device reads      */
+};
+int uhmm_stats(struct uhmm *h, struct uhmm_stats *st);
+int uhmm_dev_stats(struct uhmm_dev *dev, struct uhmm_stats *st);
+
+/* Text for an errno, either sign; static and thread-safe. */
+const char *uhmm_strerror(int err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* UHMM_H */

@@ -1,0 +1,117 @@
+// SPDX-License-Identifier: MIT
+/*
+ * uhmm_alloc/uhmm_free/uhmm_unmanage.  Memory from uhmm_alloc is managed
+ * from birth and holds no one else's data in its pages; on a COHERENT
+ * device it is bound to zeroed device memory at once, so the first CPU
+ * write lands on the device with no copy and no migration later.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+
+#include "compat.h"
+#include "internal.h"
+
+static void *map_aligned(size_t len, size_t align)
+{
+	char *raw = mmap(NULL, len + align, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	uintptr_t s;
+
+	if (raw == MAP_FAILED)
+		return NULL;
+	s = ((uintptr_t)raw + align - 1) & ~(align - 1);
+	if (s > (uintptr_t)raw)
+		munmap(raw, s - (uintptr_t)raw);
+	munmap((char *)s + len, (uintptr_t)raw + align - s);
+	return (void *)s;
+}
+
+void *uhmm_alloc(struct uhmm *h, size_t size, struct uhmm_dev *dev, unsigned flags)
+{
+	struct allocation *a;
+	size_t len, align;
+	void *p;
+	int r;
+
+	if (!h || !size || flags || (dev && dev->h != h) || size > (SIZE_MAX >> 2)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	len = page_up(size);
+	align = size >= BLOCK_SIZE ? BLOCK_SIZE : PAGE_SIZE;
+	if (dev && dev->granule > align)
+		align = dev->granule;
+	a = mem_alloc(sizeof(*a));
+	p = a ? map_aligned(len, align) : NULL;
+	if (!p) {
+		mem_free(a);
+		errno = ENOMEM;
+		return NULL;
+	}
+	ctx_lock(h);
+	events_drain(h);
+	r = manage_range(h, (uintptr_t)p, (uintptr_t)p + len);
+	if (!r && dev)
+		r = migrate_range(h, (uintptr_t)p, (uintptr_t)p + len, dev, 0, NULL);
+	if (!r) {
+		a->start = (uintptr_t)p;
+		a->len = len;
+		a->next = h->allocs;
+		h->allocs = a;
+	}
+	ctx_unlock(h);
+	if (r) {
+		munmap(p, len);
+		mem_free(a);
+		errno = -r;
+		return NULL;
+	}
+	return p;
+}
+
+int uhmm_free(struct uhmm *h, void *p)
+{
+	struct allocation **pp, *a = NULL;
+
+	if (!h || !p)
+		return -EINVAL;
+	ctx_lock(h);
+	events_drain(h);
+	for (pp = &h->allocs; *pp; pp = &(*pp)->next) {
+		if ((*pp)->start == (uintptr_t)p) {
+			a = *pp;
+			*pp = a->next;
+			break;
+		}
+	}
+	if (a) {
+		forget_range(h, a->start, a->start + a->len);
+		expect_add(h, UFFD_EVENT_UNMAP, a->start, a->start + a->len, 0);
+		munmap(p, a->len);
+		expect_clear(h);
+	}
+	ctx_unlock(h);
+	mem_free(a);
+	return a ? 0 : -EINVAL;
+}
+
+int uhmm_unmanage(struct uhmm *h, void *addr, size_t len)
+{
+	uintptr_t s = page_down((uintptr_t)addr), e;
+	int r;
+
+	if (!h || !len || (uintptr_t)addr + len < (uintptr_t)addr)
+		return -EINVAL;
+	e = page_up((uintptr_t)addr + len);
+	ctx_lock(h);
+	events_drain(h);
+	r = migrate_range(h, s, e, NULL, 0, NULL);
+	if (!r) {
+		uffd_unregister(h, s, e - s);
+		forget_range(h, s, e);
+	}
+	ctx_unlock(h);
+	return r;
+}

@@ -1,0 +1,123 @@
+// SPDX-License-Identifier: MIT
+/* uhmm_open/uhmm_close: one address-space manager and its threads. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+void ctx_lock(struct uhmm *h)
+{
+	pthread_mutex_lock(&h->lock);
+	atomic_store(&h->migrator, gettid());
+}
+
+void ctx_unlock(struct uhmm *h)
+{
+	atomic_store(&h->migrator, 0);
+	pthread_mutex_unlock(&h->lock);
+}
+
+static int opts_apply(struct uhmm *h, const struct uhmm_opts *o)
+{
+	struct uhmm_opts d = { 0 };
+	int r;
+
+	if (o) {
+		r = sz_check(o, o->sz, sizeof(*o));
+		if (r)
+			return r;
+		memcpy(&d, o, o->sz && o->sz < sizeof(d) ? o->sz : sizeof(d));
+	}
+	if (d.flags & ~UHMM_OPEN_FORK_NOCOPY)
+		return -EINVAL;
+	if (!d.fault_around)
+		d.fault_around = 64 << 10;
+	if (d.fault_around < PAGE_SIZE || (d.fault_around & (d.fault_around - 1)))
+		return -EINVAL;
+	if (!d.fault_threads)
+		d.fault_threads = 1;
+	if (!d.access_threshold)
+		d.access_threshold = 256;
+	if (!d.pool_bytes)
+		d.pool_bytes = 16 << 20;
+	d.sz = sizeof(d);
+	h->opts = d;
+	return 0;
+}
+
+static void ctx_free(struct uhmm *h)
+{
+	pt_fini(&h->pt);
+	if (h->zero_page)
+		munmap(h->zero_page, PAGE_SIZE);
+	if (h->uffd >= 0)
+		close(h->uffd);
+	pthread_mutex_destroy(&h->lock);
+	pthread_mutex_destroy(&h->q.lock);
+	pthread_cond_destroy(&h->q.cond);
+	mem_free(h);
+}
+
+int uhmm_open(struct uhmm **out, const struct uhmm_opts *opts)
+{
+	struct uhmm *h;
+	int r;
+
+	if (!out)
+		return -EINVAL;
+	if (sysconf(_SC_PAGESIZE) != (long)PAGE_SIZE)
+		return -ENOSYS;
+	h = mem_alloc(sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	h->uffd = -1;
+	pthread_mutex_init(&h->lock, NULL);
+	pthread_mutex_init(&h->q.lock, NULL);
+	pthread_cond_init(&h->q.cond, NULL);
+	r = opts_apply(h, opts);
+	if (!r)
+		r = pt_init(&h->pt);
+	if (!r)
+		r = probe_open_uffd(h);
+	if (!r) {
+		h->zero_page = mmap(NULL, PAGE_SIZE, PROT_READ,
+				    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (h->zero_page == MAP_FAILED) {
+			h->zero_page = NULL;
+			r = -ENOMEM;
+		}
+	}
+	if (!r)
+		r = events_start(h);
+	if (r) {
+		ctx_free(h);
+		return r;
+	}
+	*out = h;
+	return 0;
+}
+
+/* Stop managing everything: devices first (pages come home), then the
+ * system pages, by closing the descriptor that registered them. */
+void uhmm_close(struct uhmm *h)
+{
+	if (!h)
+		return;
+	for (int i = 1; i <= MAX_DEVS; i++)
+		if (h->dev[i])
+			uhmm_dev_remove(h->dev[i]);
+	events_stop(h);
+	ctx_free(h);
+}
+
+int uhmm_features(const struct uhmm *h, uint64_t *feat)
+{
+	if (!h || !feat)
+		return -EINVAL;
+	*feat = h->feat;
+	return 0;
+}

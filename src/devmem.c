@@ -1,0 +1,225 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The device-memory allocator.  Device memory is cut into chunks of up to
+ * 2 MiB; each aligned virtual block of the same size that has pages on the
+ * device is bound to one chunk, and page i of the block goes to page i of
+ * the chunk.  Runs of device pages then sit at contiguous, congruent file
+ * offsets, so a 1 GiB range maps as a handful of VMAs (never one per page:
+ * max_map_count is 65530) and the kernel can move whole page tables.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+static size_t key_hash(uintptr_t key, size_t n)
+{
+	uint64_t x = key * 0x9e3779b97f4a7c15ull;
+
+	return (x >> 17) & (n - 1);
+}
+
+static unsigned chunk_shift(const struct uhmm_dev *d)
+{
+	return PAGE_SHIFT + __builtin_ctz(d->chunk_pages);
+}
+
+/* The largest power-of-two chunk, at most 2 MiB, that divides the size. */
+static uint32_t pick_chunk_pages(size_t npages, size_t granule_pages)
+{
+	uint32_t cp = BLOCK_PAGES;
+
+	while (cp > granule_pages && npages % cp)
+		cp >>= 1;
+	return cp;
+}
+
+int devmem_init(struct uhmm_dev *d)
+{
+	d->npages = d->size >> PAGE_SHIFT;
+	d->chunk_pages = pick_chunk_pages(d->npages, d->granule >> PAGE_SHIFT);
+	d->nchunks = (d->npages + d->chunk_pages - 1) / d->chunk_pages;
+	d->nbind = 16;
+	while (d->nbind < 2ul * d->nchunks)
+		d->nbind <<= 1;
+	d->owner = mem_alloc((d->npages) * sizeof(*d->owner));
+	d->pflags = mem_alloc((d->npages) * 1);
+	d->chunk_key = mem_alloc((d->nchunks) * sizeof(*d->chunk_key));
+	d->chunk_used = mem_alloc((d->nchunks) * sizeof(*d->chunk_used));
+	d->chunk_lru = mem_alloc((d->nchunks) * sizeof(*d->chunk_lru));
+	d->bind = mem_alloc((d->nbind) * sizeof(*d->bind));
+	if (!d->owner || !d->pflags || !d->chunk_key || !d->chunk_used ||
+	    !d->chunk_lru || !d->bind) {
+		devmem_fini(d);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void devmem_fini(struct uhmm_dev *d)
+{
+	mem_free(d->owner);
+	mem_free(d->pflags);
+	mem_free(d->chunk_key);
+	mem_free(d->chunk_used);
+	mem_free(d->chunk_lru);
+	mem_free(d->bind);
+	d->owner = NULL;
+	d->pflags = NULL;
+	d->chunk_key = NULL;
+	d->chunk_used = NULL;
+	d->chunk_lru = NULL;
+	d->bind = NULL;
+}
+
+static long bind_find(struct uhmm_dev *d, uintptr_t key)
+{
+	size_t i = key_hash(key, d->nbind);
+
+	for (; d->bind[i]; i = (i + 1) & (d->nbind - 1))
+		if (d->chunk_key[d->bind[i] - 1] == key + 1)
+			return d->bind[i] - 1;
+	return -1;
+}
+
+static void bind_set(struct uhmm_dev *d, uintptr_t key, uint32_t chunk)
+{
+	size_t i = key_hash(key, d->nbind);
+
+	while (d->bind[i])
+		i = (i + 1) & (d->nbind - 1);
+	d->bind[i] = chunk + 1;
+	d->chunk_key[chunk] = key + 1;
+	d->bound_chunks++;
+}
+
+/* Linear probing delete with backward shift, so lookups never stop early. */
+static void bind_del(struct uhmm_dev *d, uint32_t chunk)
+{
+	uintptr_t key = d->chunk_key[chunk] - 1;
+	size_t mask = d->nbind - 1, i = key_hash(key, d->nbind), j;
+
+	while (d->bind[i] != chunk + 1)
+		i = (i + 1) & mask;
+	d->bind[i] = 0;
+	for (j = (i + 1) & mask; d->bind[j]; j = (j + 1) & mask) {
+		size_t home = key_hash(d->chunk_key[d->bind[j] - 1] - 1, d->nbind);
+
+		/* move j back into the hole if its home is not in (i, j] */
+		if ((j > i && (home <= i || home > j)) ||
+		    (j < i && (home <= i && home > j))) {
+			d->bind[i] = d->bind[j];
+			d->bind[j] = 0;
+			i = j;
+		}
+	}
+	d->chunk_key[chunk] = 0;
+	d->bound_chunks--;
+}
+
+static long free_chunk(struct uhmm_dev *d, uintptr_t key)
+{
+	long prev = key ? bind_find(d, key - 1) : -1;
+
+	/* follow the previous block's chunk so neighbours stay contiguous */
+	if (prev >= 0 && prev + 1 < d->nchunks && !d->chunk_key[prev + 1])
+		return prev + 1;
+	for (uint32_t n = 0; n < d->nchunks; n++) {
+		uint32_t c = (d->alloc_hint + n) % d->nchunks;
+
+		if (!d->chunk_key[c]) {
+			d->alloc_hint = c;
+			return c;
+		}
+	}
+	return -1;
+}
+
+static void take(struct uhmm_dev *d, uint32_t p, uintptr_t va)
+{
+	d->owner[p] = va;
+	d->chunk_used[p / d->chunk_pages]++;
+	d->used_pages++;
+}
+
+/* A page of some bound chunk when the natural slot is taken (after mremap). */
+static int any_free_page(struct uhmm_dev *d, uintptr_t va, uint32_t *dpage)
+{
+	for (uint32_t c = 0; c < d->nchunks; c++) {
+		if (!d->chunk_key[c] || d->chunk_used[c] == d->chunk_pages)
+			continue;
+		for (uint32_t i = 0; i < d->chunk_pages; i++) {
+			uint32_t p = c * d->chunk_pages + i;
+
+			if (p < d->npages && !d->owner[p]) {
+				take(d, p, va);
+				*dpage = p;
+				return 0;
+			}
+		}
+	}
+	return -ENOSPC;
+}
+
+int devmem_alloc(struct uhmm_dev *d, uintptr_t va, uint32_t *dpage)
+{
+	uintptr_t key = va >> chunk_shift(d);
+	uint32_t idx = (va >> PAGE_SHIFT) & (d->chunk_pages - 1);
+	long c = bind_find(d, key);
+	uint32_t p;
+
+	if (c < 0) {
+		c = free_chunk(d, key);
+		/* no chunk left: fill holes in others before calling it full */
+		if (c < 0)
+			return any_free_page(d, va, dpage);
+		bind_set(d, key, c);
+	}
+	p = c * d->chunk_pages + idx;
+	if (p >= d->npages || d->owner[p])
+		return any_free_page(d, va, dpage);
+	take(d, p, va);
+	*dpage = p;
+	return 0;
+}
+
+void devmem_free(struct uhmm_dev *d, uint32_t p)
+{
+	uint32_t c = p / d->chunk_pages;
+
+	if (!d->owner[p])
+		return;
+	d->owner[p] = 0;
+	d->used_pages--;
+	if (--d->chunk_used[c] == 0)
+		bind_del(d, c);
+}
+
+void devmem_touch(struct uhmm_dev *d, uint32_t p, uint64_t now)
+{
+	d->chunk_lru[p / d->chunk_pages] = now;
+}
+
+long devmem_lru_chunk(struct uhmm_dev *d, uintptr_t avoid_start, uintptr_t avoid_end)
+{
+	long best = -1;
+
+	for (uint32_t c = 0; c < d->nchunks; c++) {
+		bool avoid = false;
+
+		if (!d->chunk_key[c])
+			continue;
+		if (best >= 0 && d->chunk_lru[c] >= d->chunk_lru[best])
+			continue;
+		for (uint32_t i = 0; i < d->chunk_pages && !avoid; i++) {
+			uint32_t p = c * d->chunk_pages + i;
+			uintptr_t va = p < d->npages ? d->owner[p] : 0;
+
+			avoid = va && va >= avoid_start && va < avoid_end;
+		}
+		if (!avoid)
+			best = c;
+	}
+	return best;
+}

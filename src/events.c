@@ -1,0 +1,371 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The userfaultfd reader and the worker.
+ *
+ * The kernel reports munmap, madvise and mremap of registered memory as
+ * events that block the thread causing them until the event is *read*
+ * (ARCHITECTURE hazard 3).  So the reader only reads: it never takes the
+ * context lock, which a thread of ours may hold while it waits for the
+ * reader to read the event its own mremap raised.  What needs the page
+ * table goes to a queue, applied by the worker or, first thing, by the next
+ * API call: a change whose syscall returned before a uhmm call started is
+ * always seen by that call.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "compat.h"
+#include "internal.h"
+
+void expect_add(struct uhmm *h, uint8_t event, uint64_t a, uint64_t b, uint64_t c)
+{
+	struct evqueue *q = &h->q;
+
+	pthread_mutex_lock(&q->lock);
+	if (q->nexp < (int)(sizeof(q->exp) / sizeof(q->exp[0])))
+		q->exp[q->nexp++] = (struct expect){ event, a, b, c, 0 };
+	pthread_mutex_unlock(&q->lock);
+}
+
+void expect_clear(struct uhmm *h)
+{
+	pthread_mutex_lock(&h->q.lock);
+	h->q.nexp = 0;
+	pthread_mutex_unlock(&h->q.lock);
+}
+
+static bool expected(struct evqueue *q, const struct qmsg *m)
+{
+	for (int i = 0; i < q->nexp; i++) {
+		struct expect *e = &q->exp[i];
+
+		if (e->event == m->event && e->a == m->a && e->b == m->b &&
+		    e->c == m->c && !e->hits) {
+			e->hits++;
+			return true;
+		}
+	}
+	return false;
+}
+
+static int enqueue(struct evqueue *q, const struct qmsg *m)
+{
+	if (q->n == q->cap) {
+		size_t cap = q->cap ? q->cap * 2 : 64;
+		struct qmsg *nm = mem_realloc(q->msg, cap * sizeof(*nm));
+
+		if (!nm)
+			return -ENOMEM;
+		q->msg = nm;
+		q->cap = cap;
+	}
+	q->msg[q->n++] = *m;
+	return 0;
+}
+
+static void to_qmsg(const struct uffd_msg *u, struct qmsg *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->event = u->event;
+	switch (u->event) {
+	case UFFD_EVENT_PAGEFAULT:
+		m->flags = u->arg.pagefault.flags;
+		m->addr = u->arg.pagefault.address;
+		m->tid = u->arg.pagefault.feat.ptid;
+		break;
+	case UFFD_EVENT_REMAP:
+		m->a = u->arg.remap.from;
+		m->b = u->arg.remap.to;
+		m->c = u->arg.remap.len;
+		break;
+	case UFFD_EVENT_REMOVE:
+	case UFFD_EVENT_UNMAP:
+		m->a = u->arg.remove.start;
+		m->b = u->arg.remove.end;
+		break;
+	}
+}
+
+static bool overlaps_fence(struct uhmm *h, const struct qmsg *m)
+{
+	uint64_t s = m->a, e = m->b;
+
+	if (m->event == UFFD_EVENT_REMAP)
+		e = m->a + m->c;
+	return s < h->fence_end && e > h->fence_start;
+}
+
+/* With q->lock held.  Faults of the lock holder are served here: it cannot
+ * wait for the worker, which waits for the lock. */
+static void reader_take(struct uhmm *h, const struct uffd_msg *u)
+{
+	struct qmsg m;
+
+	to_qmsg(u, &m);
+	if (m.event == UFFD_EVENT_PAGEFAULT) {
+		if (m.flags & UFFD_PAGEFAULT_FLAG_WP)
+			return;		/* the fence's owner wakes it */
+		if (m.tid && (pid_t)m.tid == atomic_load(&h->migrator)) {
+			if (m.flags & UFFD_PAGEFAULT_FLAG_MINOR)
+				uffd_continue(h, page_down(m.addr), PAGE_SIZE);
+			else
+				uffd_zeropage(h, m.addr, m.flags & UFFD_PAGEFAULT_FLAG_WRITE);
+			return;
+		}
+	} else if (expected(&h->q, &m)) {
+		return;
+	} else if (overlaps_fence(h, &m)) {
+		h->q.foreign++;
+	}
+	if (enqueue(&h->q, &m) && m.event == UFFD_EVENT_PAGEFAULT)
+		uffd_wake(h, page_down(m.addr), PAGE_SIZE);	/* it will fault again */
+}
+
+static void *reader_main(void *arg)
+{
+	struct uhmm *h = arg;
+	struct pollfd p[2] = { { h->uffd, POLLIN, 0 }, { h->stop_fd, POLLIN, 0 } };
+	struct uffd_msg msg[32];
+
+	for (;;) {
+		ssize_t n;
+
+		if (poll(p, 2, -1) < 0)
+			continue;
+		if (p[1].revents)
+			break;
+		pthread_mutex_lock(&h->q.lock);
+		h->q.reading = true;
+		pthread_mutex_unlock(&h->q.lock);
+		n = read(h->uffd, msg, sizeof(msg));
+		pthread_mutex_lock(&h->q.lock);
+		for (ssize_t i = 0; n > 0 && i < n / (ssize_t)sizeof(msg[0]); i++)
+			reader_take(h, &msg[i]);
+		h->q.reading = false;
+		pthread_cond_broadcast(&h->q.cond);
+		pthread_mutex_unlock(&h->q.lock);
+	}
+	return NULL;
+}
+
+/* ---- applying events and faults, with h->lock held ------------------- */
+
+static void apply_remap(struct uhmm *h, uintptr_t from, uintptr_t to, size_t len)
+{
+	for (uintptr_t off = 0; off < len; off += PAGE_SIZE) {
+		uint32_t dp;
+		int loc = pt_loc(&h->pt, from + off, &dp);
+
+		if (loc == LOC_UNMANAGED)
+			continue;
+		pt_unmanage(&h->pt, from + off);
+		if (pt_set(&h->pt, to + off, loc, dp))
+			continue;
+		if (loc != LOC_SYS && dev_by_id(h, loc))
+			dev_by_id(h, loc)->owner[dp] = to + off;
+	}
+}
+
+/* MADV_DONTNEED and friends on device pages: they must read back zeros,
+ * and the device memory is freed.  System pages the kernel zeroes itself. */
+static void apply_remove(struct uhmm *h, uintptr_t start, uintptr_t end)
+{
+	uintptr_t a = start;
+
+	while (a < end) {
+		uintptr_t s = a;
+		int loc = pt_loc(&h->pt, a, NULL);
+
+		if (loc == LOC_UNMANAGED || loc == LOC_SYS) {
+			a += PAGE_SIZE;
+			continue;
+		}
+		while (a < end && pt_loc(&h->pt, a, NULL) == loc)
+			a += PAGE_SIZE;
+		replace_with_zero(h, s, a);
+	}
+}
+
+static bool served_minor(struct uhmm *h, uintptr_t page)
+{
+	uintptr_t fa = h->opts.fault_around, ws, we, a;
+	int loc = pt_loc(&h->pt, page, NULL);
+
+	if (loc == LOC_UNMANAGED || loc == LOC_SYS)
+		return false;
+	/* map the aligned window around the fault that lives on this device */
+	ws = page & ~(fa - 1);
+	we = ws + fa;
+	for (a = page; a > ws; a -= PAGE_SIZE)
+		if (pt_loc(&h->pt, a - PAGE_SIZE, NULL) != loc)
+			break;
+	ws = a;
+	for (a = page; a < we; a += PAGE_SIZE)
+		if (pt_loc(&h->pt, a, NULL) != loc)
+			break;
+	we = a;
+	uffd_continue(h, ws, we - ws);
+	return true;
+}
+
+static bool stranger(struct uhmm *h, uintptr_t a)
+{
+	int loc = pt_loc(&h->pt, a, NULL);
+
+	return loc == LOC_UNMANAGED || loc == LOC_SYS;
+}
+
+/*
+ * A fault on a device-backed mapping at a page we did not put there: a
+ * mapping grown by mremap shows the device file's next offsets, which hold
+ * other ranges' data (hazard 2).  The whole run of such pages in that
+ * mapping becomes zeroed system memory instead, in one call.
+ */
+static void fix_foreign(struct uhmm *h, const struct vma *v, uintptr_t page)
+{
+	uintptr_t s = page, e = page + PAGE_SIZE;
+
+	while (s > v->start && stranger(h, s - PAGE_SIZE))
+		s -= PAGE_SIZE;
+	while (e < v->end && stranger(h, e))
+		e += PAGE_SIZE;
+	replace_with_zero(h, s, e);
+}
+
+static void apply_fault(struct uhmm *h, const struct qmsg *m)
+{
+	uintptr_t page = page_down(m->addr);
+	int loc = pt_loc(&h->pt, page, NULL);
+	struct vma v;
+
+	if (m->flags & UFFD_PAGEFAULT_FLAG_WP) {
+		uffd_wake(h, page, PAGE_SIZE);
+		return;
+	}
+	COUNT(h, (struct uhmm_dev *)NULL, cpu_faults, 1);
+	if ((m->flags & UFFD_PAGEFAULT_FLAG_MINOR) && served_minor(h, page))
+		return;
+	if (vma_at(h, page, &v)) {
+		uffd_wake(h, page, PAGE_SIZE);
+		return;
+	}
+	if (v.kind == VMA_DEV) {
+		fix_foreign(h, &v, page);
+	} else if (v.kind == VMA_ANON && loc == LOC_SYS) {
+		uffd_zeropage(h, page, m->flags & UFFD_PAGEFAULT_FLAG_WRITE);
+		return;
+	}
+	uffd_wake(h, page, PAGE_SIZE);
+}
+
+static void apply(struct uhmm *h, const struct qmsg *m)
+{
+	switch (m->event) {
+	case UFFD_EVENT_PAGEFAULT:
+		apply_fault(h, m);
+		break;
+	case UFFD_EVENT_UNMAP:
+		forget_range(h, m->a, m->b);
+		break;
+	case UFFD_EVENT_REMOVE:
+		apply_remove(h, m->a, m->b);
+		break;
+	case UFFD_EVENT_REMAP:
+		apply_remap(h, m->a, m->b, m->c);
+		break;
+	}
+}
+
+void events_drain(struct uhmm *h)
+{
+	struct evqueue *q = &h->q;
+	struct qmsg *msg;
+	size_t n;
+
+	pthread_mutex_lock(&q->lock);
+	while (q->reading)
+		pthread_cond_wait(&q->cond, &q->lock);
+	msg = q->msg;
+	n = q->n;
+	q->msg = NULL;
+	q->n = q->cap = 0;
+	pthread_mutex_unlock(&q->lock);
+	for (size_t i = 0; i < n; i++)
+		apply(h, &msg[i]);
+	mem_free(msg);
+}
+
+static void *worker_main(void *arg)
+{
+	struct uhmm *h = arg;
+	struct evqueue *q = &h->q;
+
+	for (;;) {
+		pthread_mutex_lock(&q->lock);
+		while (!q->n && !h->stopping)
+			pthread_cond_wait(&q->cond, &q->lock);
+		if (h->stopping && !q->n) {
+			pthread_mutex_unlock(&q->lock);
+			break;
+		}
+		pthread_mutex_unlock(&q->lock);
+		ctx_lock(h);
+		events_drain(h);
+		ctx_unlock(h);
+	}
+	return NULL;
+}
+
+int events_start(struct uhmm *h)
+{
+	sigset_t all, old;
+	int r;
+
+	h->stop_fd = eventfd(0, EFD_CLOEXEC);
+	if (h->stop_fd < 0)
+		return -errno;
+	/* library threads block all signals */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	r = pthread_create(&h->reader, NULL, reader_main, h);
+	if (!r) {
+		r = pthread_create(&h->worker, NULL, worker_main, h);
+		if (r) {
+			uint64_t one = 1;
+
+			if (write(h->stop_fd, &one, sizeof(one)) < 0)
+				abort();
+			pthread_join(h->reader, NULL);
+		}
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r) {
+		close(h->stop_fd);
+		return -r;
+	}
+	return 0;
+}
+
+void events_stop(struct uhmm *h)
+{
+	uint64_t one = 1;
+
+	if (write(h->stop_fd, &one, sizeof(one)) < 0)
+		abort();
+	pthread_join(h->reader, NULL);
+	pthread_mutex_lock(&h->q.lock);
+	h->stopping = true;
+	pthread_cond_broadcast(&h->q.cond);
+	pthread_mutex_unlock(&h->q.lock);
+	pthread_join(h->worker, NULL);
+	close(h->stop_fd);
+	mem_free(h->q.msg);
+	h->q.msg = NULL;
+	h->q.n = h->q.cap = 0;
+}

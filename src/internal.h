@@ -1,0 +1,264 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internal structures of libuhmm.  Nothing here is part of the ABI.
+ *
+ * Locking: one mutex per context (h->lock) protects the page table, the
+ * devices and their allocators.  Every API entry point takes it and first
+ * drains the events the reader thread queued (ARCHITECTURE hazard 3).  The
+ * reader thread never takes h->lock: our own munmap/mremap calls block
+ * until it has read the event they cause.
+ */
+#ifndef UHMM_INTERNAL_H
+#define UHMM_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "uhmm.h"
+
+#define PAGE_SHIFT	12
+#define PAGE_SIZE	(1ul << PAGE_SHIFT)
+#define BLOCK_SHIFT	21			/* 2 MiB virtual blocks */
+#define BLOCK_SIZE	(1ul << BLOCK_SHIFT)
+#define BLOCK_PAGES	(BLOCK_SIZE / PAGE_SIZE)
+#define MAX_DEVS	63
+
+#define LOC_UNMANAGED	0xff			/* page-table byte values */
+#define LOC_SYS		0
+
+static inline uintptr_t page_down(uintptr_t a) { return a & ~(PAGE_SIZE - 1); }
+static inline uintptr_t page_up(uintptr_t a) { return (a + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1); }
+
+/* mem.c: zeroed, mmap-backed; never the heap (see mem.c) */
+void *mem_alloc(size_t size);
+void *mem_realloc(void *p, size_t size);
+void  mem_free(void *p);
+
+/* ---- stats ---------------------------------------------------------- */
+
+struct counters {
+	_Atomic uint64_t pages_to_dev, pages_to_sys, pages_zero_filled;
+	_Atomic uint64_t bytes_copied, cpu_faults, dev_faults, invalidations;
+	_Atomic uint64_t evictions, auto_migrations, thrash_pins, poisoned;
+};
+void counters_add(struct counters *c, struct counters *dev_c, size_t off, uint64_t n);
+#define COUNT(h, dev, field, n) \
+	counters_add(&(h)->stats, (dev) ? &(dev)->stats : NULL, \
+		     offsetof(struct counters, field), (n))
+int counters_export(const struct counters *c, struct uhmm_stats *st);
+
+/* ---- boundary structs ---------------------------------------------- */
+
+/* sz convention: 0 = v1; tail past what we know must be zero. */
+int sz_check(const void *s, size_t sz, size_t known);
+size_t sz_of(size_t sz, size_t v1);
+
+/* ---- page table ----------------------------------------------------- */
+
+struct vblock {
+	uintptr_t base;				/* 2 MiB aligned */
+	struct vblock *next;			/* hash chain */
+	uint32_t nmanaged;
+	uint8_t loc[BLOCK_PAGES];		/* LOC_* or device id */
+	uint32_t dpage[BLOCK_PAGES];		/* device page index */
+};
+
+struct pagetable {
+	struct vblock **bucket;
+	size_t nbucket, count;
+};
+
+int  pt_init(struct pagetable *pt);
+void pt_fini(struct pagetable *pt);
+struct vblock *pt_lookup(struct pagetable *pt, uintptr_t addr);
+struct vblock *pt_get(struct pagetable *pt, uintptr_t addr);	/* creates */
+int  pt_loc(struct pagetable *pt, uintptr_t addr, uint32_t *dpage);
+int  pt_set(struct pagetable *pt, uintptr_t addr, int loc, uint32_t dpage);
+void pt_unmanage(struct pagetable *pt, uintptr_t addr);
+/* first managed page in [start, end), or end */
+uintptr_t pt_next_managed(struct pagetable *pt, uintptr_t start, uintptr_t end);
+
+/* ---- devices and their memory -------------------------------------- */
+
+#define DP_VIEW_PTE	0x1	/* our view maps this page (populated PTE) */
+#define DP_DIRTY	0x2	/* may hold non-zero bytes */
+
+struct uhmm_dev {
+	struct uhmm *h;
+	int id;
+	enum uhmm_mem kind;
+	char name[64];
+	size_t size;
+	int fd;				/* our duplicate */
+	uint64_t fd_offset;
+	char *view;			/* MAP_SHARED, 2 MiB aligned */
+	dev_t st_dev;
+	ino_t st_ino;
+	size_t granule;
+	struct uhmm_dev_ops ops;
+	void *drv;
+
+	/* allocator: chunks of chunk_pages pages, one per virtual key */
+	uint32_t chunk_pages;
+	uint32_t nchunks;
+	size_t npages;
+	uintptr_t *owner;		/* per page: user address, 0 = free */
+	uint8_t *pflags;		/* per page: DP_* */
+	uintptr_t *chunk_key;		/* per chunk: bound key + 1, 0 = free */
+	uint32_t *chunk_used;
+	uint64_t *chunk_lru;
+	uint32_t *bind;			/* open-addressed key -> chunk + 1 */
+	size_t nbind;
+	size_t used_pages;
+	uint32_t bound_chunks;
+	uint32_t alloc_hint;
+
+	struct counters stats;
+};
+
+int  devmem_init(struct uhmm_dev *d);
+void devmem_fini(struct uhmm_dev *d);
+/* device page for user page at va, or -ENOSPC when no chunk is free */
+int  devmem_alloc(struct uhmm_dev *d, uintptr_t va, uint32_t *dpage);
+void devmem_free(struct uhmm_dev *d, uint32_t dpage);
+void devmem_touch(struct uhmm_dev *d, uint32_t dpage, uint64_t now);
+/* least recently used chunk with no page in [avoid_start, avoid_end); -1 none */
+long devmem_lru_chunk(struct uhmm_dev *d, uintptr_t avoid_start, uintptr_t avoid_end);
+static inline uint64_t devmem_off(const struct uhmm_dev *d, uint32_t dpage)
+{
+	return d->fd_offset + ((uint64_t)dpage << PAGE_SHIFT);
+}
+
+struct uhmm_dev *dev_by_id(struct uhmm *h, int id);
+int  dev_setup(struct uhmm *h, const struct uhmm_dev_desc *desc, int fd,
+	       bool populate, struct uhmm_dev **out);
+/* is (st_dev, st_ino) the memory of a device of another live context? */
+bool dev_file_foreign(struct uhmm *h, dev_t sd, ino_t si);
+void dev_registry_add(struct uhmm_dev *d);
+void dev_registry_del(struct uhmm_dev *d);
+
+/* ---- userfaultfd ---------------------------------------------------- */
+
+struct expect {
+	uint8_t event;
+	uint64_t a, b, c;
+	int hits;
+};
+
+struct qmsg {
+	uint8_t event;
+	uint64_t flags, addr, a, b, c;
+	uint32_t tid;
+};
+
+struct evqueue {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct qmsg *msg;
+	size_t n, cap;
+	struct expect exp[8];
+	int nexp;
+	bool reading;			/* reader holds messages not yet queued */
+	int foreign;			/* unexpected events in the fenced range */
+};
+
+struct allocation {
+	struct allocation *next;
+	uintptr_t start;
+	size_t len;
+};
+
+/* ---- the context ---------------------------------------------------- */
+
+struct uhmm {
+	pthread_mutex_t lock;
+	int uffd;
+	bool user_mode_only;
+	uint64_t feat;			/* UHMM_FEAT_* after UHMM_DISABLE */
+	uint64_t uffd_feat;		/* features enabled on uffd */
+	struct uhmm_opts opts;
+	struct uhmm_dev *dev[MAX_DEVS + 1];
+	struct pagetable pt;
+	struct counters stats;
+	uint64_t clock;			/* LRU ticks */
+
+	struct evqueue q;
+	pthread_t reader, worker;
+	int stop_fd;			/* eventfd waking the reader */
+	bool stopping;
+	_Atomic pid_t migrator;		/* thread holding h->lock, for faults */
+	char *zero_page;		/* PAGE_SIZE zeros */
+
+	struct allocation *allocs;	/* uhmm_alloc'd blocks */
+
+	/* the range being migrated, to notice foreign layout changes */
+	uintptr_t fence_start, fence_end;
+};
+
+/* context.c */
+void ctx_lock(struct uhmm *h);
+void ctx_unlock(struct uhmm *h);
+
+/* probe.c */
+int  probe_open_uffd(struct uhmm *h);
+uint64_t probe_disabled(void);
+
+/* uffd.c: thin ioctl wrappers, -errno */
+int uffd_register(struct uhmm *h, uintptr_t start, size_t len, bool shmem);
+int uffd_unregister(struct uhmm *h, uintptr_t start, size_t len);
+int uffd_wp(struct uhmm *h, uintptr_t start, size_t len, bool on);
+int uffd_wake(struct uhmm *h, uintptr_t start, size_t len);
+int uffd_zeropage(struct uhmm *h, uintptr_t addr, bool write);
+int uffd_continue(struct uhmm *h, uintptr_t start, size_t len);
+/* mapping changes that raise events we caused ourselves */
+void *mm_map_fixed(struct uhmm *h, uintptr_t addr, size_t len, int prot,
+		   int flags, int fd, uint64_t off);
+void *mm_move(struct uhmm *h, void *from, size_t len, uintptr_t to);
+int   mm_zap(struct uhmm *h, uintptr_t addr, size_t len);
+
+/* events.c */
+int  events_start(struct uhmm *h);
+void events_stop(struct uhmm *h);
+void events_drain(struct uhmm *h);	/* with h->lock held */
+void expect_add(struct uhmm *h, uint8_t event, uint64_t a, uint64_t b, uint64_t c);
+void expect_clear(struct uhmm *h);
+
+/* vma.c: /proc/self/maps */
+enum vma_kind { VMA_ANON, VMA_DEV, VMA_OTHER };
+struct vma {
+	uintptr_t start, end;
+	int prot;
+	bool shared, locked_maybe;
+	enum vma_kind kind;
+	struct uhmm_dev *dev;		/* VMA_DEV */
+	uint64_t pgoff;
+	dev_t sd;
+	ino_t si;
+	char name[32];
+};
+/* vmas overlapping [start, end), clipped; -EFAULT on a hole */
+int vma_scan(struct uhmm *h, uintptr_t start, uintptr_t end,
+	     struct vma **out, size_t *n);
+int vma_check_migratable(struct uhmm *h, const struct vma *v);
+int vma_at(struct uhmm *h, uintptr_t addr, struct vma *out);
+
+/* pagemap.c */
+/* bitmap of present (or swapped) pages of [start, start + n pages) */
+int pagemap_present(struct uhmm *h, uintptr_t start, size_t npages, uint8_t *present,
+		    bool swapped);
+
+/* migrate.c */
+int migrate_range(struct uhmm *h, uintptr_t start, uintptr_t end,
+		  struct uhmm_dev *to, unsigned flags, struct uhmm_migrate_res *res);
+int manage_range(struct uhmm *h, uintptr_t start, uintptr_t end);
+int replace_with_zero(struct uhmm *h, uintptr_t start, uintptr_t end);
+void forget_range(struct uhmm *h, uintptr_t start, uintptr_t end);
+int evict_chunk(struct uhmm *h, struct uhmm_dev *d, long chunk);
+int dev_pages_to_sys(struct uhmm *h, struct uhmm_dev *d);
+
+static inline int neg_errno(int e) { return e > 0 ? -e : e; }
+
+#endif

@@ -1,0 +1,152 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The API of later releases, declared now so programs link against the
+ * whole contract: each answers -ENOSYS (or its documented NULL-handle
+ * behaviour) until its feature lands.
+ */
+#include <errno.h>
+
+#include "internal.h"
+
+int uhmm_close_ex(struct uhmm *h, unsigned flags)
+{
+	(void)flags;
+	return h ? -ENOSYS : -EINVAL;
+}
+
+int uhmm_prefetch(struct uhmm *h, void *addr, size_t len, struct uhmm_dev *to,
+		  unsigned flags, uint64_t *ticket)
+{
+	(void)addr; (void)len; (void)to; (void)flags; (void)ticket;
+	return h ? -ENOSYS : -EINVAL;
+}
+
+int uhmm_wait(struct uhmm *h, uint64_t ticket, int timeout_ms)
+{
+	(void)ticket; (void)timeout_ms;
+	return h ? -ENOSYS : -EINVAL;
+}
+
+int uhmm_advise(struct uhmm *h, void *addr, size_t len, enum uhmm_advice advice,
+		struct uhmm_dev *dev)
+{
+	(void)addr; (void)len; (void)advice; (void)dev;
+	return h ? -ENOSYS : -EINVAL;
+}
+
+int uhmm_range_attr(struct uhmm *h, const void *addr, size_t len,
+		    struct uhmm_range_attr *a)
+{
+	(void)addr; (void)len; (void)a;
+	return h ? -ENOSYS : -EINVAL;
+}
+
+int uhmm_pin(struct uhmm *h, void *addr, size_t len)
+{
+	(void)addr; (void)len;
+	return h ? -ENOSYS : -EINVAL;
+}
+
+int uhmm_unpin(struct uhmm *h, void *addr, size_t len)
+{
+	(void)addr; (void)len;
+	return h ? -ENOSYS : -EINVAL;
+}
+
+int uhmm_dev_evict(struct uhmm_dev *dev, size_t bytes)
+{
+	(void)bytes;
+	return dev ? -ENOSYS : -EINVAL;
+}
+
+int uhmm_dev_report_access(struct uhmm_dev *dev, const void *addr, size_t len,
+			   uint32_t count)
+{
+	(void)addr; (void)len; (void)count;
+	return dev ? -ENOSYS : -EINVAL;
+}
+
+int uhmm_mirror_open(struct uhmm_dev *dev, const struct uhmm_mirror_ops *ops,
+		     void *priv, struct uhmm_mirror **out)
+{
+	(void)ops; (void)priv; (void)out;
+	return dev ? -ENOSYS : -EINVAL;
+}
+
+void uhmm_mirror_close(struct uhmm_mirror *m)
+{
+	(void)m;
+}
+
+void *uhmm_mirror_priv(const struct uhmm_mirror *m)
+{
+	(void)m;
+	return NULL;
+}
+
+uint64_t uhmm_mirror_read_begin(struct uhmm_mirror *m)
+{
+	(void)m;
+	return 0;
+}
+
+bool uhmm_mirror_read_retry(struct uhmm_mirror *m, uint64_t seq)
+{
+	(void)m; (void)seq;
+	return true;
+}
+
+int uhmm_interval_insert(struct uhmm_mirror *m, uintptr_t start, size_t len,
+			 struct uhmm_interval **out)
+{
+	(void)start; (void)len; (void)out;
+	return m ? -ENOSYS : -EINVAL;
+}
+
+void uhmm_interval_remove(struct uhmm_interval *iv)
+{
+	(void)iv;
+}
+
+uint64_t uhmm_interval_read_begin(struct uhmm_interval *iv)
+{
+	(void)iv;
+	return 0;
+}
+
+bool uhmm_interval_read_retry(struct uhmm_interval *iv, uint64_t seq)
+{
+	(void)iv; (void)seq;
+	return true;
+}
+
+int uhmm_range_fault(struct uhmm_mirror *m, const void *addr, size_t len,
+		     unsigned flags, struct uhmm_pte *ptes)
+{
+	(void)addr; (void)len; (void)flags; (void)ptes;
+	return m ? -ENOSYS : -EINVAL;
+}
+
+int uhmm_mprotect(struct uhmm *h, void *addr, size_t len, int prot)
+{
+	(void)addr; (void)len; (void)prot;
+	return h ? -ENOSYS : -EINVAL;
+}
+
+int uhmm_make_exclusive(struct uhmm_mirror *m, void *addr, size_t len)
+{
+	(void)addr; (void)len;
+	return m ? -ENOSYS : -EINVAL;
+}
+
+int uhmm_sim_read(struct uhmm_dev *dev, const void *addr, void *buf, size_t len)
+{
+	(void)addr; (void)buf; (void)len;
+	return dev ? -ENOSYS : -EINVAL;
+}
+
+int uhmm_sim_write(struct uhmm_dev *dev, void *addr, const void *buf, size_t len)
+{
+	(void)addr; (void)buf; (void)len;
+	return dev ? -ENOSYS : -EINVAL;
+}

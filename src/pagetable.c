@@ -1,0 +1,175 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The per-page state of managed memory: where each page lives and, for
+ * device pages, which page of the device holds it.  Kept per 2 MiB virtual
+ * block in a hash table, like UVM's va_blocks, so that lookups stay O(1)
+ * and unmanaged memory costs nothing.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+static size_t hash_block(uintptr_t base, size_t nbucket)
+{
+	uint64_t x = base >> BLOCK_SHIFT;
+
+	x *= 0x9e3779b97f4a7c15ull;
+	return (x >> 20) & (nbucket - 1);
+}
+
+int pt_init(struct pagetable *pt)
+{
+	pt->nbucket = 1024;
+	pt->count = 0;
+	pt->bucket = mem_alloc(pt->nbucket * sizeof(*pt->bucket));
+	return pt->bucket ? 0 : -ENOMEM;
+}
+
+void pt_fini(struct pagetable *pt)
+{
+	for (size_t i = 0; i < pt->nbucket; i++) {
+		struct vblock *b = pt->bucket[i], *next;
+
+		for (; b; b = next) {
+			next = b->next;
+			mem_free(b);
+		}
+	}
+	mem_free(pt->bucket);
+	pt->bucket = NULL;
+}
+
+struct vblock *pt_lookup(struct pagetable *pt, uintptr_t addr)
+{
+	uintptr_t base = addr & ~(BLOCK_SIZE - 1);
+	struct vblock *b = pt->bucket[hash_block(base, pt->nbucket)];
+
+	for (; b; b = b->next)
+		if (b->base == base)
+			return b;
+	return NULL;
+}
+
+static void pt_grow(struct pagetable *pt)
+{
+	size_t n = pt->nbucket * 2;
+	struct vblock **nb = mem_alloc(n * sizeof(*nb));
+
+	if (!nb)
+		return;		/* longer chains, still correct */
+	for (size_t i = 0; i < pt->nbucket; i++) {
+		struct vblock *b = pt->bucket[i], *next;
+
+		for (; b; b = next) {
+			size_t k = hash_block(b->base, n);
+
+			next = b->next;
+			b->next = nb[k];
+			nb[k] = b;
+		}
+	}
+	mem_free(pt->bucket);
+	pt->bucket = nb;
+	pt->nbucket = n;
+}
+
+struct vblock *pt_get(struct pagetable *pt, uintptr_t addr)
+{
+	struct vblock *b = pt_lookup(pt, addr);
+	size_t k;
+
+	if (b)
+		return b;
+	b = mem_alloc(sizeof(*b));
+	if (!b)
+		return NULL;
+	b->base = addr & ~(BLOCK_SIZE - 1);
+	b->nmanaged = 0;
+	memset(b->loc, LOC_UNMANAGED, sizeof(b->loc));
+	k = hash_block(b->base, pt->nbucket);
+	b->next = pt->bucket[k];
+	pt->bucket[k] = b;
+	if (++pt->count > pt->nbucket)
+		pt_grow(pt);
+	return b;
+}
+
+static inline size_t pidx(uintptr_t addr)
+{
+	return (addr >> PAGE_SHIFT) & (BLOCK_PAGES - 1);
+}
+
+/* LOC_UNMANAGED, LOC_SYS or a device id */
+int pt_loc(struct pagetable *pt, uintptr_t addr, uint32_t *dpage)
+{
+	struct vblock *b = pt_lookup(pt, addr);
+	size_t i = pidx(addr);
+
+	if (!b)
+		return LOC_UNMANAGED;
+	if (dpage)
+		*dpage = b->dpage[i];
+	return b->loc[i];
+}
+
+int pt_set(struct pagetable *pt, uintptr_t addr, int loc, uint32_t dpage)
+{
+	struct vblock *b = pt_get(pt, addr);
+	size_t i = pidx(addr);
+
+	if (!b)
+		return -ENOMEM;
+	if (b->loc[i] == LOC_UNMANAGED)
+		b->nmanaged++;
+	b->loc[i] = loc;
+	b->dpage[i] = dpage;
+	return 0;
+}
+
+static void pt_drop(struct pagetable *pt, struct vblock *b)
+{
+	struct vblock **pp = &pt->bucket[hash_block(b->base, pt->nbucket)];
+
+	for (; *pp; pp = &(*pp)->next) {
+		if (*pp == b) {
+			*pp = b->next;
+			pt->count--;
+			mem_free(b);
+			return;
+		}
+	}
+}
+
+void pt_unmanage(struct pagetable *pt, uintptr_t addr)
+{
+	struct vblock *b = pt_lookup(pt, addr);
+	size_t i = pidx(addr);
+
+	if (!b || b->loc[i] == LOC_UNMANAGED)
+		return;
+	b->loc[i] = LOC_UNMANAGED;
+	if (--b->nmanaged == 0)
+		pt_drop(pt, b);
+}
+
+uintptr_t pt_next_managed(struct pagetable *pt, uintptr_t start, uintptr_t end)
+{
+	uintptr_t a = start;
+
+	while (a < end) {
+		struct vblock *b = pt_lookup(pt, a);
+		uintptr_t bend = (a & ~(BLOCK_SIZE - 1)) + BLOCK_SIZE;
+
+		if (bend > end || bend < a)
+			bend = end;
+		if (b) {
+			for (; a < bend; a += PAGE_SIZE)
+				if (b->loc[pidx(a)] != LOC_UNMANAGED)
+					return a;
+		}
+		a = bend;
+	}
+	return end;
+}

@@ -1,0 +1,168 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Which userfaultfd this process may have and what it can do.  The full
+ * mode (kernel-mode faults delivered) needs CAP_SYS_PTRACE,
+ * vm.unprivileged_userfaultfd=1 or access to /dev/userfaultfd; otherwise
+ * UFFD_USER_MODE_ONLY (5.11+).  Features are asked for in two steps, as the
+ * kernel documents: a throwaway descriptor learns what exists.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "compat.h"
+#include "internal.h"
+
+struct disable_name {
+	const char *name;
+	uint64_t feat;
+};
+
+static const struct disable_name disable_names[] = {
+	{ "move", UHMM_FEAT_MOVE },
+	{ "wp_unpopulated", UHMM_FEAT_WP_UNPOPULATED },
+	{ "wp_shmem", UHMM_FEAT_WP_SHMEM },
+	{ "minor", UHMM_FEAT_MINOR_SHMEM },
+	{ "pagemap_scan", UHMM_FEAT_PAGEMAP_SCAN },
+	{ "poison", UHMM_FEAT_POISON },
+	{ "kernel_faults", UHMM_FEAT_KERNEL_FAULTS },
+};
+
+/* UHMM_DISABLE=move,wp_shmem,... (or all): features to leave unused. */
+uint64_t probe_disabled(void)
+{
+	const char *env = getenv("UHMM_DISABLE");
+	uint64_t off = 0;
+
+	if (!env)
+		return 0;
+	for (size_t i = 0; i < sizeof(disable_names) / sizeof(disable_names[0]); i++) {
+		const char *p = strstr(env, disable_names[i].name);
+
+		if (strstr(env, "all") || p)
+			off |= disable_names[i].feat;
+	}
+	return off;
+}
+
+static int new_uffd(bool user_only)
+{
+	int flags = O_CLOEXEC | O_NONBLOCK | (user_only ? UFFD_USER_MODE_ONLY : 0);
+	int fd = syscall(SYS_userfaultfd, flags), dev;
+
+	if (fd >= 0 || user_only)
+		return fd >= 0 ? fd : -errno;
+	/* /dev/userfaultfd grants full mode to whoever may open it (6.1+) */
+	dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+	if (dev < 0)
+		return -EPERM;
+	fd = ioctl(dev, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
+	close(dev);
+	return fd >= 0 ? fd : -errno;
+}
+
+static int api_handshake(int fd, uint64_t want, uint64_t *got)
+{
+	struct uffdio_api api = { .api = UFFD_API, .features = want };
+
+	if (ioctl(fd, UFFDIO_API, &api))
+		return -errno;
+	*got = api.features;
+	return 0;
+}
+
+static uint64_t feat_bits(uint64_t uf, bool user_only)
+{
+	uint64_t f = UHMM_FEAT_UFFD;
+
+	if (!user_only)
+		f |= UHMM_FEAT_KERNEL_FAULTS;
+	if (uf & UFFD_FEATURE_PAGEFAULT_FLAG_WP)
+		f |= UHMM_FEAT_WP;
+	if (uf & UFFD_FEATURE_WP_HUGETLBFS_SHMEM)
+		f |= UHMM_FEAT_WP_SHMEM;
+	if (uf & UFFD_FEATURE_MOVE)
+		f |= UHMM_FEAT_MOVE;
+	if (uf & UFFD_FEATURE_POISON)
+		f |= UHMM_FEAT_POISON;
+	if (uf & UFFD_FEATURE_WP_UNPOPULATED)
+		f |= UHMM_FEAT_WP_UNPOPULATED;
+	if (uf & UFFD_FEATURE_MINOR_SHMEM)
+		f |= UHMM_FEAT_MINOR_SHMEM;
+	if ((uf & (UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_EVENT_REMOVE |
+		   UFFD_FEATURE_EVENT_REMAP)) ==
+	    (UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_REMAP))
+		f |= UHMM_FEAT_EVENTS;
+	return f;
+}
+
+static bool have_pagemap_scan(void)
+{
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	struct pm_scan_arg arg = { .size = sizeof(arg) };
+	bool ok;
+
+	if (fd < 0)
+		return false;
+	/* an empty range is valid where the ioctl exists */
+	ok = ioctl(fd, PAGEMAP_SCAN, &arg) >= 0;
+	close(fd);
+	return ok;
+}
+
+static uint64_t wanted(uint64_t avail, uint64_t off)
+{
+	uint64_t w = UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE |
+		     UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_THREAD_ID |
+		     UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_PAGEFAULT_FLAG_WP;
+
+	if (!(off & UHMM_FEAT_MINOR_SHMEM))
+		w |= UFFD_FEATURE_MINOR_SHMEM;
+	if (!(off & UHMM_FEAT_WP_SHMEM))
+		w |= UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
+	if (!(off & UHMM_FEAT_WP_UNPOPULATED))
+		w |= UFFD_FEATURE_WP_UNPOPULATED;
+	if (!(off & UHMM_FEAT_MOVE))
+		w |= UFFD_FEATURE_MOVE;
+	if (!(off & UHMM_FEAT_POISON))
+		w |= UFFD_FEATURE_POISON;
+	/* never WP_ASYNC (it would resolve our fences) nor EVENT_FORK */
+	return w & avail;
+}
+
+int probe_open_uffd(struct uhmm *h)
+{
+	uint64_t off = probe_disabled(), avail = 0, got = 0;
+	bool user_only = off & UHMM_FEAT_KERNEL_FAULTS;
+	int fd = new_uffd(user_only), r;
+
+	if (fd < 0 && !user_only) {
+		user_only = true;
+		fd = new_uffd(true);
+	}
+	if (fd < 0)
+		return fd == -EINVAL ? -ENOSYS : fd;
+	r = api_handshake(fd, 0, &avail);
+	close(fd);
+	if (r)
+		return r;
+	fd = new_uffd(user_only);
+	if (fd < 0)
+		return fd;
+	r = api_handshake(fd, wanted(avail, off), &got);
+	if (r) {
+		close(fd);
+		return r;
+	}
+	h->uffd = fd;
+	h->user_mode_only = user_only;
+	h->uffd_feat = got;
+	h->feat = feat_bits(got, user_only);
+	if (!(off & UHMM_FEAT_PAGEMAP_SCAN) && have_pagemap_scan())
+		h->feat |= UHMM_FEAT_PAGEMAP_SCAN;
+	return 0;
+}

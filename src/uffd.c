@@ -1,0 +1,142 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Thin wrappers over the userfaultfd ioctls, and the mapping changes we make
+ * ourselves.  Those raise UNMAP/REMAP/REMOVE events like a user's would, and
+ * block until the reader thread has read them; announcing them first lets
+ * the reader drop them instead of mistaking them for the program's.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <sys/mman.h>
+
+#include "compat.h"
+#include "internal.h"
+
+static int uffd_ioctl(struct uhmm *h, unsigned long req, void *arg)
+{
+	return ioctl(h->uffd, req, arg) ? -errno : 0;
+}
+
+/*
+ * System pages: write-protect fences writers; unpopulated pages are fenced
+ * by WP markers (6.4+), or else by MISSING faults that we then serve.
+ * Device pages (shmem): MINOR faults tell us when a page's PTE vanished
+ * (MADV_DONTNEED, mremap growth), MISSING when no page exists at all.
+ */
+int uffd_register(struct uhmm *h, uintptr_t start, size_t len, bool shmem)
+{
+	struct uffdio_register reg = { .range = { start, len } };
+
+	if (shmem) {
+		reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+		if (h->feat & UHMM_FEAT_MINOR_SHMEM)
+			reg.mode |= UFFDIO_REGISTER_MODE_MINOR;
+		if (h->feat & UHMM_FEAT_WP_SHMEM)
+			reg.mode |= UFFDIO_REGISTER_MODE_WP;
+	} else {
+		if (h->feat & UHMM_FEAT_WP)
+			reg.mode |= UFFDIO_REGISTER_MODE_WP;
+		if (!(h->feat & UHMM_FEAT_WP_UNPOPULATED))
+			reg.mode |= UFFDIO_REGISTER_MODE_MISSING;
+	}
+	return uffd_ioctl(h, UFFDIO_REGISTER, &reg);
+}
+
+int uffd_unregister(struct uhmm *h, uintptr_t start, size_t len)
+{
+	struct uffdio_range r = { start, len };
+
+	return uffd_ioctl(h, UFFDIO_UNREGISTER, &r);
+}
+
+int uffd_wp(struct uhmm *h, uintptr_t start, size_t len, bool on)
+{
+	struct uffdio_writeprotect wp = {
+		.range = { start, len },
+		.mode = on ? UFFDIO_WRITEPROTECT_MODE_WP : 0,
+	};
+
+	return uffd_ioctl(h, UFFDIO_WRITEPROTECT, &wp);
+}
+
+int uffd_wake(struct uhmm *h, uintptr_t start, size_t len)
+{
+	struct uffdio_range r = { start, len };
+
+	return uffd_ioctl(h, UFFDIO_WAKE, &r);
+}
+
+/* Resolve a MISSING fault on a managed system page with zeros. */
+int uffd_zeropage(struct uhmm *h, uintptr_t addr, bool write)
+{
+	int r;
+
+	if (write) {
+		struct uffdio_copy c = {
+			.dst = page_down(addr),
+			.src = (uintptr_t)h->zero_page,
+			.len = PAGE_SIZE,
+		};
+
+		r = uffd_ioctl(h, UFFDIO_COPY, &c);
+	} else {
+		struct uffdio_zeropage z = { .range = { page_down(addr), PAGE_SIZE } };
+
+		r = uffd_ioctl(h, UFFDIO_ZEROPAGE, &z);
+	}
+	if (r == -EEXIST)
+		r = uffd_wake(h, page_down(addr), PAGE_SIZE);
+	return r;
+}
+
+/* Map device pages that are in the page cache but lost their PTEs. */
+int uffd_continue(struct uhmm *h, uintptr_t start, size_t len)
+{
+	struct uffdio_continue c = { .range = { start, len } };
+	int r = uffd_ioctl(h, UFFDIO_CONTINUE, &c);
+
+	if (r != -EEXIST)
+		return r;
+	/* some pages were mapped already: do the rest one by one */
+	for (uintptr_t a = start; a < start + len; a += PAGE_SIZE) {
+		struct uffdio_continue one = { .range = { a, PAGE_SIZE } };
+
+		r = uffd_ioctl(h, UFFDIO_CONTINUE, &one);
+		if (r && r != -EEXIST)
+			return r;
+	}
+	return uffd_wake(h, start, len);
+}
+
+void *mm_map_fixed(struct uhmm *h, uintptr_t addr, size_t len, int prot,
+		   int flags, int fd, uint64_t off)
+{
+	void *p;
+
+	expect_add(h, UFFD_EVENT_UNMAP, addr, addr + len, 0);
+	p = mmap((void *)addr, len, prot, flags | MAP_FIXED, fd, off);
+	expect_clear(h);
+	return p;
+}
+
+void *mm_move(struct uhmm *h, void *from, size_t len, uintptr_t to)
+{
+	void *p;
+
+	expect_add(h, UFFD_EVENT_UNMAP, to, to + len, 0);
+	expect_add(h, UFFD_EVENT_REMAP, (uintptr_t)from, to, len);
+	expect_add(h, UFFD_EVENT_UNMAP, (uintptr_t)from, (uintptr_t)from + len, 0);
+	p = mremap(from, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)to);
+	expect_clear(h);
+	return p;
+}
+
+int mm_zap(struct uhmm *h, uintptr_t addr, size_t len)
+{
+	int r;
+
+	expect_add(h, UFFD_EVENT_REMOVE, addr, addr + len, 0);
+	r = madvise((void *)addr, len, MADV_DONTNEED) ? -errno : 0;
+	expect_clear(h);
+	return r;
+}

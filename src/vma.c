@@ -1,0 +1,164 @@
+// SPDX-License-Identifier: MIT
+/*
+ * What the kernel says about the mappings of a range, from /proc/self/maps:
+ * the only place that tells file-backed from anonymous, shared from private,
+ * holes, protection, and which mappings are our devices' memory.  Checked
+ * before anything moves, so that a refused range is left untouched.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/sysmacros.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static struct uhmm_dev *dev_for_file(struct uhmm *h, dev_t sd, ino_t si)
+{
+	for (int i = 1; i <= MAX_DEVS; i++) {
+		struct uhmm_dev *d = h->dev[i];
+
+		if (d && d->st_dev == sd && d->st_ino == si)
+			return d;
+	}
+	return NULL;
+}
+
+static int parse_line(struct uhmm *h, const char *line, struct vma *v)
+{
+	char perms[8] = "", path[256] = "";
+	unsigned long s, e, ino;
+	unsigned maj, mn;
+	uint64_t off;
+
+	if (sscanf(line, "%lx-%lx %7s %" SCNx64 " %x:%x %lu %255[^\n]",
+		   &s, &e, perms, &off, &maj, &mn, &ino, path) < 7)
+		return -1;
+	memset(v, 0, sizeof(*v));
+	v->start = s;
+	v->end = e;
+	v->prot = (perms[0] == 'r' ? PROT_READ : 0) |
+		  (perms[1] == 'w' ? PROT_WRITE : 0) |
+		  (perms[2] == 'x' ? PROT_EXEC : 0);
+	v->shared = perms[3] == 's';
+	v->pgoff = off;
+	v->sd = makedev(maj, mn);
+	v->si = ino;
+	snprintf(v->name, sizeof(v->name), "%s", path);
+	v->dev = ino ? dev_for_file(h, v->sd, v->si) : NULL;
+	if (v->dev && v->shared)
+		v->kind = VMA_DEV;
+	else if (!ino && !v->shared && (!path[0] || !strcmp(path, "[heap]")))
+		v->kind = VMA_ANON;
+	else
+		v->kind = VMA_OTHER;
+	return 0;
+}
+
+int vma_scan(struct uhmm *h, uintptr_t start, uintptr_t end,
+	     struct vma **out, size_t *n)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	struct vma *arr = NULL, v;
+	size_t cap = 0, cnt = 0;
+	uintptr_t expect = start;
+	char *line = NULL;
+	size_t llen = 0;
+	int r = 0;
+
+	if (!f)
+		return -errno;
+	while (getline(&line, &llen, f) > 0) {
+		if (parse_line(h, line, &v))
+			continue;
+		if (v.end <= start)
+			continue;
+		if (v.start >= end)
+			break;
+		if (v.start > expect) {
+			r = -EFAULT;
+			break;
+		}
+		if (v.start < start)
+			v.start = start;
+		if (v.end > end)
+			v.end = end;
+		if (cnt == cap) {
+			struct vma *na;
+
+			cap = cap ? cap * 2 : 16;
+			na = realloc(arr, cap * sizeof(*arr));
+			if (!na) {
+				r = -ENOMEM;
+				break;
+			}
+			arr = na;
+		}
+		arr[cnt++] = v;
+		expect = v.end;
+	}
+	free(line);
+	fclose(f);
+	if (!r && expect < end)
+		r = -EFAULT;
+	if (r) {
+		free(arr);
+		return r;
+	}
+	*out = arr;
+	*n = cnt;
+	return 0;
+}
+
+/* The whole mapping holding addr, not clipped. */
+int vma_at(struct uhmm *h, uintptr_t addr, struct vma *out)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	char *line = NULL;
+	size_t llen = 0;
+	int r = -EFAULT;
+
+	if (!f)
+		return -errno;
+	while (getline(&line, &llen, f) > 0) {
+		if (parse_line(h, line, out))
+			continue;
+		if (out->start <= addr && addr < out->end) {
+			r = 0;
+			break;
+		}
+		if (out->start > addr)
+			break;
+	}
+	free(line);
+	fclose(f);
+	return r;
+}
+
+/*
+ * mprotect to the protection it already has changes nothing, but the
+ * kernel refuses it on sealed memory: a probe for mseal with no side effect.
+ */
+static int sealed(const struct vma *v)
+{
+	if (mprotect((void *)v->start, v->end - v->start, v->prot) == 0)
+		return 0;
+	return errno == EPERM ? -EPERM : 0;
+}
+
+int vma_check_migratable(struct uhmm *h, const struct vma *v)
+{
+	if (v->prot == PROT_NONE)
+		return -EINVAL;
+	if (v->kind == VMA_OTHER) {
+		if (v->shared && dev_file_foreign(h, v->sd, v->si))
+			return -EBUSY;
+		return -EINVAL;
+	}
+	return sealed(v);
+}

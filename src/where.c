@@ -1,0 +1,88 @@
+// SPDX-License-Identifier: MIT
+/* uhmm_where and uhmm_dev_offset: placement, observable page by page. */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+static int range_of(const void *addr, size_t len, uintptr_t *s, uintptr_t *e)
+{
+	uintptr_t a = (uintptr_t)addr;
+
+	if (!len || a + len < a || a + len > UINTPTR_MAX - PAGE_SIZE)
+		return -EINVAL;
+	*s = page_down(a);
+	*e = page_up(a + len);
+	return 0;
+}
+
+static int where_locked(struct uhmm *h, uintptr_t s, uintptr_t e, int *loc)
+{
+	size_t n = (e - s) >> PAGE_SHIFT;
+	uint8_t *present;
+	struct vma *vv;
+	size_t nv;
+	int r;
+
+	r = vma_scan(h, s, e, &vv, &nv);	/* -EFAULT on a hole */
+	if (r)
+		return r;
+	free(vv);
+	present = calloc(n, 1);
+	if (!present)
+		return -ENOMEM;
+	r = pagemap_present(h, s, n, present, true);
+	for (size_t i = 0; !r && i < n; i++) {
+		int l = pt_loc(&h->pt, s + (i << PAGE_SHIFT), NULL);
+
+		if (l == LOC_UNMANAGED || l == LOC_SYS)
+			loc[i] = present[i] ? UHMM_LOC_SYSTEM : UHMM_LOC_NONE;
+		else
+			loc[i] = l;
+	}
+	free(present);
+	return r;
+}
+
+int uhmm_where(struct uhmm *h, const void *addr, size_t len, int *loc)
+{
+	uintptr_t s, e;
+	int r;
+
+	if (!h || !loc)
+		return -EINVAL;
+	r = range_of(addr, len, &s, &e);
+	if (r)
+		return r;
+	ctx_lock(h);
+	events_drain(h);
+	r = where_locked(h, s, e, loc);
+	ctx_unlock(h);
+	return r;
+}
+
+int uhmm_dev_offset(struct uhmm *h, const void *addr, int *loc, uint64_t *dev_off)
+{
+	uintptr_t s, e;
+	uint32_t dp;
+	int r, l;
+
+	if (!h || !loc || !dev_off)
+		return -EINVAL;
+	r = range_of(addr, 1, &s, &e);
+	if (r)
+		return r;
+	ctx_lock(h);
+	events_drain(h);
+	r = where_locked(h, s, e, &l);
+	if (!r) {
+		*loc = l;
+		*dev_off = 0;
+		if (l > 0) {
+			pt_loc(&h->pt, s, &dp);
+			*dev_off = devmem_off(dev_by_id(h, l), dp);
+		}
+	}
+	ctx_unlock(h);
+	return r;
+}
