@@ -113,9 +113,16 @@ bench: $(BUILD)/uhmm
 #                 allow_user_segv_handler=1 for the same reason.
 #                 abort_on_error=0 and the default exitcode (1) so a report
 #                 is a non-zero exit that the runner counts as a failure.
-#                 Nothing is needed for userfaultfd or MAP_FIXED: ASan
-#                 neither intercepts nor shadows them (user mappings live
-#                 outside its shadow ranges).
+#                 No option is needed for userfaultfd or MAP_FIXED: ASan
+#                 does not intercept them, and the mappings uhmm replaces
+#                 lie outside ASan's shadow.  (No option can help the
+#                 library's own whole-page copies through intercepted calls
+#                 such as pwrite/memcpy, which read a malloc'd buffer's
+#                 redzones: the library must copy pages with calls ASan does
+#                 not check.)  LSan scans memory at exit with every other
+#                 thread stopped: a test that exits with a context open and
+#                 a registered page that would fault would hang there until
+#                 its timeout (none has so far).
 #  UBSAN_OPTIONS  halt_on_error=1: undefined behaviour fails the test
 #                 instead of printing and passing.
 #  TSAN_OPTIONS   handle_segv=0 for the SIGSEGV children as above;

@@ -33,9 +33,16 @@ void expect_add(struct uhmm *h, uint8_t event, uint64_t a, uint64_t b, uint64_t 
 	pthread_mutex_unlock(&q->lock);
 }
 
+/*
+ * Our syscall returned, so the kernel saw its events read; the reader may
+ * still be between read() and matching them, and must match them against
+ * the expectations it was read under.
+ */
 void expect_clear(struct uhmm *h)
 {
 	pthread_mutex_lock(&h->q.lock);
+	while (h->q.reading)
+		pthread_cond_wait(&h->q.cond, &h->q.lock);
 	h->q.nexp = 0;
 	pthread_mutex_unlock(&h->q.lock);
 }
