@@ -31,7 +31,10 @@
  *    page; MADV_FREE and MADV_REMOVE are handled as DONTNEED by uhmm but the
  *    kernel itself answers MADV_FREE on such pages with EINVAL.
  *  - mremap() that grows or moves the mapping never exposes other device
- *    memory: pages past the old end read as zeros.
+ *    memory: pages past the old end read as zeros.  A range whose pages
+ *    are not contiguous in device memory is several mappings, and mremap
+ *    across mappings fails with EFAULT as it does for any range made of
+ *    several mappings (glibc's realloc then copies instead).
  *  - mbind/set_mempolicy, memory protection keys, KSM, anonymous VMA names
  *    and mlock's accounting do not apply to device pages; mseal'd memory is
  *    refused with -EPERM.

@@ -177,6 +177,9 @@ static void apply_remap(struct uhmm *h, uintptr_t from, uintptr_t to, size_t len
 		if (loc != LOC_SYS && dev_by_id(h, loc))
 			dev_by_id(h, loc)->owner[dp] = to + off;
 	}
+	/* a fence we abandoned when the pages moved away went with them */
+	uffd_wp(h, to, len, false);
+	uffd_wake(h, to, len);
 }
 
 /* MADV_DONTNEED and friends on device pages: they must read back zeros,

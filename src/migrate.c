@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "compat.h"
@@ -53,10 +54,16 @@ static size_t run_len(const uint32_t *dp, const uint8_t *sel, size_t i, size_t n
 	return k - i;
 }
 
+/*
+ * Raw syscalls: the bytes copied are whole pages of the program's memory,
+ * and sanitizers that intercept pwrite would check (and report) the parts
+ * that are not the program's objects; the fence, which they cannot see,
+ * is what orders these copies against the program's threads.
+ */
 static int write_all(int fd, const void *buf, size_t len, uint64_t off)
 {
 	while (len) {
-		ssize_t w = pwrite(fd, buf, len, off);
+		ssize_t w = syscall(SYS_pwrite64, fd, buf, len, off);
 
 		if (w < 0 && errno == EINTR)
 			continue;
@@ -72,7 +79,7 @@ static int write_all(int fd, const void *buf, size_t len, uint64_t off)
 static int read_all(int fd, void *buf, size_t len, uint64_t off)
 {
 	while (len) {
-		ssize_t r = pread(fd, buf, len, off);
+		ssize_t r = syscall(SYS_pread64, fd, buf, len, off);
 
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -117,6 +124,17 @@ static void fence_off(struct uhmm *h, struct batch *b, uintptr_t start, uintptr_
 	    (b->src && (h->feat & UHMM_FEAT_WP_SHMEM)))
 		uffd_wp(h, start, end - start, false);
 	uffd_wake(h, start, end - start);
+}
+
+/* Did the program change the fenced range's layout meanwhile? */
+static bool fence_broken(struct uhmm *h)
+{
+	bool broken;
+
+	pthread_mutex_lock(&h->q.lock);
+	broken = h->q.foreign;
+	pthread_mutex_unlock(&h->q.lock);
+	return broken;
 }
 
 static int fence_end(struct uhmm *h)
@@ -277,6 +295,9 @@ static int batch_to_dev(struct uhmm *h, struct batch *b, struct uhmm_dev *d,
 	n = b->n = got;
 	fence_on(h, b);
 	r = copy_in(h, d, b, rq, &zero);
+	/* never map device memory over what the program put there since */
+	if (!r && fence_broken(h))
+		r = -EAGAIN;
 	for (size_t i = 0; !r && i < n;) {
 		size_t k = run_len(b->ddst, NULL, i, n);
 
@@ -353,6 +374,8 @@ static int batch_to_sys(struct uhmm *h, struct batch *b, const struct request *r
 	}
 	if (!r && b->prot != (PROT_READ | PROT_WRITE) && mprotect(st, len, b->prot))
 		r = -errno;
+	if (!r && fence_broken(h))
+		r = -EAGAIN;
 	if (!r && mm_move(h, st, len, b->start) == MAP_FAILED)
 		r = -errno;
 	if (r) {
@@ -439,6 +462,33 @@ int manage_range(struct uhmm *h, uintptr_t start, uintptr_t end)
 	return 0;
 }
 
+/*
+ * A device page we believed elsewhere: the program moved the mapping while
+ * we migrated it (its mremap raced ours).  The data is at the mapping's file
+ * offset; take the page back if no one else got it meanwhile.
+ */
+static bool adopt(struct uhmm *h, const struct vma *v, uintptr_t a)
+{
+	struct uhmm_dev *d = v->dev;
+	uint64_t off = v->pgoff + (a - v->start);
+	size_t p;
+
+	if (pt_loc(&h->pt, a, NULL) == LOC_UNMANAGED || off < d->fd_offset)
+		return false;
+	p = (off - d->fd_offset) >> PAGE_SHIFT;
+	if (p >= d->npages || (d->owner[p] && d->owner[p] != a))
+		return false;
+	if (!d->owner[p]) {
+		uint32_t c = p / d->chunk_pages;
+
+		d->owner[p] = a;
+		d->used_pages++;
+		d->chunk_used[c]++;
+		d->chunk_lru[c] = ++h->clock;
+	}
+	return !pt_set(&h->pt, a, d->id, p);
+}
+
 /* Pages of a device mapping that are not ours (grown by mremap) become
  * zeroed system memory before anything else looks at them. */
 static int settle(struct uhmm *h, const struct vma *v)
@@ -447,12 +497,18 @@ static int settle(struct uhmm *h, const struct vma *v)
 
 	while (a < v->end) {
 		uintptr_t s = a;
+		int loc = pt_loc(&h->pt, a, NULL);
 
-		if (pt_loc(&h->pt, a, NULL) == v->dev->id) {
+		if (loc == v->dev->id) {
 			a += PAGE_SIZE;
 			continue;
 		}
-		while (a < v->end && pt_loc(&h->pt, a, NULL) != v->dev->id)
+		if (loc != LOC_UNMANAGED && adopt(h, v, a)) {
+			a += PAGE_SIZE;
+			continue;
+		}
+		while (a < v->end && pt_loc(&h->pt, a, NULL) != v->dev->id &&
+		       !adopt(h, v, a))
 			a += PAGE_SIZE;
 		replace_with_zero(h, s, a);
 		return 1;
@@ -473,9 +529,13 @@ static int scan_checked(struct uhmm *h, uintptr_t start, uintptr_t end,
 			return r;
 		for (size_t i = 0; i < *n && !r; i++)
 			r = vma_check_migratable(h, &(*vv)[i]);
-		for (size_t i = 0; i < *n && !r && !again; i++)
-			if ((*vv)[i].kind == VMA_DEV)
-				again = settle(h, &(*vv)[i]);
+		for (size_t i = 0; i < *n && !r && !again; i++) {
+			if ((*vv)[i].kind != VMA_DEV)
+				continue;
+			r = settle(h, &(*vv)[i]);
+			again = r > 0;
+			r = r < 0 ? r : 0;
+		}
 		if (r || !again)
 			break;
 		free(*vv);
@@ -548,8 +608,13 @@ static int cmp_uptr(const void *a, const void *b)
 /* Send the pages at the given addresses home, in runs. */
 static int send_home(struct uhmm *h, uintptr_t *vas, size_t n)
 {
-	uintptr_t save_s = h->fence_start, save_e = h->fence_end;
+	uintptr_t save_s, save_e;
 	int r = 0;
+
+	pthread_mutex_lock(&h->q.lock);
+	save_s = h->fence_start;
+	save_e = h->fence_end;
+	pthread_mutex_unlock(&h->q.lock);
 
 	qsort(vas, n, sizeof(*vas), cmp_uptr);
 	for (size_t i = 0; i < n;) {
@@ -563,8 +628,10 @@ static int send_home(struct uhmm *h, uintptr_t *vas, size_t n)
 			r = rr;
 		i = k;
 	}
+	pthread_mutex_lock(&h->q.lock);
 	h->fence_start = save_s;
 	h->fence_end = save_e;
+	pthread_mutex_unlock(&h->q.lock);
 	return r;
 }
 

@@ -160,8 +160,9 @@ int probe_open_uffd(struct uhmm *h)
 	}
 	h->uffd = fd;
 	h->user_mode_only = user_only;
-	h->uffd_feat = got;
-	h->feat = feat_bits(got, user_only);
+	/* the kernel answers with all it supports: keep what we asked for */
+	h->uffd_feat = got & wanted(avail, off);
+	h->feat = feat_bits(h->uffd_feat, user_only);
 	if (!(off & UHMM_FEAT_PAGEMAP_SCAN) && have_pagemap_scan())
 		h->feat |= UHMM_FEAT_PAGEMAP_SCAN;
 	return 0;

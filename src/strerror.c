@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* uhmm_strerror: the meaning of each errno in uhmm's own words. */
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 
 #include "uhmm.h"
@@ -31,6 +32,8 @@ static const struct errtext texts[] = {
 
 const char *uhmm_strerror(int err)
 {
+	if (err == INT_MIN)
+		return "unknown error";
 	if (err < 0)
 		err = -err;
 	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)

@@ -8,6 +8,8 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "compat.h"
 #include "internal.h"
@@ -108,13 +110,22 @@ int uffd_continue(struct uhmm *h, uintptr_t start, size_t len)
 	return uffd_wake(h, start, len);
 }
 
+/*
+ * Raw syscalls for the mapping changes under the program's feet: its other
+ * threads go on using the range, ordered by our fence, and a sanitizer's
+ * mmap interceptor would take the replacement for a free of their memory.
+ */
 void *mm_map_fixed(struct uhmm *h, uintptr_t addr, size_t len, int prot,
 		   int flags, int fd, uint64_t off)
 {
 	void *p;
 
 	expect_add(h, UFFD_EVENT_UNMAP, addr, addr + len, 0);
-	p = mmap((void *)addr, len, prot, flags | MAP_FIXED, fd, off);
+	p = (void *)syscall(SYS_mmap, addr, len, prot, flags | MAP_FIXED, fd, off);
+	if ((uintptr_t)p > -4096ul) {
+		errno = -(long)p;
+		p = MAP_FAILED;
+	}
 	expect_clear(h);
 	return p;
 }
@@ -126,7 +137,11 @@ void *mm_move(struct uhmm *h, void *from, size_t len, uintptr_t to)
 	expect_add(h, UFFD_EVENT_UNMAP, to, to + len, 0);
 	expect_add(h, UFFD_EVENT_REMAP, (uintptr_t)from, to, len);
 	expect_add(h, UFFD_EVENT_UNMAP, (uintptr_t)from, (uintptr_t)from + len, 0);
-	p = mremap(from, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)to);
+	p = (void *)syscall(SYS_mremap, from, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+	if ((uintptr_t)p > -4096ul) {
+		errno = -(long)p;
+		p = MAP_FAILED;
+	}
 	expect_clear(h);
 	return p;
 }
