@@ -274,6 +274,7 @@ int uhmm_dev_info(const struct uhmm_dev *dev, struct uhmm_dev_info *info)
 	if (r)
 		return r;
 	ctx_lock(dev->h);
+	events_drain(dev->h);	/* a munmap that returned is reflected */
 	i.sz = info->sz;
 	i.id = dev->id;
 	i.kind = dev->kind;

@@ -100,8 +100,11 @@ static void bind_del(struct uhmm_dev *d, uint32_t chunk)
 	uintptr_t key = d->chunk_key[chunk] - 1;
 	size_t mask = d->nbind - 1, i = key_hash(key, d->nbind), j;
 
-	while (d->bind[i] != chunk + 1)
+	while (d->bind[i] != chunk + 1) {
+		if (!d->bind[i])
+			return;		/* not bound: nothing to undo */
 		i = (i + 1) & mask;
+	}
 	d->bind[i] = 0;
 	for (j = (i + 1) & mask; d->bind[j]; j = (j + 1) & mask) {
 		size_t home = key_hash(d->chunk_key[d->bind[j] - 1] - 1, d->nbind);
@@ -182,6 +185,30 @@ int devmem_alloc(struct uhmm_dev *d, uintptr_t va, uint32_t *dpage)
 	take(d, p, va);
 	*dpage = p;
 	return 0;
+}
+
+/* Take page p for va, whatever its natural slot (a mapping the program
+ * moved keeps its file offsets).  False if someone else holds it. */
+bool devmem_claim(struct uhmm_dev *d, uint32_t p, uintptr_t va)
+{
+	uint32_t c = p / d->chunk_pages;
+	uint32_t dp;
+
+	if (p >= d->npages)
+		return false;
+	if (d->owner[p] == va)
+		return true;
+	/* an owner whose page table entry no longer points here is stale */
+	if (d->owner[p] && pt_loc(&d->h->pt, d->owner[p], &dp) == d->id && dp == p)
+		return false;
+	if (d->owner[p]) {
+		d->owner[p] = va;
+		return true;
+	}
+	if (!d->chunk_key[c])
+		bind_set(d, va >> chunk_shift(d), c);
+	take(d, p, va);
+	return true;
 }
 
 void devmem_free(struct uhmm_dev *d, uint32_t p)

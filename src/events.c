@@ -29,7 +29,7 @@ void expect_add(struct uhmm *h, uint8_t event, uint64_t a, uint64_t b, uint64_t 
 
 	pthread_mutex_lock(&q->lock);
 	if (q->nexp < (int)(sizeof(q->exp) / sizeof(q->exp[0])))
-		q->exp[q->nexp++] = (struct expect){ event, a, b, c, 0 };
+		q->exp[q->nexp++] = (struct expect){ event, a, b, c, 0, 0 };
 	pthread_mutex_unlock(&q->lock);
 }
 
@@ -38,13 +38,19 @@ void expect_add(struct uhmm *h, uint8_t event, uint64_t a, uint64_t b, uint64_t 
  * still be between read() and matching them, and must match them against
  * the expectations it was read under.
  */
-void expect_clear(struct uhmm *h)
+uint64_t expect_clear(struct uhmm *h)
 {
+	uint64_t first = 0;
+
 	pthread_mutex_lock(&h->q.lock);
 	while (h->q.reading)
 		pthread_cond_wait(&h->q.cond, &h->q.lock);
+	for (int i = 0; i < h->q.nexp; i++)
+		if (h->q.exp[i].hits && (!first || h->q.exp[i].seq < first))
+			first = h->q.exp[i].seq;
 	h->q.nexp = 0;
 	pthread_mutex_unlock(&h->q.lock);
+	return first;
 }
 
 static bool expected(struct evqueue *q, const struct qmsg *m)
@@ -55,6 +61,7 @@ static bool expected(struct evqueue *q, const struct qmsg *m)
 		if (e->event == m->event && e->a == m->a && e->b == m->b &&
 		    e->c == m->c && !e->hits) {
 			e->hits++;
+			e->seq = q->seq;
 			return true;
 		}
 	}
@@ -115,6 +122,7 @@ static void reader_take(struct uhmm *h, const struct uffd_msg *u)
 	struct qmsg m;
 
 	to_qmsg(u, &m);
+	h->q.seq++;
 	if (m.event == UFFD_EVENT_PAGEFAULT) {
 		if (m.flags & UFFD_PAGEFAULT_FLAG_WP)
 			return;		/* the fence's owner wakes it */
@@ -128,7 +136,8 @@ static void reader_take(struct uhmm *h, const struct uffd_msg *u)
 	} else if (expected(&h->q, &m)) {
 		return;
 	} else if (overlaps_fence(h, &m)) {
-		h->q.foreign++;
+		if (!h->q.foreign++)
+			h->q.foreign_seq = h->q.seq;
 	}
 	if (enqueue(&h->q, &m) && m.event == UFFD_EVENT_PAGEFAULT)
 		uffd_wake(h, page_down(m.addr), PAGE_SIZE);	/* it will fault again */

@@ -36,6 +36,7 @@ static inline uintptr_t page_up(uintptr_t a) { return (a + PAGE_SIZE - 1) & ~(PA
 void *mem_alloc(size_t size);
 void *mem_realloc(void *p, size_t size);
 void  mem_free(void *p);
+bool  mem_owns(uintptr_t start, uintptr_t end);	/* our slabs in range? */
 
 /* ---- stats ---------------------------------------------------------- */
 
@@ -124,6 +125,7 @@ void devmem_fini(struct uhmm_dev *d);
 /* device page for user page at va, or -ENOSPC when no chunk is free */
 int  devmem_alloc(struct uhmm_dev *d, uintptr_t va, uint32_t *dpage);
 void devmem_free(struct uhmm_dev *d, uint32_t dpage);
+bool devmem_claim(struct uhmm_dev *d, uint32_t dpage, uintptr_t va);
 void devmem_touch(struct uhmm_dev *d, uint32_t dpage, uint64_t now);
 /* least recently used chunk with no page in [avoid_start, avoid_end); -1 none */
 long devmem_lru_chunk(struct uhmm_dev *d, uintptr_t avoid_start, uintptr_t avoid_end);
@@ -146,6 +148,7 @@ struct expect {
 	uint8_t event;
 	uint64_t a, b, c;
 	int hits;
+	uint64_t seq;			/* when it was read */
 };
 
 struct qmsg {
@@ -163,6 +166,8 @@ struct evqueue {
 	int nexp;
 	bool reading;			/* reader holds messages not yet queued */
 	int foreign;			/* unexpected events in the fenced range */
+	uint64_t seq;			/* messages read so far */
+	uint64_t foreign_seq;		/* when the first foreign one was read */
 };
 
 struct allocation {
@@ -196,6 +201,7 @@ struct uhmm {
 
 	/* the range being migrated, to notice foreign layout changes */
 	uintptr_t fence_start, fence_end;
+	uint64_t own_seq;		/* when our last mapping change was read */
 };
 
 /* context.c */
@@ -218,13 +224,14 @@ void *mm_map_fixed(struct uhmm *h, uintptr_t addr, size_t len, int prot,
 		   int flags, int fd, uint64_t off);
 void *mm_move(struct uhmm *h, void *from, size_t len, uintptr_t to);
 int   mm_zap(struct uhmm *h, uintptr_t addr, size_t len);
+int   mm_unmap(struct uhmm *h, uintptr_t addr, size_t len);
 
 /* events.c */
 int  events_start(struct uhmm *h);
 void events_stop(struct uhmm *h);
 void events_drain(struct uhmm *h);	/* with h->lock held */
 void expect_add(struct uhmm *h, uint8_t event, uint64_t a, uint64_t b, uint64_t c);
-void expect_clear(struct uhmm *h);
+uint64_t expect_clear(struct uhmm *h);
 
 /* vma.c: /proc/self/maps */
 enum vma_kind { VMA_ANON, VMA_DEV, VMA_OTHER };

@@ -5,18 +5,112 @@
  * a range is fenced any write into it - our metadata sharing a heap page
  * with the user's buffer, or malloc's own bookkeeping - would wait for the
  * fence we hold.
+ *
+ * Small objects (up to a page) come from 2 MiB slabs kept for the life of
+ * the process, so that our metadata does not scatter one-page mappings into
+ * the holes of the program's address space; migrate refuses ranges that
+ * reach into a slab.
  */
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <stddef.h>
 #include <string.h>
 #include <sys/mman.h>
 
 #include "internal.h"
 
+#define SLAB_SIZE	BLOCK_SIZE
+#define MAX_SLABS	1024
+
 struct mem_hdr {
-	size_t len;			/* whole mapping */
+	size_t len;			/* whole mapping, or 0 for a slab page */
 	size_t pad;
 };
+
+struct free_page {
+	struct free_page *next;
+};
+
+static pthread_mutex_t slab_lock = PTHREAD_MUTEX_INITIALIZER;
+static uintptr_t slabs[MAX_SLABS];
+static unsigned nslabs;
+static struct free_page *free_pages;
+
+/* larger objects: their own mappings, remembered for mem_owns */
+#define MAX_BIG 4096
+static struct mem_hdr *big[MAX_BIG];
+
+static void big_set(struct mem_hdr *old, struct mem_hdr *new)
+{
+	pthread_mutex_lock(&slab_lock);
+	for (unsigned i = 0; i < MAX_BIG; i++) {
+		if (big[i] == old) {
+			big[i] = new;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&slab_lock);
+}
+
+static bool slab_grow(void)
+{
+	char *s;
+
+	if (nslabs == MAX_SLABS)
+		return false;
+	s = mmap(NULL, SLAB_SIZE, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (s == MAP_FAILED)
+		return false;
+	slabs[nslabs++] = (uintptr_t)s;
+	for (size_t off = SLAB_SIZE; off; off -= PAGE_SIZE) {
+		struct free_page *p = (struct free_page *)(s + off - PAGE_SIZE);
+
+		p->next = free_pages;
+		free_pages = p;
+	}
+	return true;
+}
+
+static void *slab_page(void)
+{
+	struct free_page *p;
+
+	pthread_mutex_lock(&slab_lock);
+	if (!free_pages && !slab_grow()) {
+		pthread_mutex_unlock(&slab_lock);
+		return NULL;
+	}
+	p = free_pages;
+	free_pages = p->next;
+	pthread_mutex_unlock(&slab_lock);
+	memset(p, 0, PAGE_SIZE);
+	return p;
+}
+
+static void slab_put(void *page)
+{
+	struct free_page *p = page;
+
+	pthread_mutex_lock(&slab_lock);
+	p->next = free_pages;
+	free_pages = p;
+	pthread_mutex_unlock(&slab_lock);
+}
+
+bool mem_owns(uintptr_t start, uintptr_t end)
+{
+	bool hit = false;
+
+	pthread_mutex_lock(&slab_lock);
+	for (unsigned i = 0; i < nslabs && !hit; i++)
+		hit = start < slabs[i] + SLAB_SIZE && end > slabs[i];
+	for (unsigned i = 0; i < MAX_BIG && !hit; i++)
+		hit = big[i] && start < (uintptr_t)big[i] + big[i]->len &&
+		      end > (uintptr_t)big[i];
+	pthread_mutex_unlock(&slab_lock);
+	return hit;
+}
 
 void *mem_alloc(size_t size)
 {
@@ -25,10 +119,18 @@ void *mem_alloc(size_t size)
 
 	if (len < size)
 		return NULL;
+	if (len == PAGE_SIZE) {
+		m = slab_page();
+		if (!m)
+			return NULL;
+		m->len = 0;
+		return m + 1;
+	}
 	m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (m == MAP_FAILED)
 		return NULL;
 	m->len = len;
+	big_set(NULL, m);
 	return m + 1;		/* fresh anonymous memory is zeroed */
 }
 
@@ -39,6 +141,11 @@ void mem_free(void *p)
 	if (!p)
 		return;
 	m--;
+	if (!m->len) {
+		slab_put(m);
+		return;
+	}
+	big_set(m, NULL);
 	munmap(m, m->len);
 }
 
@@ -46,15 +153,26 @@ void *mem_realloc(void *p, size_t size)
 {
 	size_t len = page_up(size + sizeof(struct mem_hdr));
 	struct mem_hdr *m;
+	void *n;
 
 	if (!p)
 		return mem_alloc(size);
 	m = (struct mem_hdr *)p - 1;
-	if (len <= m->len)
+	if (len <= (m->len ? m->len : PAGE_SIZE))
 		return p;
-	m = mremap(m, m->len, len, MREMAP_MAYMOVE);
-	if (m == MAP_FAILED)
-		return NULL;
-	m->len = len;
-	return m + 1;
+	if (m->len) {
+		struct mem_hdr *nm = mremap(m, m->len, len, MREMAP_MAYMOVE);
+
+		if (nm == MAP_FAILED)
+			return NULL;
+		nm->len = len;
+		big_set(m, nm);
+		return nm + 1;
+	}
+	n = mem_alloc(size);
+	if (n) {
+		memcpy(n, p, PAGE_SIZE - sizeof(*m));
+		mem_free(p);
+	}
+	return n;
 }

@@ -102,6 +102,7 @@ static void fence_on(struct uhmm *h, struct batch *b)
 	h->fence_start = b->start;
 	h->fence_end = b->end;
 	h->q.foreign = 0;
+	h->q.foreign_seq = 0;
 	pthread_mutex_unlock(&h->q.lock);
 	if (!b->src) {
 		if (h->feat & UHMM_FEAT_WP)
@@ -124,6 +125,22 @@ static void fence_off(struct uhmm *h, struct batch *b, uintptr_t start, uintptr_
 	    (b->src && (h->feat & UHMM_FEAT_WP_SHMEM)))
 		uffd_wp(h, start, end - start, false);
 	uffd_wake(h, start, end - start);
+}
+
+/*
+ * Did our last mapping change land where the program had already changed
+ * the layout?  The reader sees events in the kernel's order: a foreign one
+ * read before ours came first; no event of ours means the destination was
+ * no longer our registered mapping.
+ */
+static bool landed_stray(struct uhmm *h)
+{
+	bool stray;
+
+	pthread_mutex_lock(&h->q.lock);
+	stray = h->q.foreign_seq && (!h->own_seq || h->q.foreign_seq < h->own_seq);
+	pthread_mutex_unlock(&h->q.lock);
+	return stray;
 }
 
 /* Did the program change the fenced range's layout meanwhile? */
@@ -260,10 +277,17 @@ static int copy_in(struct uhmm *h, struct uhmm_dev *d, struct batch *b,
 	return r;
 }
 
-static void commit(struct uhmm *h, struct batch *b, struct uhmm_dev *to)
+/*
+ * The pages of [from, from + n) now live where `to` says.  Their source
+ * device pages are freed, unless the program moved the range while we
+ * copied it (keep_src): the source mapping may live on at its new address,
+ * where settle() adopts it back.
+ */
+static void commit(struct uhmm *h, struct batch *b, size_t from, size_t n,
+		   struct uhmm_dev *to, bool keep_src)
 {
-	for (size_t i = 0; i < b->n; i++) {
-		if (b->src)
+	for (size_t i = from; i < from + n; i++) {
+		if (b->src && !keep_src)
 			devmem_free(b->src, b->dsrc[i]);
 		if (to) {
 			to->pflags[b->ddst[i]] |= DP_DIRTY;
@@ -278,7 +302,7 @@ static void commit(struct uhmm *h, struct batch *b, struct uhmm_dev *to)
 static int batch_to_dev(struct uhmm *h, struct batch *b, struct uhmm_dev *d,
 			const struct request *rq)
 {
-	size_t got = 0, zero = 0, n;
+	size_t got = 0, zero = 0, n, done;
 	int r, rr = 0;
 
 	memset(b->present, 0, b->n);
@@ -298,20 +322,31 @@ static int batch_to_dev(struct uhmm *h, struct batch *b, struct uhmm_dev *d,
 	/* never map device memory over what the program put there since */
 	if (!r && fence_broken(h))
 		r = -EAGAIN;
-	for (size_t i = 0; !r && i < n;) {
-		size_t k = run_len(b->ddst, NULL, i, n);
+	for (done = 0; !r && done < n;) {
+		size_t k = run_len(b->ddst, NULL, done, n);
 
-		r = install_run(h, d, va(b, i), b->ddst[i], k, b->prot);
-		i += k;
+		bool stray;
+
+		r = install_run(h, d, va(b, done), b->ddst[done], k, b->prot);
+		if (r)
+			break;
+		stray = landed_stray(h);
+		commit(h, b, done, k, d, stray);
+		done += k;
+		if (stray) {
+			r = -EAGAIN;
+			break;
+		}
 	}
 	if (r) {
-		for (size_t i = 0; i < n; i++)
+		for (size_t i = done; i < n; i++)
 			devmem_free(d, b->ddst[i]);
-		fence_off(h, b, b->start, b->end);
+		fence_off(h, b, va(b, done), b->end);
+		uffd_wake(h, b->start, b->end - b->start);
 		fence_end(h);
+		COUNT(h, d, pages_to_dev, done);
 		return r;
 	}
-	commit(h, b, d);
 	uffd_wake(h, b->start, b->end - b->start);
 	COUNT(h, d, pages_to_dev, n);
 	COUNT(h, d, pages_zero_filled, zero);
@@ -388,7 +423,7 @@ static int batch_to_sys(struct uhmm *h, struct batch *b, const struct request *r
 	if (!discard)
 		COUNT(h, b->src, bytes_copied, len);
 	COUNT(h, b->src, pages_to_sys, b->n);
-	commit(h, b, NULL);
+	commit(h, b, 0, b->n, NULL, landed_stray(h));
 	uffd_wake(h, b->start, len);
 	if (rq->res)
 		rq->res->moved += b->n;
@@ -405,9 +440,22 @@ static int load_batch(struct uhmm *h, struct batch *b, const struct vma *v,
 	b->n = (e - s) >> PAGE_SHIFT;
 	b->prot = v->prot;
 	b->src = v->kind == VMA_DEV ? v->dev : NULL;
-	for (size_t i = 0; b->src && i < b->n; i++) {
-		if (pt_loc(&h->pt, va(b, i), &b->dsrc[i]) != b->src->id)
+	for (size_t i = 0; i < b->n; i++) {
+		uint32_t dp;
+		int loc = pt_loc(&h->pt, va(b, i), &dp);
+		struct uhmm_dev *d = dev_by_id(h, loc);
+
+		if (b->src && loc != b->src->id)
 			return -EAGAIN;
+		if (b->src) {
+			b->dsrc[i] = dp;
+		} else if (loc != LOC_SYS && loc != LOC_UNMANAGED) {
+			/* anonymous memory we thought on a device: the
+			 * program moved it under a migration; trust the map */
+			if (d && d->owner[dp] == va(b, i))
+				devmem_free(d, dp);
+			pt_set(&h->pt, va(b, i), LOC_SYS, 0);
+		}
 	}
 	return 0;
 }
@@ -476,16 +524,9 @@ static bool adopt(struct uhmm *h, const struct vma *v, uintptr_t a)
 	if (pt_loc(&h->pt, a, NULL) == LOC_UNMANAGED || off < d->fd_offset)
 		return false;
 	p = (off - d->fd_offset) >> PAGE_SHIFT;
-	if (p >= d->npages || (d->owner[p] && d->owner[p] != a))
+	if (!devmem_claim(d, p, a))
 		return false;
-	if (!d->owner[p]) {
-		uint32_t c = p / d->chunk_pages;
-
-		d->owner[p] = a;
-		d->used_pages++;
-		d->chunk_used[c]++;
-		d->chunk_lru[c] = ++h->clock;
-	}
+	devmem_touch(d, p, ++h->clock);
 	return !pt_set(&h->pt, a, d->id, p);
 }
 

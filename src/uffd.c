@@ -126,7 +126,7 @@ void *mm_map_fixed(struct uhmm *h, uintptr_t addr, size_t len, int prot,
 		errno = -(long)p;
 		p = MAP_FAILED;
 	}
-	expect_clear(h);
+	h->own_seq = expect_clear(h);
 	return p;
 }
 
@@ -142,7 +142,7 @@ void *mm_move(struct uhmm *h, void *from, size_t len, uintptr_t to)
 		errno = -(long)p;
 		p = MAP_FAILED;
 	}
-	expect_clear(h);
+	h->own_seq = expect_clear(h);
 	return p;
 }
 
@@ -152,6 +152,16 @@ int mm_zap(struct uhmm *h, uintptr_t addr, size_t len)
 
 	expect_add(h, UFFD_EVENT_REMOVE, addr, addr + len, 0);
 	r = madvise((void *)addr, len, MADV_DONTNEED) ? -errno : 0;
+	expect_clear(h);
+	return r;
+}
+
+int mm_unmap(struct uhmm *h, uintptr_t addr, size_t len)
+{
+	int r;
+
+	expect_add(h, UFFD_EVENT_UNMAP, addr, addr + len, 0);
+	r = syscall(SYS_munmap, addr, len) ? -errno : 0;
 	expect_clear(h);
 	return r;
 }
