@@ -502,8 +502,12 @@ int manage_range(struct uhmm *h, uintptr_t start, uintptr_t end)
 			return 0;
 	}
 	r = uffd_register(h, start, end - start, false);
+	/* the range was checked just before: the kernel refusing it now
+	 * means another thread changed the layout since */
+	if (r == -EINVAL || r == -ENOMEM)
+		return -EAGAIN;
 	if (r)
-		return r == -EINVAL ? -EINVAL : r;
+		return r;
 	for (uintptr_t a = start; a < end; a += PAGE_SIZE)
 		if (pt_loc(&h->pt, a, NULL) == LOC_UNMANAGED && pt_set(&h->pt, a, LOC_SYS, 0))
 			return -ENOMEM;
@@ -603,7 +607,9 @@ int migrate_range(struct uhmm *h, uintptr_t start, uintptr_t end,
 	for (size_t i = 0; i < n && !r; i++)
 		r = migrate_vma(h, &vv[i], to, &rq);
 	free(vv);
-	return r;
+	/* everything was checked above: a mapping call the kernel refuses
+	 * now met a layout another thread changed meanwhile */
+	return r == -EINVAL ? -EAGAIN : r;
 }
 
 /* ---- helpers for events, eviction and removal --------------------------- */

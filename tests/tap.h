@@ -44,6 +44,28 @@ static inline int ok(int cond, const char *fmt, ...)
 		printf("#   got %lld, want %lld\n", g_, w_);		\
 } while (0)
 
+/*
+ * A known bug, tracked in an issue: reported as TAP "# TODO" (not ok is
+ * printed, and not counted as a failure, as TAP specifies), so that it stays
+ * visible in every run until it is fixed.
+ */
+static inline int ok_todo(int cond, const char *issue, const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("%sok %d - ", cond ? "" : "not ", ++tap_n);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf(" # TODO %s\n", issue);
+	fflush(stdout);
+	if (cond)
+		tap_pass++;
+	else
+		tap_skip++;
+	return cond;
+}
+
 static inline void skip(const char *why, ...)
 {
 	va_list ap;
