@@ -153,6 +153,14 @@ int dev_setup(struct uhmm *h, const struct uhmm_dev_desc *desc, int fd,
 	if (!d)
 		return r;
 	d->fd = -1;
+	/*
+	 * Minor faults on shmem (5.13+) are how we see a device page's PTE
+	 * vanish (MADV_DONTNEED must read back zeros, mremap growth must not
+	 * show other ranges) and fence device pages without shmem WP.
+	 */
+	r = -ENOSYS;
+	if (!(h->feat & UHMM_FEAT_MINOR_SHMEM))
+		goto fail;
 	if (fstat(fd, &st)) {
 		r = -errno;
 		goto fail;

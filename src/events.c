@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "compat.h"
@@ -51,6 +52,39 @@ uint64_t expect_clear(struct uhmm *h)
 	h->q.nexp = 0;
 	pthread_mutex_unlock(&h->q.lock);
 	return first;
+}
+
+/*
+ * Wait until the reader has read everything the kernel has queued so far:
+ * a layout change another thread made before now is then known.  (One whose
+ * syscall has not queued its event yet stays unseen: user space cannot
+ * close that window.)
+ */
+void events_sync(struct uhmm *h)
+{
+	struct pollfd p = { h->uffd, POLLIN, 0 };
+
+	pthread_mutex_lock(&h->q.lock);
+	for (int tries = 0; tries < 10000; tries++) {
+		struct timespec ts;
+		int n;
+
+		if (!h->q.reading) {
+			pthread_mutex_unlock(&h->q.lock);
+			n = poll(&p, 1, 0);
+			pthread_mutex_lock(&h->q.lock);
+			if (n <= 0 && !h->q.reading)
+				break;
+		}
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 100 * 1000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&h->q.cond, &h->q.lock, &ts);
+	}
+	pthread_mutex_unlock(&h->q.lock);
 }
 
 static bool expected(struct evqueue *q, const struct qmsg *m)
@@ -229,7 +263,8 @@ static bool served_minor(struct uhmm *h, uintptr_t page)
 		if (pt_loc(&h->pt, a, NULL) != loc)
 			break;
 	we = a;
-	uffd_continue(h, ws, we - ws);
+	if (uffd_continue(h, ws, we - ws))
+		uffd_wake(h, page, PAGE_SIZE);	/* it faults again, we retry */
 	return true;
 }
 
@@ -270,14 +305,20 @@ static void apply_fault(struct uhmm *h, const struct qmsg *m)
 	COUNT(h, (struct uhmm_dev *)NULL, cpu_faults, 1);
 	if ((m->flags & UFFD_PAGEFAULT_FLAG_MINOR) && served_minor(h, page))
 		return;
+	/* an empty system page (no WP markers on this kernel): zeros, with no
+	 * look at /proc/self/maps; a shmem mapping refuses and goes below */
+	if (!(m->flags & UFFD_PAGEFAULT_FLAG_MINOR) && loc == LOC_SYS &&
+	    !uffd_zeropage(h, page, m->flags & UFFD_PAGEFAULT_FLAG_WRITE))
+		return;
+	/* whatever happens below, the thread must not sleep forever */
 	if (vma_at(h, page, &v)) {
 		uffd_wake(h, page, PAGE_SIZE);
 		return;
 	}
 	if (v.kind == VMA_DEV) {
 		fix_foreign(h, &v, page);
-	} else if (v.kind == VMA_ANON && loc == LOC_SYS) {
-		uffd_zeropage(h, page, m->flags & UFFD_PAGEFAULT_FLAG_WRITE);
+	} else if (v.kind == VMA_ANON && loc == LOC_SYS &&
+		   !uffd_zeropage(h, page, m->flags & UFFD_PAGEFAULT_FLAG_WRITE)) {
 		return;
 	}
 	uffd_wake(h, page, PAGE_SIZE);

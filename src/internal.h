@@ -230,6 +230,7 @@ int   mm_unmap(struct uhmm *h, uintptr_t addr, size_t len);
 int  events_start(struct uhmm *h);
 void events_stop(struct uhmm *h);
 void events_drain(struct uhmm *h);	/* with h->lock held */
+void events_sync(struct uhmm *h);	/* reader has read all queued */
 void expect_add(struct uhmm *h, uint8_t event, uint64_t a, uint64_t b, uint64_t c);
 uint64_t expect_clear(struct uhmm *h);
 

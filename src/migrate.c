@@ -148,6 +148,8 @@ static bool fence_broken(struct uhmm *h)
 {
 	bool broken;
 
+	events_sync(h);
+
 	pthread_mutex_lock(&h->q.lock);
 	broken = h->q.foreign;
 	pthread_mutex_unlock(&h->q.lock);

@@ -43,7 +43,9 @@ uint64_t probe_disabled(void)
 	for (size_t i = 0; i < sizeof(disable_names) / sizeof(disable_names[0]); i++) {
 		const char *p = strstr(env, disable_names[i].name);
 
-		if (strstr(env, "all") || p)
+		/* "all": every feature that has a fallback; minor faults on
+		 * shmem have none (coherent devices need them) */
+		if (p || (strstr(env, "all") && disable_names[i].feat != UHMM_FEAT_MINOR_SHMEM))
 			off |= disable_names[i].feat;
 	}
 	return off;

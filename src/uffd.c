@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -17,6 +18,20 @@
 static int uffd_ioctl(struct uhmm *h, unsigned long req, void *arg)
 {
 	return ioctl(h->uffd, req, arg) ? -errno : 0;
+}
+
+/*
+ * The kernel refuses to change page tables (EAGAIN) while a munmap, madvise
+ * or mremap event is on its way to us; the reader reads it without waiting
+ * for anything we hold, so trying again always ends.
+ */
+static int uffd_ioctl_retry(struct uhmm *h, unsigned long req, void *arg)
+{
+	int r;
+
+	while ((r = uffd_ioctl(h, req, arg)) == -EAGAIN)
+		sched_yield();
+	return r;
 }
 
 /*
@@ -58,7 +73,7 @@ int uffd_wp(struct uhmm *h, uintptr_t start, size_t len, bool on)
 		.mode = on ? UFFDIO_WRITEPROTECT_MODE_WP : 0,
 	};
 
-	return uffd_ioctl(h, UFFDIO_WRITEPROTECT, &wp);
+	return uffd_ioctl_retry(h, UFFDIO_WRITEPROTECT, &wp);
 }
 
 int uffd_wake(struct uhmm *h, uintptr_t start, size_t len)
@@ -80,11 +95,11 @@ int uffd_zeropage(struct uhmm *h, uintptr_t addr, bool write)
 			.len = PAGE_SIZE,
 		};
 
-		r = uffd_ioctl(h, UFFDIO_COPY, &c);
+		r = uffd_ioctl_retry(h, UFFDIO_COPY, &c);
 	} else {
 		struct uffdio_zeropage z = { .range = { page_down(addr), PAGE_SIZE } };
 
-		r = uffd_ioctl(h, UFFDIO_ZEROPAGE, &z);
+		r = uffd_ioctl_retry(h, UFFDIO_ZEROPAGE, &z);
 	}
 	if (r == -EEXIST)
 		r = uffd_wake(h, page_down(addr), PAGE_SIZE);
@@ -95,7 +110,7 @@ int uffd_zeropage(struct uhmm *h, uintptr_t addr, bool write)
 int uffd_continue(struct uhmm *h, uintptr_t start, size_t len)
 {
 	struct uffdio_continue c = { .range = { start, len } };
-	int r = uffd_ioctl(h, UFFDIO_CONTINUE, &c);
+	int r = uffd_ioctl_retry(h, UFFDIO_CONTINUE, &c);
 
 	if (r != -EEXIST)
 		return r;
@@ -103,7 +118,7 @@ int uffd_continue(struct uhmm *h, uintptr_t start, size_t len)
 	for (uintptr_t a = start; a < start + len; a += PAGE_SIZE) {
 		struct uffdio_continue one = { .range = { a, PAGE_SIZE } };
 
-		r = uffd_ioctl(h, UFFDIO_CONTINUE, &one);
+		r = uffd_ioctl_retry(h, UFFDIO_CONTINUE, &one);
 		if (r && r != -EEXIST)
 			return r;
 	}
