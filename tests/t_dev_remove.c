@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * uhmm_dev_remove with pages on the device brings them back to system
+ * memory bit-exact first (uhmm_where SYSTEM, every byte, maps lines
+ * anonymous again), leaves other devices' pages alone, and the memory
+ * stays usable and migratable.
+ */
+#define _GNU_SOURCE
+#include "util.h"
+
+int main(void)
+{
+	struct uhmm *h;
+	struct uhmm_dev *a, *b;
+	size_t len = 16 * UT_MiB, rl = 2 * UT_MiB + 77;
+	uint8_t *p, *q, *r, *raw;
+	int ida, idb, rc;
+
+	ut_init(120);
+	h = ut_open();
+	a = ut_sim(h, "A", 64 * UT_MiB);
+	b = ut_sim(h, "B", 64 * UT_MiB);
+	ida = ut_dev_id(a);
+	idb = ut_dev_id(b);
+
+	p = ut_map(len);		/* populated, on A */
+	q = ut_map(len);		/* untouched, on A */
+	raw = malloc(rl + 16);	/* malloc'd, unaligned, on A */
+	r = ut_map(len);		/* populated, on B */
+	if (!raw)
+		tap_bail("malloc");
+	ut_fill64(p, len, 81);
+	ut_fill8(raw + 5, rl, 82);
+	ut_fill64(r, len, 83);
+	is_int(uhmm_migrate(h, p, len, a, 0), 0, "populated range to A");
+	is_int(uhmm_migrate(h, q, len, a, 0), 0, "untouched range to A");
+	is_int(uhmm_migrate(h, raw + 5, rl, a, 0), 0, "malloc'd buffer to A");
+	is_int(uhmm_migrate(h, r, len, b, 0), 0, "another range to B");
+	ut_fill64(p + len / 2, len / 2, 84);	/* written on the device */
+	ut_check_where(h, p, len, ida, "populated range");
+	ut_check_where(h, r, len, idb, "range on B");
+	ok(ut_maps_summary(p, len).with_path > 0,
+	   "while on the device the maps show the device's file (%s)", ut_maps_summary(p, len).first_path);
+
+	rc = uhmm_dev_remove(a);
+	is_int(rc, 0, "uhmm_dev_remove(A) with pages on it");
+	ut_check_where(h, p, len, UHMM_LOC_SYSTEM, "populated range after remove");
+	ut_check_where(h, raw + 5, rl, UHMM_LOC_SYSTEM, "malloc'd buffer after remove");
+	{
+		long sys = ut_where_count(h, q, len, UHMM_LOC_SYSTEM);
+		long none = ut_where_count(h, q, len, UHMM_LOC_NONE);
+		is_int(sys + none, len / ut_page(), "untouched range after remove: SYSTEM or NONE");
+	}
+	ut_ok64(p, len / 2, 81, "populated range, first half");
+	{
+		/* second half was rewritten with pattern 84 from its own start */
+		ut_ok64(p + len / 2, len / 2, 84, "populated range, second half (written on A)");
+	}
+	ut_okzero(q, len, "untouched range");
+	ut_ok8(raw + 5, rl, 82, "malloc'd buffer");
+	{
+		struct ut_maps_acc m = ut_maps_summary(p, len);
+		ok(m.with_path == 0, "populated range: maps lines anonymous again (%ld lines)", m.lines);
+		if (m.with_path)
+			diag("still mapped: %s", m.first_path);
+		m = ut_maps_summary(q, len);
+		ok(m.with_path == 0, "untouched range: maps lines anonymous again");
+	}
+	ut_check_where(h, r, len, idb, "B's range unaffected");
+	ut_ok64(r, len, 83, "B's range");
+
+	/* Ordinary again: write, and migrate to B. */
+	ut_fill64(q, len, 85);
+	ut_ok64(q, len, 85, "the untouched range written after remove");
+	is_int(uhmm_migrate(h, p, len, b, 0), 0, "the removed device's pages migrate to B");
+	ut_ok64(p, len / 2, 81, "on B, first half");
+	is_int(uhmm_migrate(h, p, len, NULL, 0), 0, "and back");
+
+	/* B removed last, while it holds two ranges. */
+	rc = uhmm_dev_remove(b);
+	is_int(rc, 0, "uhmm_dev_remove(B)");
+	ut_check_where(h, r, len, UHMM_LOC_SYSTEM, "B's range after remove");
+	ut_ok64(r, len, 83, "B's range after remove");
+	ok(ut_maps_summary(r, len).with_path == 0, "B's range anonymous again");
+
+	/* A new device, and a migration onto it, still work. */
+	{
+		struct uhmm_dev *c = ut_sim(h, "C", 16 * UT_MiB);
+		int idc = ut_dev_id(c);
+		ok(idc >= 1, "a new device after the removals (id %d)", idc);
+		is_int(uhmm_migrate(h, raw + 5, rl, c, 0), 0, "malloc'd buffer to it");
+		ut_ok8(raw + 5, rl, 82, "malloc'd buffer on the new device");
+		is_int(uhmm_dev_remove(c), 0, "remove it");
+		ut_ok8(raw + 5, rl, 82, "malloc'd buffer after that remove");
+	}
+	is_int(uhmm_dev_remove(NULL), -EINVAL, "uhmm_dev_remove(NULL): -EINVAL");
+
+	free(raw);
+	munmap(p, len);
+	munmap(q, len);
+	munmap(r, len);
+	uhmm_close(h);
+	return tap_done();
+}

@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The functions of later issues are declared and return -ENOSYS in this
+ * release (one assertion per function), PRIVATE device memory included;
+ * the NULL conventions of the mirror functions hold already.  Nothing they
+ * are handed changes.
+ */
+#define _GNU_SOURCE
+#include "util.h"
+
+static void inval(struct uhmm_mirror *m, uintptr_t s, uintptr_t e, enum uhmm_event ev)
+{
+	(void)m; (void)s; (void)e; (void)ev;
+}
+
+static int copy_to(void *drv, uint64_t off, const void *src, size_t len)
+{
+	(void)drv; (void)off; (void)src; (void)len;
+	return 0;
+}
+
+static int copy_from(void *drv, void *dst, uint64_t off, size_t len)
+{
+	(void)drv; (void)dst; (void)off; (void)len;
+	return 0;
+}
+
+#define NOSYS(call, name) do {						\
+	int rc_ = (call);						\
+	if (!ok(rc_ == -ENOSYS, "%s: -ENOSYS (not yet)", name))		\
+		diag("got %d (%s)", rc_, ut_err(rc_));			\
+} while (0)
+
+/* Functions whose only handle argument is a mirror, which cannot exist
+ * yet: NULL is all we can pass; -ENOSYS or the NULL-handle -EINVAL. */
+#define NOSYS_OR_INVAL(call, name) do {					\
+	int rc_ = (call);						\
+	if (!ok(rc_ == -ENOSYS || rc_ == -EINVAL,			\
+		"%s (no mirror can exist yet, NULL handle): -ENOSYS or -EINVAL", name)) \
+		diag("got %d (%s)", rc_, ut_err(rc_));			\
+} while (0)
+
+int main(void)
+{
+	struct uhmm *h, *h2;
+	struct uhmm_dev *dev;
+	size_t len = 16 * ut_page();
+	uint8_t *p, buf[64];
+	uint64_t ticket = 0;
+	int rc;
+
+	ut_init(60);
+	h = ut_open();
+	dev = ut_sim(h, "sim", 16 * UT_MiB);
+	p = ut_map(len);
+	ut_fill64(p, len, 111);
+
+	NOSYS(uhmm_advise(h, p, len, UHMM_ADV_PREFERRED_LOCATION, dev), "uhmm_advise");
+	{
+		struct uhmm_range_attr a = { .sz = sizeof(a) };
+		NOSYS(uhmm_range_attr(h, p, len, &a), "uhmm_range_attr");
+	}
+	NOSYS(uhmm_prefetch(h, p, len, dev, 0, &ticket), "uhmm_prefetch");
+	NOSYS(uhmm_wait(h, 1, 0), "uhmm_wait");
+	NOSYS(uhmm_pin(h, p, len), "uhmm_pin");
+	NOSYS(uhmm_unpin(h, p, len), "uhmm_unpin");
+	NOSYS(uhmm_dev_evict(dev, ut_page()), "uhmm_dev_evict");
+	NOSYS(uhmm_dev_report_access(dev, p, len, 1), "uhmm_dev_report_access");
+	NOSYS(uhmm_sim_read(dev, p, buf, sizeof(buf)), "uhmm_sim_read");
+	memset(buf, 0x77, sizeof(buf));
+	NOSYS(uhmm_sim_write(dev, p, buf, sizeof(buf)), "uhmm_sim_write");
+	NOSYS(uhmm_mprotect(h, p, len, PROT_READ), "uhmm_mprotect");
+	{
+		struct uhmm_mirror_ops ops = { .sz = sizeof(ops), .invalidate = inval };
+		struct uhmm_mirror *m = NULL;
+		NOSYS(uhmm_mirror_open(dev, &ops, NULL, &m), "uhmm_mirror_open");
+		ok(m == NULL, "uhmm_mirror_open handed out no mirror");
+	}
+	{
+		struct uhmm_pte ptes[16];
+		struct uhmm_interval *iv = NULL;
+		NOSYS_OR_INVAL(uhmm_range_fault(NULL, p, len, UHMM_FAULT_READ, ptes), "uhmm_range_fault");
+		NOSYS_OR_INVAL(uhmm_make_exclusive(NULL, p, len), "uhmm_make_exclusive");
+		NOSYS_OR_INVAL(uhmm_interval_insert(NULL, (uintptr_t)p, len, &iv), "uhmm_interval_insert");
+	}
+	is_int(sizeof(struct uhmm_pte), 24, "struct uhmm_pte is 24 bytes (frozen)");
+	/* The NULL conventions of API.md hold already. */
+	uhmm_mirror_close(NULL);
+	ok(1, "uhmm_mirror_close(NULL) does nothing");
+	is_int(uhmm_mirror_read_begin(NULL), 0, "uhmm_mirror_read_begin(NULL) returns 0");
+	ok(uhmm_mirror_read_retry(NULL, 0) == true, "uhmm_mirror_read_retry(NULL, s) returns true");
+
+	/* PRIVATE device memory arrives later. */
+	{
+		struct uhmm_dev_ops ops = { .sz = sizeof(ops), .copy_to_dev = copy_to,
+					    .copy_from_dev = copy_from };
+		struct uhmm_dev_desc d;
+		struct uhmm_dev *out = NULL;
+
+		memset(&d, 0, sizeof(d));
+		d.sz = sizeof(d);
+		d.name = "private";
+		d.kind = UHMM_MEM_PRIVATE;
+		d.size = 16 * UT_MiB;
+		d.fd = -1;
+		d.ops = &ops;
+		NOSYS(uhmm_dev_add(h, &d, &out), "uhmm_dev_add of PRIVATE memory");
+		NOSYS(uhmm_dev_add_sim(h, "psim", UHMM_MEM_PRIVATE, 16 * UT_MiB, &out),
+		      "uhmm_dev_add_sim of PRIVATE memory");
+		ok(out == NULL, "no PRIVATE device handed out");
+	}
+
+	/* Nothing the calls were handed changed. */
+	ut_check_unmoved(h, p, len, "the range handed to the not-yet functions");
+	ut_ok64(p, len, 111, "its data");
+	p[0] = 1;	/* still writable after uhmm_mprotect(PROT_READ) */
+	ok(1, "still writable after uhmm_mprotect -> -ENOSYS");
+	is_int(ut_dev_used(dev), 0, "the device is empty");
+
+	/* uhmm_close_ex, on a context of its own. */
+	h2 = ut_open();
+	rc = uhmm_close_ex(h2, UHMM_CLOSE_DISCARD);
+	if (!ok(rc == -ENOSYS, "uhmm_close_ex: -ENOSYS (not yet)"))
+		diag("got %d (%s)", rc, ut_err(rc));
+	if (rc == -ENOSYS)
+		uhmm_close(h2);	/* it did not close it */
+
+	munmap(p, len);
+	uhmm_close(h);
+	return tap_done();
+}

@@ -1,0 +1,103 @@
+// SPDX-License-Identifier: MIT
+/*
+ * uhmm - the command-line tool: global options and subcommand dispatch.
+ * Each subcommand lives in its own file and parses its own options.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "tool.h"
+
+struct command {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+};
+
+static const struct command commands[] = {
+	{ "info",  cmd_info },
+	{ "demo",  cmd_demo },
+	{ "bench", cmd_bench },
+};
+
+void print_usage(FILE *f)
+{
+	fputs(
+"Usage: uhmm [--help] [--version] COMMAND [OPTIONS]\n"
+"\n"
+"uhmm moves a program's ordinary memory onto device memory and back behind\n"
+"unchanged pointers, in user space, through userfaultfd.\n"
+"\n"
+"Commands:\n"
+"  info                 which kernel features were found and which mode the\n"
+"                       library will use; exits 1 if userfaultfd is unusable\n"
+"  demo [--quiet]       run the seed scenario end to end and explain each\n"
+"                       step: malloc a buffer, migrate it to a coherent\n"
+"                       device, CPU writes land in device memory with no\n"
+"                       copy and no fault, migrate back, check every byte.\n"
+"                       --quiet prints only the verdict\n"
+"  bench [--json] [--size BYTES] [--repeat N] [--list] [NAME...]\n"
+"                       measure the migration figures against baselines\n"
+"                       measured in the same run.  Each measurement is\n"
+"                       repeated N times (default 3) and the BEST run is\n"
+"                       reported, for the figure and its baseline alike.\n"
+"                       --size: bytes per figure (default 1G; K, M, G\n"
+"                       suffixes are binary).  --json: one JSON object per\n"
+"                       line.  ratio is always \"times better than the\n"
+"                       baseline\" (value/baseline for rates, baseline/value\n"
+"                       for times).  NAME: run only those figures (--list)\n"
+"\n"
+"Options:\n"
+"  -h, --help           show this help and exit\n"
+"  -V, --version        print the library version (MAJOR.MINOR) and exit\n"
+"\n"
+"Environment:\n"
+"  UHMM_DISABLE=LIST    switch library features off (comma-separated: move,\n"
+"                       wp_unpopulated, wp_shmem, minor, pagemap_scan,\n"
+"                       poison, kernel_faults, or all) to try fallback paths\n"
+"\n"
+"Exit status: 0 success, 1 failure, 2 bad command line.\n", f);
+}
+
+static int print_version(void)
+{
+	unsigned v = uhmm_version();
+
+	printf("uhmm %u.%u\n", v >> 16, v & 0xffff);
+	return 0;
+}
+
+static bool is_help(const char *arg)
+{
+	return !strcmp(arg, "-h") || !strcmp(arg, "--help");
+}
+
+static bool is_version(const char *arg)
+{
+	return !strcmp(arg, "-V") || !strcmp(arg, "--version");
+}
+
+int main(int argc, char **argv)
+{
+	const char *arg;
+	size_t i;
+
+	if (argc < 2) {
+		print_usage(stderr);
+		return EXIT_USAGE;
+	}
+	arg = argv[1];
+	if (is_help(arg)) {
+		print_usage(stdout);
+		return 0;
+	}
+	if (is_version(arg))
+		return print_version();
+	if (arg[0] == '-')
+		return usage_error("unknown option '%s'", arg);
+
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (!strcmp(arg, commands[i].name))
+			return commands[i].fn(argc - 1, argv + 1);
+	}
+	return usage_error("unknown command '%s'", arg);
+}

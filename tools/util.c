@@ -1,0 +1,150 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Small helpers shared by the subcommands of the `uhmm` tool.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tool.h"
+
+/*
+ * Report a command-line mistake.  Always returns EXIT_USAGE so that callers
+ * can write `return usage_error(...)`.
+ */
+int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("uhmm: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\nTry 'uhmm --help' for more information.\n", stderr);
+	return EXIT_USAGE;
+}
+
+double now_sec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+size_t page_size(void)
+{
+	static size_t ps;
+
+	if (!ps)
+		ps = (size_t)sysconf(_SC_PAGESIZE);
+	return ps;
+}
+
+/* Number of pages overlapping [addr, addr + len): what uhmm_where fills. */
+size_t pages_spanned(const void *addr, size_t len)
+{
+	uintptr_t ps = page_size();
+	uintptr_t start = (uintptr_t)addr & ~(ps - 1);
+	uintptr_t end = ((uintptr_t)addr + len + ps - 1) & ~(ps - 1);
+
+	return (end - start) / ps;
+}
+
+static int size_shift(const char *suffix, unsigned *shift)
+{
+	static const struct { const char *s; unsigned shift; } tab[] = {
+		{ "", 0 }, { "b", 0 },
+		{ "k", 10 }, { "kib", 10 }, { "kb", 10 },
+		{ "m", 20 }, { "mib", 20 }, { "mb", 20 },
+		{ "g", 30 }, { "gib", 30 }, { "gb", 30 },
+	};
+	char low[8];
+	size_t i;
+
+	if (strlen(suffix) >= sizeof(low))
+		return -EINVAL;
+	for (i = 0; suffix[i]; i++)
+		low[i] = (char)tolower((unsigned char)suffix[i]);
+	low[i] = '\0';
+	for (i = 0; i < sizeof(tab) / sizeof(tab[0]); i++) {
+		if (!strcmp(low, tab[i].s)) {
+			*shift = tab[i].shift;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+/*
+ * "268435456", "256M", "256MiB", "1G": binary multiples, because the sizes
+ * this tool deals with are page and huge-page multiples.
+ */
+int parse_size(const char *s, size_t *out)
+{
+	unsigned long long v;
+	unsigned shift;
+	char *end;
+
+	if (!isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || size_shift(end, &shift))
+		return -EINVAL;
+	if (v > (SIZE_MAX >> shift))
+		return -ERANGE;
+	*out = (size_t)v << shift;
+	return 0;
+}
+
+const char *fmt_size(size_t bytes, char *buf, size_t len)
+{
+	if (bytes >= GIB)
+		snprintf(buf, len, "%.2f GiB", (double)bytes / GIB);
+	else if (bytes >= MIB)
+		snprintf(buf, len, "%.2f MiB", (double)bytes / MIB);
+	else if (bytes >= 1024)
+		snprintf(buf, len, "%.2f KiB", bytes / 1024.0);
+	else
+		snprintf(buf, len, "%zu bytes", bytes);
+	return buf;
+}
+
+/*
+ * Tally uhmm_where() over a range.  counts[] has WHERE_SLOTS entries,
+ * indexed by location + 1 (NONE, SYSTEM, device 1, ...).
+ */
+int count_where(struct uhmm *h, const void *addr, size_t len, size_t *counts)
+{
+	size_t i, n = pages_spanned(addr, len);
+	int *loc, err;
+
+	loc = calloc(n, sizeof(*loc));
+	if (!loc)
+		return -ENOMEM;
+	err = uhmm_where(h, addr, len, loc);
+	if (err < 0)
+		goto out;
+	memset(counts, 0, WHERE_SLOTS * sizeof(*counts));
+	for (i = 0; i < n; i++) {
+		int slot = loc[i] + 1;
+
+		/* Never index out of bounds on a location we do not know. */
+		if (slot < 0 || slot >= WHERE_SLOTS) {
+			err = -ERANGE;
+			goto out;
+		}
+		counts[slot]++;
+	}
+	err = 0;
+out:
+	free(loc);
+	return err;
+}
