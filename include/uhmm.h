@@ -90,8 +90,9 @@ struct uhmm_opts {
  *
  * The environment variable UHMM_DISABLE, a comma-separated list of
  * "move", "wp_unpopulated", "wp_shmem", "minor", "pagemap_scan", "poison",
- * "kernel_faults" (or "all"), switches features off to exercise the
- * fallback paths.
+ * "kernel_faults", "remap_fence" (or "all": every one of them but "minor",
+ * which coherent devices cannot do without), switches features off to
+ * exercise the fallback paths.
  */
 int  uhmm_open(struct uhmm **out, const struct uhmm_opts *opts /* NULL ok */);
 
@@ -115,6 +116,8 @@ int  uhmm_close_ex(struct uhmm *h, unsigned flags);          /* not yet */
 #define UHMM_FEAT_WP_UNPOPULATED (1ull << 7) /* WP markers on empty pages   */
 #define UHMM_FEAT_MINOR_SHMEM   (1ull << 8)  /* minor faults on shmem       */
 #define UHMM_FEAT_EVENTS        (1ull << 9)  /* unmap/remove/remap events   */
+#define UHMM_FEAT_REMAP_FENCE   (1ull << 10) /* migrations move page tables
+                                                (mremap MREMAP_DONTUNMAP)  */
 int uhmm_features(const struct uhmm *h, uint64_t *feat);
 
 /* ------------------------------------------------------------------ */

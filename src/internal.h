@@ -144,6 +144,8 @@ void dev_registry_del(struct uhmm_dev *d);
 
 /* ---- userfaultfd ---------------------------------------------------- */
 
+#define EXPECT_ANY UINT64_MAX		/* matches any value */
+
 struct expect {
 	uint8_t event;
 	uint64_t a, b, c;
@@ -199,6 +201,10 @@ struct uhmm {
 
 	struct allocation *allocs;	/* uhmm_alloc'd blocks */
 
+	/* old system pages moved out of the way, freed by the worker */
+	struct { uintptr_t addr; size_t len; } trash[64];
+	int ntrash;			/* under q.lock */
+
 	/* the range being migrated, to notice foreign layout changes */
 	uintptr_t fence_start, fence_end;
 	uint64_t own_seq;		/* when our last mapping change was read */
@@ -214,6 +220,7 @@ uint64_t probe_disabled(void);
 
 /* uffd.c: thin ioctl wrappers, -errno */
 int uffd_register(struct uhmm *h, uintptr_t start, size_t len, bool shmem);
+int uffd_register_missing(struct uhmm *h, uintptr_t start, size_t len);
 int uffd_unregister(struct uhmm *h, uintptr_t start, size_t len);
 int uffd_wp(struct uhmm *h, uintptr_t start, size_t len, bool on);
 int uffd_wake(struct uhmm *h, uintptr_t start, size_t len);
@@ -223,6 +230,9 @@ int uffd_continue(struct uhmm *h, uintptr_t start, size_t len);
 void *mm_map_fixed(struct uhmm *h, uintptr_t addr, size_t len, int prot,
 		   int flags, int fd, uint64_t off);
 void *mm_move(struct uhmm *h, void *from, size_t len, uintptr_t to);
+/* move the page tables out, leaving the range mapped and empty;
+ * to == 0: anywhere */
+void *mm_move_keep(struct uhmm *h, uintptr_t from, size_t len, uintptr_t to);
 int   mm_zap(struct uhmm *h, uintptr_t addr, size_t len);
 int   mm_unmap(struct uhmm *h, uintptr_t addr, size_t len);
 
@@ -231,6 +241,7 @@ int  events_start(struct uhmm *h);
 void events_stop(struct uhmm *h);
 void events_drain(struct uhmm *h);	/* with h->lock held */
 void events_sync(struct uhmm *h);	/* reader has read all queued */
+void trash_add(struct uhmm *h, void *addr, size_t len);
 void expect_add(struct uhmm *h, uint8_t event, uint64_t a, uint64_t b, uint64_t c);
 uint64_t expect_clear(struct uhmm *h);
 

@@ -432,6 +432,233 @@ static int batch_to_sys(struct uhmm *h, struct batch *b, const struct request *r
 	return fence_end(h);
 }
 
+/* ---- fencing by moving page tables ------------------------------------
+ *
+ * Where the kernel has MREMAP_DONTUNMAP (5.7 anonymous, 5.13 shared), a
+ * batch's page tables are moved out of the program's range in one call:
+ * the range stays mapped but empty, registered so that every access waits
+ * in a userfaultfd fault (MISSING for system pages, MINOR for device pages)
+ * until the new pages are in place.  The copy then reads memory no other
+ * thread can reach (plain memcpy, no munmap race), device page tables go
+ * back to the device's view instead of being freed and rebuilt, and the
+ * old system pages are freed by the worker, off the caller's path.
+ */
+
+static bool src_contiguous(const struct batch *b)
+{
+	for (size_t i = 1; i < b->n; i++)
+		if (b->dsrc[i] != b->dsrc[0] + i)
+			return false;
+	return true;
+}
+
+static char *view_of(struct uhmm_dev *d, uint32_t dp)
+{
+	return d->view + ((size_t)dp << PAGE_SHIFT);
+}
+
+static void fence_track(struct uhmm *h, struct batch *b)
+{
+	pthread_mutex_lock(&h->q.lock);
+	h->fence_start = b->start;
+	h->fence_end = b->end;
+	h->q.foreign = 0;
+	h->q.foreign_seq = 0;
+	pthread_mutex_unlock(&h->q.lock);
+}
+
+/* Device page tables come home to the device's view; the program's range
+ * is left empty.  Returns the view address of the batch, or NULL. */
+static char *take_device_ptes(struct uhmm *h, struct batch *b)
+{
+	size_t len = b->end - b->start;
+	char *v = view_of(b->src, b->dsrc[0]);
+
+	if (mm_move_keep(h, b->start, len, (uintptr_t)v) == MAP_FAILED)
+		return NULL;
+	/* the registration and protection travelled with the page tables:
+	 * the view is ours, unregistered and writable */
+	uffd_unregister(h, (uintptr_t)v, len);
+	if (b->prot != (PROT_READ | PROT_WRITE))
+		mprotect(v, len, PROT_READ | PROT_WRITE);
+	for (size_t i = 0; i < b->n; i++)
+		b->src->pflags[b->dsrc[i]] |= DP_VIEW_PTE;
+	return v;
+}
+
+/* Copy one run of the batch into device memory, from memory of ours. */
+static int fill_run(struct uhmm_dev *d, uint32_t dp, const char *src, size_t len)
+{
+	bool view = true;
+
+	for (size_t k = 0; k < (len >> PAGE_SHIFT) && view; k++)
+		view = d->pflags[dp + k] & DP_VIEW_PTE;
+	if (view) {
+		memcpy(view_of(d, dp), src, len);
+		return 0;
+	}
+	return write_all(d->fd, src, len, devmem_off(d, dp));
+}
+
+static void zero_run(struct uhmm_dev *d, uint32_t dp, size_t n)
+{
+	for (size_t j = 0; j < n; j++) {
+		if (!(d->pflags[dp + j] & DP_DIRTY))
+			continue;
+		if (d->pflags[dp + j] & DP_VIEW_PTE)
+			memset(view_of(d, dp + j), 0, PAGE_SIZE);
+		else
+			write_all(d->fd, ((struct uhmm *)d->h)->zero_page, PAGE_SIZE,
+				  devmem_off(d, dp + j));
+	}
+}
+
+static int copy_from(struct uhmm *h, struct uhmm_dev *d, struct batch *b,
+		     const char *src, const struct request *rq, size_t *zero)
+{
+	int r = 0;
+
+	for (size_t i = 0; i < b->n && !r;) {
+		size_t k = run_len(b->ddst, b->present, i, b->n);
+
+		if (rq->flags & UHMM_MIGRATE_DISCARD) {
+			/* contents need not survive */
+		} else if (!b->present[i]) {
+			zero_run(d, b->ddst[i], k);
+			*zero += k;
+		} else {
+			r = fill_run(d, b->ddst[i], src + (i << PAGE_SHIFT), k << PAGE_SHIFT);
+			COUNT(h, d, bytes_copied, k << PAGE_SHIFT);
+		}
+		i += k;
+	}
+	return r;
+}
+
+static int batch_to_dev_remap(struct uhmm *h, struct batch *b, struct uhmm_dev *d,
+			      const struct request *rq)
+{
+	size_t got = 0, zero = 0, n, len;
+	char *src = NULL;
+	bool any;
+	int r = 0, rr = 0;
+
+	alloc_pages(h, d, b, rq, &got);
+	if (!got)
+		return -ENOMEM;
+	if (got < b->n) {
+		b->end = va(b, got);
+		rr = -ENOMEM;
+	}
+	n = b->n = got;
+	len = n << PAGE_SHIFT;
+	fence_track(h, b);
+	if (!b->src) {
+		/* empty pages must wait too while the range is empty */
+		r = uffd_register_missing(h, b->start, len);
+		memset(b->present, 0, n);
+		if (!r)
+			r = pagemap_present(h, b->start, n, b->present, true);
+		any = memchr(b->present, 1, n) != NULL;
+		if (!r && any) {
+			src = mm_move_keep(h, b->start, len, 0);
+			if (src == MAP_FAILED) {
+				src = NULL;
+				r = -errno;
+			}
+		}
+	} else {
+		memset(b->present, 1, n);
+		src = take_device_ptes(h, b);
+		if (!src)
+			r = -errno;
+	}
+	if (!r)
+		r = copy_from(h, d, b, src, rq, &zero);
+	if (!r && fence_broken(h))
+		r = -EAGAIN;
+	for (size_t i = 0; !r && i < n;) {
+		size_t k = run_len(b->ddst, NULL, i, n);
+
+		r = install_run(h, d, va(b, i), b->ddst[i], k, b->prot);
+		i += k;
+	}
+	if (r) {
+		/* put back what we took: the range is empty, nothing moved */
+		if (src && !b->src)
+			mm_move(h, src, len, b->start);
+		else if (src)
+			mm_map_fixed(h, b->start, len, b->prot, MAP_SHARED, b->src->fd,
+				     devmem_off(b->src, b->dsrc[0]));
+		if (!b->src)
+			uffd_register(h, b->start, len, false);
+		else
+			uffd_register(h, b->start, len, true);
+		for (size_t i = 0; i < n; i++)
+			devmem_free(d, b->ddst[i]);
+		uffd_wake(h, b->start, len);
+		fence_end(h);
+		return r;
+	}
+	commit(h, b, 0, n, d, landed_stray(h));
+	uffd_wake(h, b->start, len);
+	if (src && !b->src) {
+		uffd_unregister(h, (uintptr_t)src, len);
+		trash_add(h, src, len);
+	}
+	COUNT(h, d, pages_to_dev, n);
+	COUNT(h, d, pages_zero_filled, zero);
+	if (rq->res) {
+		rq->res->moved += n;
+		rq->res->zero_filled += zero;
+	}
+	r = fence_end(h);
+	return rr ? rr : r;
+}
+
+static int batch_to_sys_remap(struct uhmm *h, struct batch *b, const struct request *rq)
+{
+	size_t len = b->end - b->start;
+	bool discard = rq->flags & UHMM_MIGRATE_DISCARD;
+	char *st, *v;
+	int r = 0;
+
+	/* the costly part, fresh system memory, before anything waits */
+	st = stage_alloc(b->start, len, !discard);
+	if (!st)
+		return -ENOMEM;
+	fence_track(h, b);
+	v = take_device_ptes(h, b);
+	if (!v)
+		r = -errno;
+	if (!r && !discard) {
+		memcpy(st, v, len);
+		COUNT(h, b->src, bytes_copied, len);
+	}
+	if (!r && b->prot != (PROT_READ | PROT_WRITE) && mprotect(st, len, b->prot))
+		r = -errno;
+	if (!r && fence_broken(h))
+		r = -EAGAIN;
+	if (!r && mm_move(h, st, len, b->start) == MAP_FAILED)
+		r = -errno;
+	if (r) {
+		munmap(st, len);
+		if (v && mm_map_fixed(h, b->start, len, b->prot, MAP_SHARED, b->src->fd,
+				      devmem_off(b->src, b->dsrc[0])) != MAP_FAILED)
+			uffd_register(h, b->start, len, true);
+		uffd_wake(h, b->start, len);
+		fence_end(h);
+		return r;
+	}
+	uffd_register(h, b->start, len, false);
+	COUNT(h, b->src, pages_to_sys, b->n);
+	commit(h, b, 0, b->n, NULL, landed_stray(h));
+	uffd_wake(h, b->start, len);
+	if (rq->res)
+		rq->res->moved += b->n;
+	return fence_end(h);
+}
+
 /* ---- ranges ------------------------------------------------------------ */
 
 static int load_batch(struct uhmm *h, struct batch *b, const struct vma *v,
@@ -483,7 +710,12 @@ static int migrate_vma(struct uhmm *h, const struct vma *v, struct uhmm_dev *to,
 		if (e > v->end)
 			e = v->end;
 		r = load_batch(h, b, v, s, e);
-		if (!r)
+		if (r)
+			break;
+		if ((h->feat & UHMM_FEAT_REMAP_FENCE) && (!b->src || src_contiguous(b)))
+			r = to ? batch_to_dev_remap(h, b, to, rq)
+			       : batch_to_sys_remap(h, b, rq);
+		else
 			r = to ? batch_to_dev(h, b, to, rq) : batch_to_sys(h, b, rq);
 		s = e;
 	}

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -30,6 +31,7 @@ static const struct disable_name disable_names[] = {
 	{ "pagemap_scan", UHMM_FEAT_PAGEMAP_SCAN },
 	{ "poison", UHMM_FEAT_POISON },
 	{ "kernel_faults", UHMM_FEAT_KERNEL_FAULTS },
+	{ "remap_fence", UHMM_FEAT_REMAP_FENCE },
 };
 
 /* UHMM_DISABLE=move,wp_shmem,... (or all): features to leave unused. */
@@ -116,6 +118,37 @@ static bool have_pagemap_scan(void)
 	return ok;
 }
 
+/* MREMAP_DONTUNMAP of private anonymous (5.7) and shared (5.13) memory. */
+static bool have_dontunmap(void)
+{
+	int fd = memfd_create("uhmm-probe", MFD_CLOEXEC);
+	void *a = mmap(NULL, PAGE_SIZE, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	void *s = MAP_FAILED, *m1 = MAP_FAILED, *m2 = MAP_FAILED;
+	bool ok;
+
+	if (fd >= 0 && !ftruncate(fd, PAGE_SIZE))
+		s = mmap(NULL, PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	/* raw syscalls: glibc 2.36's mremap() refuses DONTUNMAP without FIXED */
+	if (a != MAP_FAILED)
+		m1 = (void *)syscall(SYS_mremap, a, PAGE_SIZE, PAGE_SIZE,
+				     MREMAP_MAYMOVE | MREMAP_DONTUNMAP, 0);
+	if (s != MAP_FAILED)
+		m2 = (void *)syscall(SYS_mremap, s, PAGE_SIZE, PAGE_SIZE,
+				     MREMAP_MAYMOVE | MREMAP_DONTUNMAP, 0);
+	if ((uintptr_t)m1 > -4096ul)
+		m1 = MAP_FAILED;
+	if ((uintptr_t)m2 > -4096ul)
+		m2 = MAP_FAILED;
+	ok = m1 != MAP_FAILED && m2 != MAP_FAILED;
+	for (void *p[] = { a, s, m1, m2 }, **q = p; q < p + 4; q++)
+		if (*q != MAP_FAILED)
+			munmap(*q, PAGE_SIZE);
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
 static uint64_t wanted(uint64_t avail, uint64_t off)
 {
 	uint64_t w = UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE |
@@ -167,5 +200,7 @@ int probe_open_uffd(struct uhmm *h)
 	h->feat = feat_bits(h->uffd_feat, user_only);
 	if (!(off & UHMM_FEAT_PAGEMAP_SCAN) && have_pagemap_scan())
 		h->feat |= UHMM_FEAT_PAGEMAP_SCAN;
+	if (!(off & UHMM_FEAT_REMAP_FENCE) && have_dontunmap())
+		h->feat |= UHMM_FEAT_REMAP_FENCE;
 	return 0;
 }

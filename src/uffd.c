@@ -59,6 +59,18 @@ int uffd_register(struct uhmm *h, uintptr_t start, size_t len, bool shmem)
 	return uffd_ioctl(h, UFFDIO_REGISTER, &reg);
 }
 
+/* System pages about to be moved out: every access must wait for us. */
+int uffd_register_missing(struct uhmm *h, uintptr_t start, size_t len)
+{
+	struct uffdio_register reg = {
+		.range = { start, len },
+		.mode = UFFDIO_REGISTER_MODE_MISSING |
+			((h->feat & UHMM_FEAT_WP) ? UFFDIO_REGISTER_MODE_WP : 0),
+	};
+
+	return uffd_ioctl(h, UFFDIO_REGISTER, &reg);
+}
+
 int uffd_unregister(struct uhmm *h, uintptr_t start, size_t len)
 {
 	struct uffdio_range r = { start, len };
@@ -153,6 +165,23 @@ void *mm_move(struct uhmm *h, void *from, size_t len, uintptr_t to)
 	expect_add(h, UFFD_EVENT_REMAP, (uintptr_t)from, to, len);
 	expect_add(h, UFFD_EVENT_UNMAP, (uintptr_t)from, (uintptr_t)from + len, 0);
 	p = (void *)syscall(SYS_mremap, from, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+	if ((uintptr_t)p > -4096ul) {
+		errno = -(long)p;
+		p = MAP_FAILED;
+	}
+	h->own_seq = expect_clear(h);
+	return p;
+}
+
+void *mm_move_keep(struct uhmm *h, uintptr_t from, size_t len, uintptr_t to)
+{
+	int flags = MREMAP_MAYMOVE | MREMAP_DONTUNMAP | (to ? MREMAP_FIXED : 0);
+	void *p;
+
+	expect_add(h, UFFD_EVENT_REMAP, from, to ? to : EXPECT_ANY, len);
+	if (to)
+		expect_add(h, UFFD_EVENT_UNMAP, to, to + len, 0);
+	p = (void *)syscall(SYS_mremap, from, len, len, flags, to);
 	if ((uintptr_t)p > -4096ul) {
 		errno = -(long)p;
 		p = MAP_FAILED;
