@@ -48,7 +48,10 @@ int uffd_register(struct uhmm *h, uintptr_t start, size_t len, bool shmem)
 		reg.mode = UFFDIO_REGISTER_MODE_MISSING;
 		if (h->feat & UHMM_FEAT_MINOR_SHMEM)
 			reg.mode |= UFFDIO_REGISTER_MODE_MINOR;
-		if (h->feat & UHMM_FEAT_WP_SHMEM)
+		/* WP only where it fences: with the remap fence it is unused,
+		 * and unregistering a WP range leaves shmem PTEs read-only
+		 * (one write fault per page afterwards) */
+		if ((h->feat & UHMM_FEAT_WP_SHMEM) && !(h->feat & UHMM_FEAT_REMAP_FENCE))
 			reg.mode |= UFFDIO_REGISTER_MODE_WP;
 	} else {
 		if (h->feat & UHMM_FEAT_WP)
