@@ -843,7 +843,7 @@ int migrate_range(struct uhmm *h, uintptr_t start, uintptr_t end,
 	free(vv);
 	/* everything was checked above: a mapping call the kernel refuses
 	 * now met a layout another thread changed meanwhile */
-	return r == -EINVAL ? -EAGAIN : r;
+	return r == -EINVAL || r == -EPERM ? -EAGAIN : r;
 }
 
 /* ---- helpers for events, eviction and removal --------------------------- */
