@@ -17,8 +17,16 @@ void ctx_lock(struct uhmm *h)
 
 void ctx_unlock(struct uhmm *h)
 {
+	bool scrub = atomic_load(&h->scrub);
+
 	atomic_store(&h->migrator, 0);
 	pthread_mutex_unlock(&h->lock);
+	if (scrub) {
+		/* the worker makes freed device memory ready again */
+		pthread_mutex_lock(&h->q.lock);
+		pthread_cond_broadcast(&h->q.cond);
+		pthread_mutex_unlock(&h->q.lock);
+	}
 }
 
 static int opts_apply(struct uhmm *h, const struct uhmm_opts *o)

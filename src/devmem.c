@@ -218,6 +218,7 @@ void devmem_free(struct uhmm_dev *d, uint32_t p)
 	if (!d->owner[p])
 		return;
 	d->owner[p] = 0;
+	atomic_store(&d->h->scrub, true);
 	d->used_pages--;
 	if (--d->chunk_used[c] == 0)
 		bind_del(d, c);

@@ -405,18 +405,25 @@ static void *worker_main(void *arg)
 
 	for (;;) {
 		pthread_mutex_lock(&q->lock);
-		while (!q->n && !h->ntrash && !h->stopping)
+		bool msgs;
+
+		while (!q->n && !h->ntrash && !h->stopping && !atomic_load(&h->scrub))
 			pthread_cond_wait(&q->cond, &q->lock);
 		trash_empty(h);
 		if (h->stopping && !q->n) {
 			pthread_mutex_unlock(&q->lock);
 			break;
 		}
-		if (!q->n) {
-			pthread_mutex_unlock(&q->lock);
+		msgs = q->n;
+		pthread_mutex_unlock(&q->lock);
+		if (!msgs) {
+			/* idle: make freed device memory ready, a bit at a time */
+			ctx_lock(h);
+			if (!scrub_some(h))
+				atomic_store(&h->scrub, false);
+			ctx_unlock(h);
 			continue;
 		}
-		pthread_mutex_unlock(&q->lock);
 		ctx_lock(h);
 		events_drain(h);
 		ctx_unlock(h);

@@ -116,6 +116,7 @@ struct uhmm_dev {
 	size_t used_pages;
 	uint32_t bound_chunks;
 	uint32_t alloc_hint;
+	size_t scrub_at;		/* where the scrubber goes on */
 
 	struct counters stats;
 };
@@ -204,6 +205,7 @@ struct uhmm {
 	/* old system pages moved out of the way, freed by the worker */
 	struct { uintptr_t addr; size_t len; } trash[64];
 	int ntrash;			/* under q.lock */
+	_Atomic bool scrub;		/* freed device pages to make ready */
 
 	/* the range being migrated, to notice foreign layout changes */
 	uintptr_t fence_start, fence_end;
@@ -242,6 +244,9 @@ void events_stop(struct uhmm *h);
 void events_drain(struct uhmm *h);	/* with h->lock held */
 void events_sync(struct uhmm *h);	/* reader has read all queued */
 void trash_add(struct uhmm *h, void *addr, size_t len);
+
+/* scrub.c */
+bool scrub_some(struct uhmm *h);		/* with h->lock held */
 void expect_add(struct uhmm *h, uint8_t event, uint64_t a, uint64_t b, uint64_t c);
 uint64_t expect_clear(struct uhmm *h);
 

@@ -21,7 +21,7 @@
 #include "compat.h"
 #include "internal.h"
 
-#define BATCH_PAGES (16 * BLOCK_PAGES)		/* 32 MiB */
+#define BATCH_PAGES (64 * BLOCK_PAGES)		/* 128 MiB */
 
 struct batch {
 	uintptr_t start, end;
