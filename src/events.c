@@ -88,15 +88,27 @@ void events_sync(struct uhmm *h)
 	pthread_mutex_unlock(&h->q.lock);
 }
 
+/*
+ * Is this event one our own call raised?  A remap matches exactly; unmap
+ * and remove events come one per mapping the kernel walked (madvise) and
+ * may cover any part of what we announced.
+ */
 static bool expected(struct evqueue *q, const struct qmsg *m)
 {
 	for (int i = 0; i < q->nexp; i++) {
 		struct expect *e = &q->exp[i];
+		bool match;
 
-		if (e->event == m->event && e->a == m->a &&
-		    (e->b == m->b || e->b == EXPECT_ANY) && e->c == m->c && !e->hits) {
-			e->hits++;
-			e->seq = q->seq;
+		if (e->event != m->event)
+			continue;
+		if (m->event == UFFD_EVENT_REMAP)
+			match = !e->hits && e->a == m->a && e->c == m->c &&
+				(e->b == m->b || e->b == EXPECT_ANY);
+		else
+			match = m->a >= e->a && m->b <= e->b && m->a < m->b;
+		if (match) {
+			if (!e->hits++)
+				e->seq = q->seq;
 			return true;
 		}
 	}

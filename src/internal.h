@@ -267,6 +267,7 @@ struct vma {
 int vma_scan(struct uhmm *h, uintptr_t start, uintptr_t end,
 	     struct vma **out, size_t *n);
 int vma_check_migratable(struct uhmm *h, const struct vma *v);
+int vma_check_sealed(uintptr_t start, uintptr_t end);
 int vma_at(struct uhmm *h, uintptr_t addr, struct vma *out);
 
 /* pagemap.c */

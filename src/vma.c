@@ -16,6 +16,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "compat.h"
 #include "internal.h"
 
 static struct uhmm_dev *dev_for_file(struct uhmm *h, dev_t sd, ino_t si)
@@ -141,14 +142,39 @@ int vma_at(struct uhmm *h, uintptr_t addr, struct vma *out)
 }
 
 /*
- * mprotect to the protection it already has changes nothing, but the
- * kernel refuses it on sealed memory: a probe for mseal with no side effect.
+ * Sealed memory (mseal, 6.10+) shows "sl" in its VmFlags.  Only the smaps
+ * file says so; it is read only on kernels that have mseal at all.
  */
-static int sealed(const struct vma *v)
+int vma_check_sealed(uintptr_t start, uintptr_t end)
 {
-	if (mprotect((void *)v->start, v->end - v->start, v->prot) == 0)
+	static _Atomic int has_mseal = -1;
+	FILE *f;
+	char *line = NULL;
+	size_t llen = 0;
+	bool in = false;
+	int r = 0;
+
+	if (has_mseal < 0)
+		has_mseal = !(syscall(SYS_mseal, 0, 0, 0) < 0 && errno == ENOSYS);
+	if (!has_mseal)
 		return 0;
-	return errno == EPERM ? -EPERM : 0;
+	f = fopen("/proc/self/smaps", "re");
+	if (!f)
+		return 0;
+	while (!r && getline(&line, &llen, f) > 0) {
+		unsigned long s, e;
+
+		if (sscanf(line, "%lx-%lx ", &s, &e) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+			if (s >= end)
+				break;
+			in = e > start;
+		} else if (in && !strncmp(line, "VmFlags:", 8) && strstr(line, " sl")) {
+			r = -EPERM;
+		}
+	}
+	free(line);
+	fclose(f);
+	return r;
 }
 
 int vma_check_migratable(struct uhmm *h, const struct vma *v)
@@ -163,5 +189,5 @@ int vma_check_migratable(struct uhmm *h, const struct vma *v)
 			return -EBUSY;
 		return -EINVAL;
 	}
-	return sealed(v);
+	return 0;
 }
