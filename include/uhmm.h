@@ -41,6 +41,19 @@
  *  - /proc/PID/maps shows the device's file for those pages.
  *  - A fork() child shares COHERENT device pages with the parent in this
  *    release (the fork contract of API.md arrives later).
+ *
+ * Known limitation: a program that mremap()s a range away while another of
+ * its threads migrates that same range can lose that range's data (the
+ * migration's new mapping may land where the old one was, after it moved);
+ * munmap, mmap MAP_FIXED and mprotect racing a migration give -EAGAIN and
+ * lose nothing.  User space has no way to replace a mapping only if it is
+ * still the one it was; the library narrows the window but cannot close it.
+ *
+ * How a migration fences the range: where the kernel has MREMAP_DONTUNMAP
+ * (UHMM_FEAT_REMAP_FENCE), the batch's page tables are moved out in one
+ * call and every access waits in a userfaultfd fault until the new pages
+ * are in place (a few milliseconds per 128 MiB); otherwise writers are
+ * write-protected and readers go on reading.
  *  - Private file mappings cannot be migrated (hmm-tests migrate them).
  */
 #ifndef UHMM_H
@@ -161,9 +174,11 @@ struct uhmm_dev_desc {
 
 /*
  * Register device memory.  At most 63 devices per context.
- * -EINVAL: bad kind, size 0 or not a page multiple, bad fd, fd smaller than
- * fd_offset + size; -EACCES: fd not open for reading and writing;
- * -ENOSYS: PRIVATE memory (not yet).
+ * -EINVAL: bad kind, size 0 or not a page multiple, fd smaller than
+ * fd_offset + size, not a regular file or character device; -EBADF: fd not
+ * open; -EACCES: fd not open for reading and writing; -EBUSY: the file is
+ * already a device; -ENOSYS: PRIVATE memory (not yet), or a kernel without
+ * userfaultfd minor faults on shmem (5.13), which COHERENT devices need.
  */
 int uhmm_dev_add(struct uhmm *h, const struct uhmm_dev_desc *d, struct uhmm_dev **out);
 
