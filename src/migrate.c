@@ -94,16 +94,22 @@ static int read_all(int fd, void *buf, size_t len, uint64_t off)
 
 /* ---- fences ---------------------------------------------------------- */
 
-static void fence_on(struct uhmm *h, struct batch *b)
+/* Watch the batch's range for the program's layout changes. */
+static void fence_track(struct uhmm *h, struct batch *b)
 {
-	size_t len = b->end - b->start;
-
 	pthread_mutex_lock(&h->q.lock);
 	h->fence_start = b->start;
 	h->fence_end = b->end;
 	h->q.foreign = 0;
 	h->q.foreign_seq = 0;
 	pthread_mutex_unlock(&h->q.lock);
+}
+
+static void fence_on(struct uhmm *h, struct batch *b)
+{
+	size_t len = b->end - b->start;
+
+	fence_track(h, b);
 	if (!b->src) {
 		if (h->feat & UHMM_FEAT_WP)
 			uffd_wp(h, b->start, len, true);
@@ -198,6 +204,25 @@ static int alloc_pages(struct uhmm *h, struct uhmm_dev *d, struct batch *b,
 }
 
 /*
+ * Device pages for the batch, before any fence goes up (eviction allocates
+ * and migrates).  A batch that does not fit whole is cut to what fits and
+ * *short says so; none at all is -ENOMEM.
+ */
+static int reserve_batch(struct uhmm *h, struct uhmm_dev *d, struct batch *b,
+			 const struct request *rq, bool *short_)
+{
+	size_t got = 0;
+
+	alloc_pages(h, d, b, rq, &got);
+	if (!got)
+		return -ENOMEM;
+	*short_ = got < b->n;
+	b->end = va(b, got);
+	b->n = got;
+	return 0;
+}
+
+/*
  * Give the user range the device's pages.  Where our view still holds
  * populated page tables for them, mremap moves those tables (whole 2 MiB
  * tables when aligned) so that the CPU then takes no fault at all;
@@ -234,6 +259,26 @@ static int install_run(struct uhmm *h, struct uhmm_dev *d, uintptr_t at,
 
 /* ---- to a device ---------------------------------------------------------- */
 
+static char *view_of(struct uhmm_dev *d, uint32_t dp)
+{
+	return d->view + ((size_t)dp << PAGE_SHIFT);
+}
+
+/* Device pages handed out without a copy must read as zeros. */
+static void zero_run(struct uhmm_dev *d, uint32_t dp, size_t n)
+{
+	for (size_t j = 0; j < n; j++) {
+		if (!(d->pflags[dp + j] & DP_DIRTY))
+			continue;
+		if (d->pflags[dp + j] & DP_VIEW_PTE)
+			memset(view_of(d, dp + j), 0, PAGE_SIZE);
+		else
+			write_all(d->fd, d->h->zero_page, PAGE_SIZE,
+				  devmem_off(d, dp + j));
+	}
+}
+
+
 static int copy_in(struct uhmm *h, struct uhmm_dev *d, struct batch *b,
 		   const struct request *rq, size_t *zero)
 {
@@ -256,9 +301,7 @@ static int copy_in(struct uhmm *h, struct uhmm_dev *d, struct batch *b,
 		if (rq->flags & UHMM_MIGRATE_DISCARD) {
 			/* contents need not survive: nothing to copy */
 		} else if (!b->present[i]) {
-			for (size_t j = i; j < i + k; j++)
-				if (d->pflags[b->ddst[j]] & DP_DIRTY)
-					memset(d->view + ((size_t)b->ddst[j] << PAGE_SHIFT), 0, PAGE_SIZE);
+			zero_run(d, b->ddst[i], k);
 			*zero += k;
 		} else if (!b->src) {
 			r = write_all(d->fd, (void *)va(b, i), len, devmem_off(d, b->ddst[i]));
@@ -304,21 +347,17 @@ static void commit(struct uhmm *h, struct batch *b, size_t from, size_t n,
 static int batch_to_dev(struct uhmm *h, struct batch *b, struct uhmm_dev *d,
 			const struct request *rq)
 {
-	size_t got = 0, zero = 0, n, done;
-	int r, rr = 0;
+	size_t zero = 0, n, done;
+	bool cut;
+	int r;
 
 	memset(b->present, 0, b->n);
 	if (!b->src && (r = pagemap_present(h, b->start, b->n, b->present, true)))
 		return r;
-	/* room first: eviction allocates, and nothing may while we fence */
-	alloc_pages(h, d, b, rq, &got);
-	if (!got)
-		return -ENOMEM;
-	if (got < b->n) {
-		b->end = va(b, got);
-		rr = -ENOMEM;
-	}
-	n = b->n = got;
+	r = reserve_batch(h, d, b, rq, &cut);
+	if (r)
+		return r;
+	n = b->n;
 	fence_on(h, b);
 	r = copy_in(h, d, b, rq, &zero);
 	/* never map device memory over what the program put there since */
@@ -326,7 +365,6 @@ static int batch_to_dev(struct uhmm *h, struct batch *b, struct uhmm_dev *d,
 		r = -EAGAIN;
 	for (done = 0; !r && done < n;) {
 		size_t k = run_len(b->ddst, NULL, done, n);
-
 		bool stray;
 
 		r = install_run(h, d, va(b, done), b->ddst[done], k, b->prot);
@@ -357,7 +395,7 @@ static int batch_to_dev(struct uhmm *h, struct batch *b, struct uhmm_dev *d,
 		rq->res->zero_filled += zero;
 	}
 	r = fence_end(h);
-	return rr ? rr : r;
+	return cut ? -ENOMEM : r;
 }
 
 /* ---- to system memory ------------------------------------------------ */
@@ -452,21 +490,6 @@ static bool src_contiguous(const struct batch *b)
 	return true;
 }
 
-static char *view_of(struct uhmm_dev *d, uint32_t dp)
-{
-	return d->view + ((size_t)dp << PAGE_SHIFT);
-}
-
-static void fence_track(struct uhmm *h, struct batch *b)
-{
-	pthread_mutex_lock(&h->q.lock);
-	h->fence_start = b->start;
-	h->fence_end = b->end;
-	h->q.foreign = 0;
-	h->q.foreign_seq = 0;
-	pthread_mutex_unlock(&h->q.lock);
-}
-
 /* Device page tables come home to the device's view; the program's range
  * is left empty.  Returns the view address of the batch, or NULL. */
 static char *take_device_ptes(struct uhmm *h, struct batch *b)
@@ -500,19 +523,6 @@ static int fill_run(struct uhmm_dev *d, uint32_t dp, const char *src, size_t len
 	return write_all(d->fd, src, len, devmem_off(d, dp));
 }
 
-static void zero_run(struct uhmm_dev *d, uint32_t dp, size_t n)
-{
-	for (size_t j = 0; j < n; j++) {
-		if (!(d->pflags[dp + j] & DP_DIRTY))
-			continue;
-		if (d->pflags[dp + j] & DP_VIEW_PTE)
-			memset(view_of(d, dp + j), 0, PAGE_SIZE);
-		else
-			write_all(d->fd, ((struct uhmm *)d->h)->zero_page, PAGE_SIZE,
-				  devmem_off(d, dp + j));
-	}
-}
-
 static int copy_from(struct uhmm *h, struct uhmm_dev *d, struct batch *b,
 		     const char *src, const struct request *rq, size_t *zero)
 {
@@ -538,19 +548,15 @@ static int copy_from(struct uhmm *h, struct uhmm_dev *d, struct batch *b,
 static int batch_to_dev_remap(struct uhmm *h, struct batch *b, struct uhmm_dev *d,
 			      const struct request *rq)
 {
-	size_t got = 0, zero = 0, n, len;
+	size_t zero = 0, n, len;
 	char *src = NULL;
-	bool any;
-	int r = 0, rr = 0;
+	bool any, cut;
+	int r;
 
-	alloc_pages(h, d, b, rq, &got);
-	if (!got)
-		return -ENOMEM;
-	if (got < b->n) {
-		b->end = va(b, got);
-		rr = -ENOMEM;
-	}
-	n = b->n = got;
+	r = reserve_batch(h, d, b, rq, &cut);
+	if (r)
+		return r;
+	n = b->n;
 	len = n << PAGE_SHIFT;
 	fence_track(h, b);
 	if (!b->src) {
@@ -613,7 +619,7 @@ static int batch_to_dev_remap(struct uhmm *h, struct batch *b, struct uhmm_dev *
 		rq->res->zero_filled += zero;
 	}
 	r = fence_end(h);
-	return rr ? rr : r;
+	return cut ? -ENOMEM : r;
 }
 
 static int batch_to_sys_remap(struct uhmm *h, struct batch *b, const struct request *rq)
