@@ -344,6 +344,22 @@ static void commit(struct uhmm *h, struct batch *b, size_t from, size_t n,
 	}
 }
 
+/* Count a batch that reached a device and take its fence down. */
+static int finish_to_dev(struct uhmm *h, struct uhmm_dev *d, const struct request *rq,
+			 size_t n, size_t zero, bool cut)
+{
+	int r;
+
+	COUNT(h, d, pages_to_dev, n);
+	COUNT(h, d, pages_zero_filled, zero);
+	if (rq->res) {
+		rq->res->moved += n;
+		rq->res->zero_filled += zero;
+	}
+	r = fence_end(h);
+	return cut ? -ENOMEM : r;
+}
+
 static int batch_to_dev(struct uhmm *h, struct batch *b, struct uhmm_dev *d,
 			const struct request *rq)
 {
@@ -388,14 +404,7 @@ static int batch_to_dev(struct uhmm *h, struct batch *b, struct uhmm_dev *d,
 		return r;
 	}
 	uffd_wake(h, b->start, b->end - b->start);
-	COUNT(h, d, pages_to_dev, n);
-	COUNT(h, d, pages_zero_filled, zero);
-	if (rq->res) {
-		rq->res->moved += n;
-		rq->res->zero_filled += zero;
-	}
-	r = fence_end(h);
-	return cut ? -ENOMEM : r;
+	return finish_to_dev(h, d, rq, n, zero, cut);
 }
 
 /* ---- to system memory ------------------------------------------------ */
@@ -612,14 +621,7 @@ static int batch_to_dev_remap(struct uhmm *h, struct batch *b, struct uhmm_dev *
 		uffd_unregister(h, (uintptr_t)src, len);
 		trash_add(h, src, len);
 	}
-	COUNT(h, d, pages_to_dev, n);
-	COUNT(h, d, pages_zero_filled, zero);
-	if (rq->res) {
-		rq->res->moved += n;
-		rq->res->zero_filled += zero;
-	}
-	r = fence_end(h);
-	return cut ? -ENOMEM : r;
+	return finish_to_dev(h, d, rq, n, zero, cut);
 }
 
 static int batch_to_sys_remap(struct uhmm *h, struct batch *b, const struct request *rq)
