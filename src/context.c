@@ -9,6 +9,9 @@
 
 #include "internal.h"
 
+/* set on the library's own threads: their work is not the program's */
+__thread bool lib_thread;
+
 void ctx_lock(struct uhmm *h)
 {
 	pthread_mutex_lock(&h->lock);
@@ -19,6 +22,8 @@ void ctx_unlock(struct uhmm *h)
 {
 	bool scrub = atomic_load(&h->scrub);
 
+	if (!lib_thread)
+		note_activity(h);
 	atomic_store(&h->migrator, 0);
 	pthread_mutex_unlock(&h->lock);
 	if (scrub) {

@@ -410,11 +410,36 @@ static void trash_empty(struct uhmm *h)
 	}
 }
 
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + ts.tv_nsec;
+}
+
+void note_activity(struct uhmm *h)
+{
+	atomic_store(&h->last_call_ns, now_ns());
+}
+
+/* True when it slept instead (the program is busy with us). */
+static bool scrub_wait(struct uhmm *h)
+{
+	uint64_t quiet = atomic_load(&h->last_call_ns) + SCRUB_QUIET_NS, t = now_ns();
+
+	if (t >= quiet)
+		return false;
+	usleep((quiet - t) / 1000 + 1);
+	return true;
+}
+
 static void *worker_main(void *arg)
 {
 	struct uhmm *h = arg;
 	struct evqueue *q = &h->q;
 
+	lib_thread = true;
 	for (;;) {
 		pthread_mutex_lock(&q->lock);
 		bool msgs;
@@ -429,7 +454,11 @@ static void *worker_main(void *arg)
 		msgs = q->n;
 		pthread_mutex_unlock(&q->lock);
 		if (!msgs) {
-			/* idle: make freed device memory ready, a bit at a time */
+			/* idle: make freed device memory ready, a bit at a time,
+			 * once the program has left us alone for a moment (a
+			 * migration in full swing would copy over it anyway) */
+			if (scrub_wait(h))
+				continue;
 			ctx_lock(h);
 			if (!scrub_some(h))
 				atomic_store(&h->scrub, false);

@@ -206,6 +206,7 @@ struct uhmm {
 	struct { uintptr_t addr; size_t len; } trash[64];
 	int ntrash;			/* under q.lock */
 	_Atomic bool scrub;		/* freed device pages to make ready */
+	_Atomic uint64_t last_call_ns;	/* when an API call last ended */
 
 	/* the range being migrated, to notice foreign layout changes */
 	uintptr_t fence_start, fence_end;
@@ -213,6 +214,7 @@ struct uhmm {
 };
 
 /* context.c */
+extern __thread bool lib_thread;
 void ctx_lock(struct uhmm *h);
 void ctx_unlock(struct uhmm *h);
 
@@ -247,6 +249,8 @@ void trash_add(struct uhmm *h, void *addr, size_t len);
 
 /* scrub.c */
 bool scrub_some(struct uhmm *h);		/* with h->lock held */
+#define SCRUB_QUIET_NS (20 * 1000 * 1000)	/* idle this long first */
+void note_activity(struct uhmm *h);
 void expect_add(struct uhmm *h, uint8_t event, uint64_t a, uint64_t b, uint64_t c);
 uint64_t expect_clear(struct uhmm *h);
 
