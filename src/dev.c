@@ -192,6 +192,7 @@ int dev_setup(struct uhmm *h, const struct uhmm_dev_desc *desc, int fd,
 	}
 	for (size_t p = 0; p < d->npages; p++)
 		d->pflags[p] = DP_VIEW_PTE | (populate ? 0 : DP_DIRTY);
+	d->scrub_todo = populate ? 0 : d->npages;
 	ctx_lock(h);
 	id = free_id(h);
 	if (id > 0) {

@@ -139,8 +139,17 @@ static long free_chunk(struct uhmm_dev *d, uintptr_t key)
 	return -1;
 }
 
+/* A free page that must be zeroed or re-mapped in our view before use. */
+bool devmem_needs_scrub(const struct uhmm_dev *d, size_t p)
+{
+	return !d->owner[p] &&
+	       ((d->pflags[p] & DP_DIRTY) || !(d->pflags[p] & DP_VIEW_PTE));
+}
+
 static void take(struct uhmm_dev *d, uint32_t p, uintptr_t va)
 {
+	if (devmem_needs_scrub(d, p))
+		d->scrub_todo--;
 	d->owner[p] = va;
 	d->chunk_used[p / d->chunk_pages]++;
 	d->used_pages++;
@@ -218,7 +227,10 @@ void devmem_free(struct uhmm_dev *d, uint32_t p)
 	if (!d->owner[p])
 		return;
 	d->owner[p] = 0;
-	atomic_store(&d->h->scrub, true);
+	if (devmem_needs_scrub(d, p)) {
+		d->scrub_todo++;
+		atomic_store(&d->h->scrub, true);
+	}
 	d->used_pages--;
 	if (--d->chunk_used[c] == 0)
 		bind_del(d, c);

@@ -117,6 +117,7 @@ struct uhmm_dev {
 	uint32_t bound_chunks;
 	uint32_t alloc_hint;
 	size_t scrub_at;		/* where the scrubber goes on */
+	size_t scrub_todo;		/* free pages that need it */
 
 	struct counters stats;
 };
@@ -127,6 +128,7 @@ void devmem_fini(struct uhmm_dev *d);
 int  devmem_alloc(struct uhmm_dev *d, uintptr_t va, uint32_t *dpage);
 void devmem_free(struct uhmm_dev *d, uint32_t dpage);
 bool devmem_claim(struct uhmm_dev *d, uint32_t dpage, uintptr_t va);
+bool devmem_needs_scrub(const struct uhmm_dev *d, size_t dpage);
 void devmem_touch(struct uhmm_dev *d, uint32_t dpage, uint64_t now);
 /* least recently used chunk with no page in [avoid_start, avoid_end); -1 none */
 long devmem_lru_chunk(struct uhmm_dev *d, uintptr_t avoid_start, uintptr_t avoid_end);
@@ -271,7 +273,6 @@ struct vma {
 int vma_scan(struct uhmm *h, uintptr_t start, uintptr_t end,
 	     struct vma **out, size_t *n);
 int vma_check_migratable(struct uhmm *h, const struct vma *v);
-int vma_check_sealed(uintptr_t start, uintptr_t end);
 int vma_at(struct uhmm *h, uintptr_t addr, struct vma *out);
 
 /* pagemap.c */

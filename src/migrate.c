@@ -816,8 +816,6 @@ static int scan_checked(struct uhmm *h, uintptr_t start, uintptr_t end,
 			return r;
 		for (size_t i = 0; i < *n && !r; i++)
 			r = vma_check_migratable(h, &(*vv)[i]);
-		if (!r)
-			r = vma_check_sealed(start, end);
 		for (size_t i = 0; i < *n && !r && !again; i++) {
 			if ((*vv)[i].kind != VMA_DEV)
 				continue;

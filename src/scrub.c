@@ -17,17 +17,13 @@
 
 #define SCRUB_BUDGET_PAGES 2048		/* 8 MiB per lock hold */
 
-static bool needs_scrub(const struct uhmm_dev *d, size_t p)
-{
-	return !d->owner[p] &&
-	       ((d->pflags[p] & DP_DIRTY) || !(d->pflags[p] & DP_VIEW_PTE));
-}
-
 /* Make up to budget free pages of d ready; returns how many it did. */
 static size_t scrub_dev(struct uhmm_dev *d, size_t budget)
 {
 	size_t done = 0, seen = 0;
 
+	if (!d->scrub_todo)
+		return 0;
 	/* go round from where the last call stopped, at most once */
 	for (size_t p = d->scrub_at; seen < d->npages && done < budget; p++, seen++) {
 		size_t k;
@@ -36,11 +32,11 @@ static size_t scrub_dev(struct uhmm_dev *d, size_t budget)
 		if (p >= d->npages)
 			p = 0;
 		d->scrub_at = p;
-		if (!needs_scrub(d, p))
+		if (!devmem_needs_scrub(d, p))
 			continue;
 		k = p;
 		v = d->view + (p << PAGE_SHIFT);
-		while (k < d->npages && k - p < budget - done && needs_scrub(d, k))
+		while (k < d->npages && k - p < budget - done && devmem_needs_scrub(d, k))
 			k++;
 		madvise(v, (k - p) << PAGE_SHIFT, MADV_POPULATE_WRITE);
 		for (size_t j = p; j < k; j++) {
@@ -48,6 +44,7 @@ static size_t scrub_dev(struct uhmm_dev *d, size_t budget)
 				memset(d->view + (j << PAGE_SHIFT), 0, PAGE_SIZE);
 			d->pflags[j] = DP_VIEW_PTE;
 		}
+		d->scrub_todo -= k - p;
 		done += k - p;
 		seen += k - p;
 		p = k;

@@ -142,39 +142,16 @@ int vma_at(struct uhmm *h, uintptr_t addr, struct vma *out)
 }
 
 /*
- * Sealed memory (mseal, 6.10+) shows "sl" in its VmFlags.  Only the smaps
- * file says so; it is read only on kernels that have mseal at all.
+ * Sealed memory (mseal, 6.10+) refuses mremap even when nothing would
+ * change: an mremap to the same size, in place, is a probe with no side
+ * effect (reading VmFlags from smaps would walk every page table of the
+ * process, and an mprotect probe could undo a concurrent mprotect).
  */
-int vma_check_sealed(uintptr_t start, uintptr_t end)
+static int sealed(const struct vma *v)
 {
-	static _Atomic int has_mseal = -1;
-	FILE *f;
-	char *line = NULL;
-	size_t llen = 0;
-	bool in = false;
-	int r = 0;
+	long r = syscall(SYS_mremap, v->start, v->end - v->start, v->end - v->start, 0, 0);
 
-	if (has_mseal < 0)
-		has_mseal = !(syscall(SYS_mseal, 0, 0, 0) < 0 && errno == ENOSYS);
-	if (!has_mseal)
-		return 0;
-	f = fopen("/proc/self/smaps", "re");
-	if (!f)
-		return 0;
-	while (!r && getline(&line, &llen, f) > 0) {
-		unsigned long s, e;
-
-		if (sscanf(line, "%lx-%lx ", &s, &e) == 2 && strchr(line, '-') < strchr(line, ' ')) {
-			if (s >= end)
-				break;
-			in = e > start;
-		} else if (in && !strncmp(line, "VmFlags:", 8) && strstr(line, " sl")) {
-			r = -EPERM;
-		}
-	}
-	free(line);
-	fclose(f);
-	return r;
+	return r < 0 && errno == EPERM ? -EPERM : 0;
 }
 
 int vma_check_migratable(struct uhmm *h, const struct vma *v)
@@ -189,5 +166,5 @@ int vma_check_migratable(struct uhmm *h, const struct vma *v)
 			return -EBUSY;
 		return -EINVAL;
 	}
-	return 0;
+	return sealed(v);
 }
