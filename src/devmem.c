@@ -38,6 +38,7 @@ static uint32_t pick_chunk_pages(size_t npages, size_t granule_pages)
 int devmem_init(struct uhmm_dev *d)
 {
 	d->npages = d->size >> PAGE_SHIFT;
+	d->last_chunk = -1;
 	d->chunk_pages = pick_chunk_pages(d->npages, d->granule >> PAGE_SHIFT);
 	d->nchunks = (d->npages + d->chunk_pages - 1) / d->chunk_pages;
 	d->nbind = 16;
@@ -77,9 +78,15 @@ static long bind_find(struct uhmm_dev *d, uintptr_t key)
 {
 	size_t i = key_hash(key, d->nbind);
 
-	for (; d->bind[i]; i = (i + 1) & (d->nbind - 1))
-		if (d->chunk_key[d->bind[i] - 1] == key + 1)
-			return d->bind[i] - 1;
+	if (d->last_chunk >= 0 && d->last_key == key && d->chunk_key[d->last_chunk] == key + 1)
+		return d->last_chunk;
+	for (; d->bind[i]; i = (i + 1) & (d->nbind - 1)) {
+		if (d->chunk_key[d->bind[i] - 1] == key + 1) {
+			d->last_key = key;
+			d->last_chunk = d->bind[i] - 1;
+			return d->last_chunk;
+		}
+	}
 	return -1;
 }
 

@@ -70,6 +70,7 @@ struct vblock {
 struct pagetable {
 	struct vblock **bucket;
 	size_t nbucket, count;
+	struct vblock *last;		/* walks go page by page: 511 of 512 hit */
 };
 
 int  pt_init(struct pagetable *pt);
@@ -116,6 +117,8 @@ struct uhmm_dev {
 	size_t used_pages;
 	uint32_t bound_chunks;
 	uint32_t alloc_hint;
+	uintptr_t last_key;		/* the last bind_find, for page-by-page walks */
+	long last_chunk;
 	size_t scrub_at;		/* where the scrubber goes on */
 	size_t scrub_todo;		/* free pages that need it */
 

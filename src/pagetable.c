@@ -23,6 +23,7 @@ int pt_init(struct pagetable *pt)
 {
 	pt->nbucket = 1024;
 	pt->count = 0;
+	pt->last = NULL;
 	pt->bucket = mem_alloc(pt->nbucket * sizeof(*pt->bucket));
 	return pt->bucket ? 0 : -ENOMEM;
 }
@@ -44,11 +45,16 @@ void pt_fini(struct pagetable *pt)
 struct vblock *pt_lookup(struct pagetable *pt, uintptr_t addr)
 {
 	uintptr_t base = addr & ~(BLOCK_SIZE - 1);
-	struct vblock *b = pt->bucket[hash_block(base, pt->nbucket)];
+	struct vblock *b;
 
-	for (; b; b = b->next)
-		if (b->base == base)
+	if (pt->last && pt->last->base == base)
+		return pt->last;
+	for (b = pt->bucket[hash_block(base, pt->nbucket)]; b; b = b->next) {
+		if (b->base == base) {
+			pt->last = b;
 			return b;
+		}
+	}
 	return NULL;
 }
 
@@ -136,6 +142,8 @@ static void pt_drop(struct pagetable *pt, struct vblock *b)
 		if (*pp == b) {
 			*pp = b->next;
 			pt->count--;
+			if (pt->last == b)
+				pt->last = NULL;
 			mem_free(b);
 			return;
 		}

@@ -38,7 +38,13 @@ static size_t scrub_dev(struct uhmm_dev *d, size_t budget)
 		v = d->view + (p << PAGE_SHIFT);
 		while (k < d->npages && k - p < budget - done && devmem_needs_scrub(d, k))
 			k++;
-		madvise(v, (k - p) << PAGE_SHIFT, MADV_POPULATE_WRITE);
+		for (size_t j = p; j < k; j++) {
+			if (d->pflags[j] & DP_VIEW_PTE)
+				continue;
+			/* some page lost its entry: map the whole run again */
+			madvise(v, (k - p) << PAGE_SHIFT, MADV_POPULATE_WRITE);
+			break;
+		}
 		for (size_t j = p; j < k; j++) {
 			if (d->pflags[j] & DP_DIRTY)
 				memset(d->view + (j << PAGE_SHIFT), 0, PAGE_SIZE);
