@@ -243,7 +243,6 @@ void *mm_move(struct uhmm *h, void *from, size_t len, uintptr_t to);
  * to == 0: anywhere */
 void *mm_move_keep(struct uhmm *h, uintptr_t from, size_t len, uintptr_t to);
 int   mm_zap(struct uhmm *h, uintptr_t addr, size_t len);
-int   mm_unmap(struct uhmm *h, uintptr_t addr, size_t len);
 
 /* events.c */
 int  events_start(struct uhmm *h);

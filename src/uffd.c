@@ -202,13 +202,3 @@ int mm_zap(struct uhmm *h, uintptr_t addr, size_t len)
 	expect_clear(h);
 	return r;
 }
-
-int mm_unmap(struct uhmm *h, uintptr_t addr, size_t len)
-{
-	int r;
-
-	expect_add(h, UFFD_EVENT_UNMAP, addr, addr + len, 0);
-	r = syscall(SYS_munmap, addr, len) ? -errno : 0;
-	expect_clear(h);
-	return r;
-}
