@@ -1,0 +1,282 @@
+// SPDX-License-Identifier: MIT
+/*
+ * What both fences need: reserving device pages (eviction first, before
+ * anything waits), copying with raw syscalls, lending the device view's
+ * page tables to the program's range, committing the page table, fresh
+ * staging memory congruent with its destination, and noticing the
+ * program's own layout changes while a batch is in flight.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "compat.h"
+#include "migrate.h"
+
+/* Length of the run from i whose device pages follow each other. */
+size_t run_len(const uint32_t *dp, const uint8_t *sel, size_t i, size_t n)
+{
+	size_t k = i + 1;
+
+	while (k < n && dp[k] == dp[k - 1] + 1 && (!sel || sel[k] == sel[i]))
+		k++;
+	return k - i;
+}
+
+/*
+ * Raw syscalls: the bytes copied are whole pages of the program's memory,
+ * and sanitizers that intercept pwrite would check (and report) the parts
+ * that are not the program's objects; the fence, which they cannot see,
+ * is what orders these copies against the program's threads.
+ */
+int write_all(int fd, const void *buf, size_t len, uint64_t off)
+{
+	while (len) {
+		ssize_t w = syscall(SYS_pwrite64, fd, buf, len, off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w < 0 && errno == EFAULT ? -EAGAIN : -EIO;
+		buf = (const char *)buf + w;
+		len -= w;
+		off += w;
+	}
+	return 0;
+}
+
+int read_all(int fd, void *buf, size_t len, uint64_t off)
+{
+	while (len) {
+		ssize_t r = syscall(SYS_pread64, fd, buf, len, off);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -EIO;
+		buf = (char *)buf + r;
+		len -= r;
+		off += r;
+	}
+	return 0;
+}
+
+/* Watch the batch's range for the program's layout changes. */
+void fence_track(struct uhmm *h, struct batch *b)
+{
+	pthread_mutex_lock(&h->q.lock);
+	h->fence_start = b->start;
+	h->fence_end = b->end;
+	h->q.foreign = 0;
+	h->q.foreign_seq = 0;
+	pthread_mutex_unlock(&h->q.lock);
+}
+
+/*
+ * Did our last mapping change land where the program had already changed
+ * the layout?  The reader sees events in the kernel's order: a foreign one
+ * read before ours came first; no event of ours means the destination was
+ * no longer our registered mapping.
+ */
+bool landed_stray(struct uhmm *h)
+{
+	bool stray;
+
+	pthread_mutex_lock(&h->q.lock);
+	stray = h->q.foreign_seq && (!h->own_seq || h->q.foreign_seq < h->own_seq);
+	pthread_mutex_unlock(&h->q.lock);
+	return stray;
+}
+
+/* Did the program change the fenced range's layout meanwhile? */
+bool fence_broken(struct uhmm *h)
+{
+	bool broken;
+
+	events_sync(h);
+
+	pthread_mutex_lock(&h->q.lock);
+	broken = h->q.foreign;
+	pthread_mutex_unlock(&h->q.lock);
+	return broken;
+}
+
+int fence_end(struct uhmm *h)
+{
+	int foreign;
+
+	pthread_mutex_lock(&h->q.lock);
+	h->fence_start = h->fence_end = 0;
+	foreign = h->q.foreign;
+	pthread_mutex_unlock(&h->q.lock);
+	return foreign ? -EAGAIN : 0;
+}
+
+int alloc_pages(struct uhmm *h, struct uhmm_dev *d, struct batch *b,
+		       const struct request *rq, size_t *got)
+{
+	size_t i;
+
+	for (i = 0; i < b->n; i++) {
+		long c;
+		int r;
+
+		while ((r = devmem_alloc(d, va(b, i), &b->ddst[i])) == -ENOSPC) {
+			if (rq->flags & UHMM_MIGRATE_NOEVICT)
+				break;
+			c = devmem_lru_chunk(d, rq->start, rq->end);
+			if (c < 0)
+				break;
+			r = evict_chunk(h, d, c);
+			if (r <= 0)
+				break;
+			if (rq->res)
+				rq->res->evicted += r;
+		}
+		if (r)
+			break;
+	}
+	*got = i;
+	return 0;
+}
+
+/*
+ * Device pages for the batch, before any fence goes up (eviction allocates
+ * and migrates).  A batch that does not fit whole is cut to what fits and
+ * *short says so; none at all is -ENOMEM.
+ */
+int reserve_batch(struct uhmm *h, struct uhmm_dev *d, struct batch *b,
+			 const struct request *rq, bool *short_)
+{
+	size_t got = 0;
+
+	alloc_pages(h, d, b, rq, &got);
+	if (!got)
+		return -ENOMEM;
+	*short_ = got < b->n;
+	b->end = va(b, got);
+	b->n = got;
+	return 0;
+}
+
+/*
+ * Give the user range the device's pages.  Where our view still holds
+ * populated page tables for them, mremap moves those tables (whole 2 MiB
+ * tables when aligned) so that the CPU then takes no fault at all;
+ * otherwise map the file and populate it once.
+ */
+int install_run(struct uhmm *h, struct uhmm_dev *d, uintptr_t at,
+		       uint32_t dp, size_t cnt, int prot)
+{
+	size_t len = cnt << PAGE_SHIFT;
+	char *view = d->view + ((size_t)dp << PAGE_SHIFT);
+	uint64_t off = devmem_off(d, dp);
+	bool donate = true;
+
+	for (size_t k = 0; k < cnt && donate; k++)
+		donate = d->pflags[dp + k] & DP_VIEW_PTE;
+	if (donate && prot != (PROT_READ | PROT_WRITE) && mprotect(view, len, prot))
+		donate = false;
+	if (donate && mm_move(h, view, len, at) != MAP_FAILED) {
+		for (size_t k = 0; k < cnt; k++)
+			d->pflags[dp + k] &= ~DP_VIEW_PTE;
+		if (mmap(view, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+			 d->fd, off) == MAP_FAILED)
+			abort();	/* our own address space is gone */
+	} else {
+		if (donate)
+			mprotect(view, len, PROT_READ | PROT_WRITE);
+		if (mm_map_fixed(h, at, len, prot, MAP_SHARED, d->fd, off) == MAP_FAILED)
+			return -errno;
+		madvise((void *)at, len, (prot & PROT_WRITE) ? MADV_POPULATE_WRITE
+							     : MADV_POPULATE_READ);
+	}
+	return uffd_register(h, at, len, true);
+}
+
+char *view_of(struct uhmm_dev *d, uint32_t dp)
+{
+	return d->view + ((size_t)dp << PAGE_SHIFT);
+}
+
+/* Device pages handed out without a copy must read as zeros. */
+void zero_run(struct uhmm_dev *d, uint32_t dp, size_t n)
+{
+	for (size_t j = 0; j < n; j++) {
+		if (!(d->pflags[dp + j] & DP_DIRTY))
+			continue;
+		if (d->pflags[dp + j] & DP_VIEW_PTE)
+			memset(view_of(d, dp + j), 0, PAGE_SIZE);
+		else
+			write_all(d->fd, d->h->zero_page, PAGE_SIZE,
+				  devmem_off(d, dp + j));
+	}
+}
+
+/*
+ * The pages of [from, from + n) now live where `to` says.  Their source
+ * device pages are freed, unless the program moved the range while we
+ * copied it (keep_src): the source mapping may live on at its new address,
+ * where settle() adopts it back.
+ */
+void commit(struct uhmm *h, struct batch *b, size_t from, size_t n,
+		   struct uhmm_dev *to, bool keep_src)
+{
+	for (size_t i = from; i < from + n; i++) {
+		if (b->src && !keep_src)
+			devmem_free(b->src, b->dsrc[i]);
+		if (to) {
+			to->pflags[b->ddst[i]] |= DP_DIRTY;
+			devmem_touch(to, b->ddst[i], ++h->clock);
+			pt_set(&h->pt, va(b, i), to->id, b->ddst[i]);
+		} else {
+			pt_set(&h->pt, va(b, i), LOC_SYS, 0);
+		}
+	}
+}
+
+/* Count a batch that reached a device and take its fence down. */
+int finish_to_dev(struct uhmm *h, struct uhmm_dev *d, const struct request *rq,
+			 size_t n, size_t zero, bool cut)
+{
+	int r;
+
+	COUNT(h, d, pages_to_dev, n);
+	COUNT(h, d, pages_zero_filled, zero);
+	if (rq->res) {
+		rq->res->moved += n;
+		rq->res->zero_filled += zero;
+	}
+	r = fence_end(h);
+	return cut ? -ENOMEM : r;
+}
+
+/* Fresh anonymous memory congruent with `at` modulo 2 MiB, so huge pages
+ * survive the move into place. */
+char *stage_alloc(uintptr_t at, size_t len, bool populate)
+{
+	size_t span = len + BLOCK_SIZE;
+	char *raw = mmap(NULL, span, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	uintptr_t s;
+
+	if (raw == MAP_FAILED)
+		return NULL;
+	s = ((uintptr_t)raw & ~(BLOCK_SIZE - 1)) + (at & (BLOCK_SIZE - 1));
+	if (s < (uintptr_t)raw)
+		s += BLOCK_SIZE;
+	if (s > (uintptr_t)raw)
+		munmap(raw, s - (uintptr_t)raw);
+	if ((uintptr_t)raw + span > s + len)
+		munmap((char *)s + len, (uintptr_t)raw + span - s - len);
+	madvise((void *)s, len, MADV_HUGEPAGE);
+	if (populate && madvise((void *)s, len, MADV_POPULATE_WRITE)) {
+		munmap((void *)s, len);
+		return NULL;
+	}
+	return (char *)s;
+}

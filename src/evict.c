@@ -1,0 +1,89 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Device pages going home: eviction of the least recently used chunk when a
+ * device is full, and everything at uhmm_dev_remove/uhmm_close.  Pages are
+ * sent home in runs of consecutive addresses, each a migration of its own.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "compat.h"
+#include "migrate.h"
+
+static int cmp_uptr(const void *a, const void *b)
+{
+	uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Send the pages at the given addresses home, in runs. */
+static int send_home(struct uhmm *h, uintptr_t *vas, size_t n)
+{
+	uintptr_t save_s, save_e;
+	int r = 0;
+
+	pthread_mutex_lock(&h->q.lock);
+	save_s = h->fence_start;
+	save_e = h->fence_end;
+	pthread_mutex_unlock(&h->q.lock);
+
+	qsort(vas, n, sizeof(*vas), cmp_uptr);
+	for (size_t i = 0; i < n;) {
+		size_t k = i + 1;
+		int rr;
+
+		while (k < n && vas[k] == vas[k - 1] + PAGE_SIZE)
+			k++;
+		rr = migrate_range(h, vas[i], vas[k - 1] + PAGE_SIZE, NULL, 0, NULL);
+		if (rr && !r)
+			r = rr;
+		i = k;
+	}
+	pthread_mutex_lock(&h->q.lock);
+	h->fence_start = save_s;
+	h->fence_end = save_e;
+	pthread_mutex_unlock(&h->q.lock);
+	return r;
+}
+
+/* Evict one chunk to system memory; returns pages evicted or -errno. */
+int evict_chunk(struct uhmm *h, struct uhmm_dev *d, long c)
+{
+	uintptr_t vas[BLOCK_PAGES];
+	size_t n = 0;
+	int r;
+
+	for (uint32_t i = 0; i < d->chunk_pages; i++) {
+		size_t p = (size_t)c * d->chunk_pages + i;
+
+		if (p < d->npages && d->owner[p])
+			vas[n++] = d->owner[p];
+	}
+	r = send_home(h, vas, n);
+	if (r < 0 && d->chunk_key[c])
+		return r;
+	COUNT(h, d, evictions, n);
+	return n;
+}
+
+int dev_pages_to_sys(struct uhmm *h, struct uhmm_dev *d)
+{
+	uintptr_t *vas = malloc(d->used_pages * sizeof(*vas) + 1);
+	size_t n = 0;
+	int r;
+
+	if (!vas)
+		return -ENOMEM;
+	for (size_t p = 0; p < d->npages; p++)
+		if (d->owner[p])
+			vas[n++] = d->owner[p];
+	r = send_home(h, vas, n);
+	free(vas);
+	return r;
+}
