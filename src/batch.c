@@ -280,3 +280,31 @@ char *stage_alloc(uintptr_t at, size_t len, bool populate)
 	}
 	return (char *)s;
 }
+
+/* Move the filled staging buffer into the program's range, in one call. */
+int stage_into_place(struct uhmm *h, struct batch *b, char *st)
+{
+	size_t len = b->end - b->start;
+
+	if (b->prot != (PROT_READ | PROT_WRITE) && mprotect(st, len, b->prot))
+		return -errno;
+	if (fence_broken(h))
+		return -EAGAIN;
+	if (mm_move(h, st, len, b->start) == MAP_FAILED)
+		return -errno;
+	return 0;
+}
+
+/* The batch is system memory now: managed, counted, and its waiters woken. */
+int finish_to_sys(struct uhmm *h, struct batch *b, const struct request *rq)
+{
+	size_t len = b->end - b->start;
+
+	uffd_register(h, b->start, len, false);
+	COUNT(h, b->src, pages_to_sys, b->n);
+	commit(h, b, 0, b->n, NULL, landed_stray(h));
+	uffd_wake(h, b->start, len);
+	if (rq->res)
+		rq->res->moved += b->n;
+	return fence_end(h);
+}

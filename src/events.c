@@ -502,18 +502,22 @@ int events_start(struct uhmm *h)
 	return 0;
 }
 
+/*
+ * The worker first: what it still does (applying events, freeing pages)
+ * may raise events, and only the reader can let those syscalls return.
+ */
 void events_stop(struct uhmm *h)
 {
 	uint64_t one = 1;
 
-	if (write(h->stop_fd, &one, sizeof(one)) < 0)
-		abort();
-	pthread_join(h->reader, NULL);
 	pthread_mutex_lock(&h->q.lock);
 	h->stopping = true;
 	pthread_cond_broadcast(&h->q.cond);
 	pthread_mutex_unlock(&h->q.lock);
 	pthread_join(h->worker, NULL);
+	if (write(h->stop_fd, &one, sizeof(one)) < 0)
+		abort();
+	pthread_join(h->reader, NULL);
 	pthread_mutex_lock(&h->q.lock);
 	trash_empty(h);
 	pthread_mutex_unlock(&h->q.lock);

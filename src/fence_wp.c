@@ -156,25 +156,15 @@ int batch_to_sys(struct uhmm *h, struct batch *b, const struct request *rq)
 			     devmem_off(b->src, b->dsrc[i]));
 		i += k;
 	}
-	if (!r && b->prot != (PROT_READ | PROT_WRITE) && mprotect(st, len, b->prot))
-		r = -errno;
-	if (!r && fence_broken(h))
-		r = -EAGAIN;
-	if (!r && mm_move(h, st, len, b->start) == MAP_FAILED)
-		r = -errno;
+	if (!r && !discard)
+		COUNT(h, b->src, bytes_copied, len);
+	if (!r)
+		r = stage_into_place(h, b, st);
 	if (r) {
 		munmap(st, len);
 		fence_off(h, b, b->start, b->end);
 		fence_end(h);
 		return r;
 	}
-	uffd_register(h, b->start, len, false);
-	if (!discard)
-		COUNT(h, b->src, bytes_copied, len);
-	COUNT(h, b->src, pages_to_sys, b->n);
-	commit(h, b, 0, b->n, NULL, landed_stray(h));
-	uffd_wake(h, b->start, len);
-	if (rq->res)
-		rq->res->moved += b->n;
-	return fence_end(h);
+	return finish_to_sys(h, b, rq);
 }

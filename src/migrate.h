@@ -54,6 +54,8 @@ void commit(struct uhmm *h, struct batch *b, size_t from, size_t n,
 int  finish_to_dev(struct uhmm *h, struct uhmm_dev *d, const struct request *rq,
 		   size_t n, size_t zero, bool cut);
 char *stage_alloc(uintptr_t at, size_t len, bool populate);
+int  stage_into_place(struct uhmm *h, struct batch *b, char *st);
+int  finish_to_sys(struct uhmm *h, struct batch *b, const struct request *rq);
 
 /* fence_wp.c: writers write-protected, readers go on */
 int batch_to_dev(struct uhmm *h, struct batch *b, struct uhmm_dev *d,

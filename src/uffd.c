@@ -78,7 +78,7 @@ int uffd_unregister(struct uhmm *h, uintptr_t start, size_t len)
 {
 	struct uffdio_range r = { start, len };
 
-	return uffd_ioctl(h, UFFDIO_UNREGISTER, &r);
+	return uffd_ioctl_retry(h, UFFDIO_UNREGISTER, &r);
 }
 
 int uffd_wp(struct uhmm *h, uintptr_t start, size_t len, bool on)
