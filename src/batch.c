@@ -257,28 +257,23 @@ int finish_to_dev(struct uhmm *h, struct uhmm_dev *d, const struct request *rq,
 
 /* Fresh anonymous memory congruent with `at` modulo 2 MiB, so huge pages
  * survive the move into place. */
-char *stage_alloc(uintptr_t at, size_t len, bool populate)
+char *stage_alloc(struct uhmm *h, uintptr_t at, size_t len, bool populate)
 {
-	size_t span = len + BLOCK_SIZE;
-	char *raw = mmap(NULL, span, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	uintptr_t s;
+	char *s = arena_get(h, at, len);
 
-	if (raw == MAP_FAILED)
+	if (!s)
 		return NULL;
-	s = ((uintptr_t)raw & ~(BLOCK_SIZE - 1)) + (at & (BLOCK_SIZE - 1));
-	if (s < (uintptr_t)raw)
-		s += BLOCK_SIZE;
-	if (s > (uintptr_t)raw)
-		munmap(raw, s - (uintptr_t)raw);
-	if ((uintptr_t)raw + span > s + len)
-		munmap((char *)s + len, (uintptr_t)raw + span - s - len);
-	madvise((void *)s, len, MADV_HUGEPAGE);
-	if (populate && madvise((void *)s, len, MADV_POPULATE_WRITE)) {
-		munmap((void *)s, len);
+	if (mmap(s, len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) == MAP_FAILED) {
+		arena_put(h, s);
 		return NULL;
 	}
-	return (char *)s;
+	madvise(s, len, MADV_HUGEPAGE);
+	if (populate && madvise(s, len, MADV_POPULATE_WRITE)) {
+		arena_put(h, s);
+		return NULL;
+	}
+	return s;
 }
 
 /* Move the filled staging buffer into the program's range, in one call. */
@@ -292,6 +287,7 @@ int stage_into_place(struct uhmm *h, struct batch *b, char *st)
 		return -EAGAIN;
 	if (mm_move(h, st, len, b->start) == MAP_FAILED)
 		return -errno;
+	arena_put(h, st);	/* the slot is a hole now: ours again */
 	return 0;
 }
 

@@ -65,6 +65,7 @@ static int opts_apply(struct uhmm *h, const struct uhmm_opts *o)
 static void ctx_free(struct uhmm *h)
 {
 	pt_fini(&h->pt);
+	arena_fini(h);
 	if (h->zero_page)
 		munmap(h->zero_page, PAGE_SIZE);
 	if (h->uffd >= 0)
@@ -104,6 +105,8 @@ int uhmm_open(struct uhmm **out, const struct uhmm_opts *opts)
 			r = -ENOMEM;
 		}
 	}
+	if (!r)
+		r = arena_init(h);
 	if (!r)
 		r = events_start(h);
 	if (r) {

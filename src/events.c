@@ -394,20 +394,26 @@ void trash_add(struct uhmm *h, void *addr, size_t len)
 	}
 	pthread_mutex_unlock(&h->q.lock);
 	if (!queued)
-		munmap(addr, len);
+		arena_put(h, addr);
 }
 
+/* With q.lock held; drops it around each (slow) free. */
 static void trash_empty(struct uhmm *h)
 {
 	while (h->ntrash) {
-		int i = --h->ntrash;
-		uintptr_t a = h->trash[i].addr;
-		size_t len = h->trash[i].len;
+		uintptr_t a = h->trash[--h->ntrash].addr;
 
 		pthread_mutex_unlock(&h->q.lock);
-		munmap((void *)a, len);
+		arena_put(h, (void *)a);
 		pthread_mutex_lock(&h->q.lock);
 	}
+}
+
+void trash_flush(struct uhmm *h)
+{
+	pthread_mutex_lock(&h->q.lock);
+	trash_empty(h);
+	pthread_mutex_unlock(&h->q.lock);
 }
 
 static uint64_t now_ns(void)
@@ -518,9 +524,7 @@ void events_stop(struct uhmm *h)
 	if (write(h->stop_fd, &one, sizeof(one)) < 0)
 		abort();
 	pthread_join(h->reader, NULL);
-	pthread_mutex_lock(&h->q.lock);
-	trash_empty(h);
-	pthread_mutex_unlock(&h->q.lock);
+	trash_flush(h);
 	close(h->stop_fd);
 	mem_free(h->q.msg);
 	h->q.msg = NULL;

@@ -35,13 +35,22 @@ static char *take_device_ptes(struct uhmm *h, struct batch *b)
 	size_t len = b->end - b->start;
 	char *v = view_of(b->src, b->dsrc[0]);
 
-	if (mm_move_keep(h, b->start, len, (uintptr_t)v) == MAP_FAILED)
+	if (mm_move_keep(h, b->start, len, (uintptr_t)v) == MAP_FAILED) {
+		int e = errno;
+
+		/* a failed MREMAP_FIXED may already have unmapped its
+		 * destination: our view must not keep a hole */
+		if (mmap(v, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+			 b->src->fd, devmem_off(b->src, b->dsrc[0])) == MAP_FAILED)
+			abort();
+		errno = e;
 		return NULL;
-	/* the registration and protection travelled with the page tables:
-	 * the view is ours, unregistered and writable */
+	}
+	/* the registration and protection travelled with the page tables
+	 * (the protection as it is now: the program may have changed it
+	 * since we looked): the view is ours, unregistered and writable */
 	uffd_unregister(h, (uintptr_t)v, len);
-	if (b->prot != (PROT_READ | PROT_WRITE))
-		mprotect(v, len, PROT_READ | PROT_WRITE);
+	mprotect(v, len, PROT_READ | PROT_WRITE);
 	for (size_t i = 0; i < b->n; i++)
 		b->src->pflags[b->dsrc[i]] |= DP_VIEW_PTE;
 	return v;
@@ -105,10 +114,16 @@ int batch_to_dev_remap(struct uhmm *h, struct batch *b, struct uhmm_dev *d,
 			r = pagemap_present(h, b->start, n, b->present, true);
 		any = memchr(b->present, 1, n) != NULL;
 		if (!r && any) {
-			src = mm_move_keep(h, b->start, len, 0);
-			if (src == MAP_FAILED) {
-				src = NULL;
+			src = arena_get(h, b->start, len);
+			if (!src)
+				r = -ENOMEM;
+			else if (mm_move_keep(h, b->start, len, (uintptr_t)src) == MAP_FAILED) {
 				r = -errno;
+				arena_put(h, src);
+				src = NULL;
+			} else {
+				/* readable whatever the program made it meanwhile */
+				mprotect(src, len, PROT_READ);
 			}
 		}
 	} else {
@@ -129,9 +144,11 @@ int batch_to_dev_remap(struct uhmm *h, struct batch *b, struct uhmm_dev *d,
 	}
 	if (r) {
 		/* put back what we took: the range is empty, nothing moved */
-		if (src && !b->src)
+		if (src && !b->src) {
+			mprotect(src, len, b->prot);
 			mm_move(h, src, len, b->start);
-		else if (src)
+			arena_put(h, src);
+		} else if (src)
 			mm_map_fixed(h, b->start, len, b->prot, MAP_SHARED, b->src->fd,
 				     devmem_off(b->src, b->dsrc[0]));
 		if (!b->src)
@@ -161,7 +178,7 @@ int batch_to_sys_remap(struct uhmm *h, struct batch *b, const struct request *rq
 	int r = 0;
 
 	/* the costly part, fresh system memory, before anything waits */
-	st = stage_alloc(b->start, len, !discard);
+	st = stage_alloc(h, b->start, len, !discard);
 	if (!st)
 		return -ENOMEM;
 	fence_track(h, b);
@@ -175,7 +192,7 @@ int batch_to_sys_remap(struct uhmm *h, struct batch *b, const struct request *rq
 	if (!r)
 		r = stage_into_place(h, b, st);
 	if (r) {
-		munmap(st, len);
+		arena_put(h, st);
 		if (v && mm_map_fixed(h, b->start, len, b->prot, MAP_SHARED, b->src->fd,
 				      devmem_off(b->src, b->dsrc[0])) != MAP_FAILED)
 			uffd_register(h, b->start, len, true);

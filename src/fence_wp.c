@@ -143,7 +143,7 @@ int batch_to_sys(struct uhmm *h, struct batch *b, const struct request *rq)
 	int r = 0;
 
 	fence_on(h, b);
-	st = stage_alloc(b->start, len, !discard);
+	st = stage_alloc(h, b->start, len, !discard);
 	if (!st) {
 		fence_off(h, b, b->start, b->end);
 		fence_end(h);
@@ -161,7 +161,7 @@ int batch_to_sys(struct uhmm *h, struct batch *b, const struct request *rq)
 	if (!r)
 		r = stage_into_place(h, b, st);
 	if (r) {
-		munmap(st, len);
+		arena_put(h, st);
 		fence_off(h, b, b->start, b->end);
 		fence_end(h);
 		return r;

@@ -207,6 +207,10 @@ struct uhmm {
 
 	struct allocation *allocs;	/* uhmm_alloc'd blocks */
 
+	/* our own address space for staging and moved-out pages */
+	char *arena;
+	unsigned arena_busy;		/* slots in use, under q.lock */
+
 	/* old system pages moved out of the way, freed by the worker */
 	struct { uintptr_t addr; size_t len; } trash[64];
 	int ntrash;			/* under q.lock */
@@ -250,6 +254,15 @@ void events_stop(struct uhmm *h);
 void events_drain(struct uhmm *h);	/* with h->lock held */
 void events_sync(struct uhmm *h);	/* reader has read all queued */
 void trash_add(struct uhmm *h, void *addr, size_t len);
+void trash_flush(struct uhmm *h);
+
+/* arena.c */
+#define ARENA_SLOTS 6
+int   arena_init(struct uhmm *h);
+void  arena_fini(struct uhmm *h);
+bool  arena_owns(const struct uhmm *h, uintptr_t start, uintptr_t end);
+char *arena_get(struct uhmm *h, uintptr_t at, size_t len);
+void  arena_put(struct uhmm *h, void *addr);
 
 /* scrub.c */
 bool scrub_some(struct uhmm *h);		/* with h->lock held */

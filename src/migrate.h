@@ -53,7 +53,7 @@ void commit(struct uhmm *h, struct batch *b, size_t from, size_t n,
 	    struct uhmm_dev *to, bool keep_src);
 int  finish_to_dev(struct uhmm *h, struct uhmm_dev *d, const struct request *rq,
 		   size_t n, size_t zero, bool cut);
-char *stage_alloc(uintptr_t at, size_t len, bool populate);
+char *stage_alloc(struct uhmm *h, uintptr_t at, size_t len, bool populate);
 int  stage_into_place(struct uhmm *h, struct batch *b, char *st);
 int  finish_to_sys(struct uhmm *h, struct batch *b, const struct request *rq);
 
