@@ -231,7 +231,8 @@ void commit(struct uhmm *h, struct batch *b, size_t from, size_t n,
 			devmem_free(b->src, b->dsrc[i]);
 		if (to) {
 			to->pflags[b->ddst[i]] |= DP_DIRTY;
-			devmem_touch(to, b->ddst[i], ++h->clock);
+			if (i == from || b->ddst[i] / to->chunk_pages != b->ddst[i - 1] / to->chunk_pages)
+				devmem_touch(to, b->ddst[i], ++h->clock);
 			pt_set(&h->pt, va(b, i), to->id, b->ddst[i]);
 		} else {
 			pt_set(&h->pt, va(b, i), LOC_SYS, 0);

@@ -208,7 +208,7 @@ int devmem_alloc(struct uhmm_dev *d, uintptr_t va, uint32_t *dpage)
 bool devmem_claim(struct uhmm_dev *d, uint32_t p, uintptr_t va)
 {
 	uint32_t c = p / d->chunk_pages;
-	uint32_t dp;
+	uint32_t dp = 0;
 
 	if (p >= d->npages)
 		return false;

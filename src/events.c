@@ -222,7 +222,7 @@ static void *reader_main(void *arg)
 static void apply_remap(struct uhmm *h, uintptr_t from, uintptr_t to, size_t len)
 {
 	for (uintptr_t off = 0; off < len; off += PAGE_SIZE) {
-		uint32_t dp;
+		uint32_t dp = 0;
 		int loc = pt_loc(&h->pt, from + off, &dp);
 
 		if (loc == LOC_UNMANAGED)

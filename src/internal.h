@@ -11,6 +11,7 @@
 #ifndef UHMM_INTERNAL_H
 #define UHMM_INTERNAL_H
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -77,8 +78,44 @@ int  pt_init(struct pagetable *pt);
 void pt_fini(struct pagetable *pt);
 struct vblock *pt_lookup(struct pagetable *pt, uintptr_t addr);
 struct vblock *pt_get(struct pagetable *pt, uintptr_t addr);	/* creates */
-int  pt_loc(struct pagetable *pt, uintptr_t addr, uint32_t *dpage);
-int  pt_set(struct pagetable *pt, uintptr_t addr, int loc, uint32_t dpage);
+
+/* Inline: migrations call these once per page, nearly always in the block
+ * looked at last. */
+static inline struct vblock *pt_block(struct pagetable *pt, uintptr_t addr, bool create)
+{
+	struct vblock *b = pt->last;
+
+	if (b && b->base == (addr & ~(BLOCK_SIZE - 1)))
+		return b;
+	return create ? pt_get(pt, addr) : pt_lookup(pt, addr);
+}
+
+/* LOC_UNMANAGED, LOC_SYS or a device id */
+static inline int pt_loc(struct pagetable *pt, uintptr_t addr, uint32_t *dpage)
+{
+	struct vblock *b = pt_block(pt, addr, false);
+	size_t i = (addr >> PAGE_SHIFT) & (BLOCK_PAGES - 1);
+
+	if (!b)
+		return LOC_UNMANAGED;
+	if (dpage)
+		*dpage = b->dpage[i];
+	return b->loc[i];
+}
+
+static inline int pt_set(struct pagetable *pt, uintptr_t addr, int loc, uint32_t dpage)
+{
+	struct vblock *b = pt_block(pt, addr, true);
+	size_t i = (addr >> PAGE_SHIFT) & (BLOCK_PAGES - 1);
+
+	if (!b)
+		return -ENOMEM;
+	if (b->loc[i] == LOC_UNMANAGED)
+		b->nmanaged++;
+	b->loc[i] = loc;
+	b->dpage[i] = dpage;
+	return 0;
+}
 void pt_unmanage(struct pagetable *pt, uintptr_t addr);
 /* first managed page in [start, end), or end */
 uintptr_t pt_next_managed(struct pagetable *pt, uintptr_t start, uintptr_t end);

@@ -32,7 +32,7 @@ static int load_batch(struct uhmm *h, struct batch *b, const struct vma *v,
 	b->prot = v->prot;
 	b->src = v->kind == VMA_DEV ? v->dev : NULL;
 	for (size_t i = 0; i < b->n; i++) {
-		uint32_t dp;
+		uint32_t dp = 0;
 		int loc = pt_loc(&h->pt, va(b, i), &dp);
 		struct uhmm_dev *d = dev_by_id(h, loc);
 
@@ -214,7 +214,7 @@ void forget_range(struct uhmm *h, uintptr_t start, uintptr_t end)
 {
 	for (uintptr_t a = pt_next_managed(&h->pt, start, end); a < end;
 	     a = pt_next_managed(&h->pt, a + PAGE_SIZE, end)) {
-		uint32_t dp;
+		uint32_t dp = 0;
 		int loc = pt_loc(&h->pt, a, &dp);
 
 		if (loc != LOC_SYS && dev_by_id(h, loc))

@@ -97,6 +97,7 @@ struct vblock *pt_get(struct pagetable *pt, uintptr_t addr)
 	k = hash_block(b->base, pt->nbucket);
 	b->next = pt->bucket[k];
 	pt->bucket[k] = b;
+	pt->last = b;
 	if (++pt->count > pt->nbucket)
 		pt_grow(pt);
 	return b;
@@ -105,33 +106,6 @@ struct vblock *pt_get(struct pagetable *pt, uintptr_t addr)
 static inline size_t pidx(uintptr_t addr)
 {
 	return (addr >> PAGE_SHIFT) & (BLOCK_PAGES - 1);
-}
-
-/* LOC_UNMANAGED, LOC_SYS or a device id */
-int pt_loc(struct pagetable *pt, uintptr_t addr, uint32_t *dpage)
-{
-	struct vblock *b = pt_lookup(pt, addr);
-	size_t i = pidx(addr);
-
-	if (!b)
-		return LOC_UNMANAGED;
-	if (dpage)
-		*dpage = b->dpage[i];
-	return b->loc[i];
-}
-
-int pt_set(struct pagetable *pt, uintptr_t addr, int loc, uint32_t dpage)
-{
-	struct vblock *b = pt_get(pt, addr);
-	size_t i = pidx(addr);
-
-	if (!b)
-		return -ENOMEM;
-	if (b->loc[i] == LOC_UNMANAGED)
-		b->nmanaged++;
-	b->loc[i] = loc;
-	b->dpage[i] = dpage;
-	return 0;
 }
 
 static void pt_drop(struct pagetable *pt, struct vblock *b)

@@ -64,7 +64,7 @@ int uhmm_where(struct uhmm *h, const void *addr, size_t len, int *loc)
 int uhmm_dev_offset(struct uhmm *h, const void *addr, int *loc, uint64_t *dev_off)
 {
 	uintptr_t s, e;
-	uint32_t dp;
+	uint32_t dp = 0;
 	int r, l;
 
 	if (!h || !loc || !dev_off)
