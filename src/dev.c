@@ -64,13 +64,6 @@ bool dev_file_foreign(struct uhmm *h, dev_t sd, ino_t si)
 	return d && d->h != h;
 }
 
-struct uhmm_dev *dev_by_id(struct uhmm *h, int id)
-{
-	if (id < 1 || id > MAX_DEVS)
-		return NULL;
-	return h->dev[id];
-}
-
 static size_t granule_of(int fd, const struct stat *st)
 {
 	struct statfs sf;

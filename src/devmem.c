@@ -146,13 +146,6 @@ static long free_chunk(struct uhmm_dev *d, uintptr_t key)
 	return -1;
 }
 
-/* A free page that must be zeroed or re-mapped in our view before use. */
-bool devmem_needs_scrub(const struct uhmm_dev *d, size_t p)
-{
-	return !d->owner[p] &&
-	       ((d->pflags[p] & DP_DIRTY) || !(d->pflags[p] & DP_VIEW_PTE));
-}
-
 static void take(struct uhmm_dev *d, uint32_t p, uintptr_t va)
 {
 	if (devmem_needs_scrub(d, p))

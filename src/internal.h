@@ -168,7 +168,14 @@ void devmem_fini(struct uhmm_dev *d);
 int  devmem_alloc(struct uhmm_dev *d, uintptr_t va, uint32_t *dpage);
 void devmem_free(struct uhmm_dev *d, uint32_t dpage);
 bool devmem_claim(struct uhmm_dev *d, uint32_t dpage, uintptr_t va);
-bool devmem_needs_scrub(const struct uhmm_dev *d, size_t dpage);
+
+/* A free page that must be zeroed or re-mapped in our view before use. */
+static inline bool devmem_needs_scrub(const struct uhmm_dev *d, size_t p)
+{
+	return !d->owner[p] &&
+	       ((d->pflags[p] & DP_DIRTY) || !(d->pflags[p] & DP_VIEW_PTE));
+}
+
 void devmem_touch(struct uhmm_dev *d, uint32_t dpage, uint64_t now);
 /* least recently used chunk with no page in [avoid_start, avoid_end); -1 none */
 long devmem_lru_chunk(struct uhmm_dev *d, uintptr_t avoid_start, uintptr_t avoid_end);
@@ -177,7 +184,6 @@ static inline uint64_t devmem_off(const struct uhmm_dev *d, uint32_t dpage)
 	return d->fd_offset + ((uint64_t)dpage << PAGE_SHIFT);
 }
 
-struct uhmm_dev *dev_by_id(struct uhmm *h, int id);
 int  dev_setup(struct uhmm *h, const struct uhmm_dev_desc *desc, int fd,
 	       bool populate, struct uhmm_dev **out);
 /* is (st_dev, st_ino) the memory of a device of another live context? */
@@ -258,6 +264,11 @@ struct uhmm {
 	uintptr_t fence_start, fence_end;
 	uint64_t own_seq;		/* when our last mapping change was read */
 };
+
+static inline struct uhmm_dev *dev_by_id(struct uhmm *h, int id)
+{
+	return id >= 1 && id <= MAX_DEVS ? h->dev[id] : NULL;
+}
 
 /* context.c */
 extern __thread bool lib_thread;
