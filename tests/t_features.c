@@ -16,6 +16,7 @@ static const struct { const char *name; uint64_t bit; } names[] = {
 	{ "pagemap_scan", UHMM_FEAT_PAGEMAP_SCAN },
 	{ "poison", UHMM_FEAT_POISON },
 	{ "kernel_faults", UHMM_FEAT_KERNEL_FAULTS },
+	{ "remap_fence", UHMM_FEAT_REMAP_FENCE },
 };
 #define NNAMES (sizeof(names) / sizeof(names[0]))
 

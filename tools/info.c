@@ -31,6 +31,7 @@ static const struct {
 	{ UHMM_FEAT_WP_UNPOPULATED, "WP_UNPOPULATED", "write-protect markers on empty pages" },
 	{ UHMM_FEAT_MINOR_SHMEM,    "MINOR_SHMEM",    "minor faults on shmem" },
 	{ UHMM_FEAT_EVENTS,         "EVENTS",         "unmap/remove/remap events" },
+	{ UHMM_FEAT_REMAP_FENCE,    "REMAP_FENCE",    "page tables moved out while a batch copies (MREMAP_DONTUNMAP)" },
 };
 
 static void print_kernel(void)
@@ -173,6 +174,15 @@ static const char *fence_dev(uint64_t feat)
 static void print_fencing(uint64_t feat)
 {
 	printf("fencing during migration:\n");
+	if (feat & UHMM_FEAT_REMAP_FENCE) {
+		printf("  every page      page tables moved out (MREMAP_DONTUNMAP): every access\n"
+		       "                  waits a few ms per 128 MiB batch; device page tables\n"
+		       "                  go back to the device's view, nothing is rebuilt\n");
+		printf("untouched pages are found with %s, and never copied\n",
+		       feat & UHMM_FEAT_PAGEMAP_SCAN ? "the PAGEMAP_SCAN ioctl" :
+		       "/proc/self/pagemap reads");
+		return;
+	}
 	printf("  system pages    %s\n", feat & UHMM_FEAT_WP ?
 	       "userfaultfd write-protect: writers wait, readers go on" :
 	       "fallback: no userfaultfd write-protect on anonymous memory");
