@@ -99,12 +99,14 @@ int uhmm_free(struct uhmm *h, void *p)
 
 int uhmm_unmanage(struct uhmm *h, void *addr, size_t len)
 {
-	uintptr_t s = page_down((uintptr_t)addr), e;
+	uintptr_t s, e;
 	int r;
 
-	if (!h || !len || (uintptr_t)addr + len < (uintptr_t)addr)
+	if (!h)
 		return -EINVAL;
-	e = page_up((uintptr_t)addr + len);
+	r = range_pages(addr, len, &s, &e);
+	if (r)
+		return r;
 	ctx_lock(h);
 	events_drain(h);
 	r = migrate_range(h, s, e, NULL, 0, NULL);

@@ -57,6 +57,7 @@ int counters_export(const struct counters *c, struct uhmm_stats *st);
 /* sz convention: 0 = v1; tail past what we know must be zero. */
 int sz_check(const void *s, size_t sz, size_t known);
 size_t sz_of(size_t sz, size_t v1);
+int range_pages(const void *addr, size_t len, uintptr_t *start, uintptr_t *end);
 
 /* ---- page table ----------------------------------------------------- */
 

@@ -251,11 +251,11 @@ int uhmm_migrate_ex(struct uhmm *h, void *addr, size_t len, struct uhmm_dev *to,
 		    unsigned flags, struct uhmm_migrate_res *res)
 {
 	struct uhmm_migrate_res out = { 0 };
-	uintptr_t a = (uintptr_t)addr;
+	uintptr_t s, e;
 	size_t n;
 	int r;
 
-	if (!h || !len || a + len < a || a + len > UINTPTR_MAX - PAGE_SIZE)
+	if (!h || range_pages(addr, len, &s, &e))
 		return -EINVAL;
 	if (flags & ~(UHMM_MIGRATE_NOEVICT | UHMM_MIGRATE_DISCARD))
 		return -EINVAL;
@@ -265,7 +265,7 @@ int uhmm_migrate_ex(struct uhmm *h, void *addr, size_t len, struct uhmm_dev *to,
 		return r;
 	ctx_lock(h);
 	events_drain(h);
-	r = migrate_range(h, page_down(a), page_up(a + len), to, flags, &out);
+	r = migrate_range(h, s, e, to, flags, &out);
 	ctx_unlock(h);
 	if (res) {
 		out.sz = res->sz;

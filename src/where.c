@@ -5,17 +5,6 @@
 
 #include "internal.h"
 
-static int range_of(const void *addr, size_t len, uintptr_t *s, uintptr_t *e)
-{
-	uintptr_t a = (uintptr_t)addr;
-
-	if (!len || a + len < a || a + len > UINTPTR_MAX - PAGE_SIZE)
-		return -EINVAL;
-	*s = page_down(a);
-	*e = page_up(a + len);
-	return 0;
-}
-
 static int where_locked(struct uhmm *h, uintptr_t s, uintptr_t e, int *loc)
 {
 	size_t n = (e - s) >> PAGE_SHIFT;
@@ -51,7 +40,7 @@ int uhmm_where(struct uhmm *h, const void *addr, size_t len, int *loc)
 
 	if (!h || !loc)
 		return -EINVAL;
-	r = range_of(addr, len, &s, &e);
+	r = range_pages(addr, len, &s, &e);
 	if (r)
 		return r;
 	ctx_lock(h);
@@ -69,7 +58,7 @@ int uhmm_dev_offset(struct uhmm *h, const void *addr, int *loc, uint64_t *dev_of
 
 	if (!h || !loc || !dev_off)
 		return -EINVAL;
-	r = range_of(addr, 1, &s, &e);
+	r = range_pages(addr, 1, &s, &e);
 	if (r)
 		return r;
 	ctx_lock(h);

@@ -119,6 +119,9 @@ int main(void)
 	bad_migrate(p, SIZE_MAX, dev, 0, -EINVAL, "len SIZE_MAX from a real address (wraps)");
 	bad_migrate(p, SIZE_MAX - (uintptr_t)p + 2, dev, 0, -EINVAL, "end just past the top of the address space");
 	is_int(uhmm_where(h, (void *)(UINTPTR_MAX - pg + 1), 2 * pg, loc), -EINVAL, "uhmm_where wrapping");
+	is_int(uhmm_unmanage(h, (void *)(UINTPTR_MAX - pg + 1), 2 * pg), -EINVAL, "uhmm_unmanage wrapping");
+	is_int(uhmm_unmanage(h, (void *)(UINTPTR_MAX - pg + 1), pg - 1), -EINVAL,
+	       "uhmm_unmanage of the last page (its end would wrap)");
 	bad_migrate(p, len, dev, 0x4, -EINVAL, "unknown flag 0x4");
 	bad_migrate(p, len, dev, 0x80000000u, -EINVAL, "unknown flag 0x80000000");
 	bad_migrate(p, len, dev, ~0u, -EINVAL, "all flag bits");
