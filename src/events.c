@@ -330,12 +330,8 @@ static void apply_fault(struct uhmm *h, const struct qmsg *m)
 		uffd_wake(h, page, PAGE_SIZE);
 		return;
 	}
-	if (v.kind == VMA_DEV) {
+	if (v.kind == VMA_DEV)
 		fix_foreign(h, &v, page);
-	} else if (v.kind == VMA_ANON && loc == LOC_SYS &&
-		   !uffd_zeropage(h, page, m->flags & UFFD_PAGEFAULT_FLAG_WRITE)) {
-		return;
-	}
 	uffd_wake(h, page, PAGE_SIZE);
 }
 
