@@ -65,6 +65,7 @@ static int opts_apply(struct uhmm *h, const struct uhmm_opts *o)
 static void ctx_free(struct uhmm *h)
 {
 	pt_fini(&h->pt);
+	pool_fini(h);
 	arena_fini(h);
 	if (h->zero_page)
 		munmap(h->zero_page, PAGE_SIZE);

@@ -206,6 +206,71 @@ fail:
 	return r;
 }
 
+static int check_private(const struct uhmm_dev_desc *d)
+{
+	const struct uhmm_dev_ops *o = d->ops;
+
+	if (d->fd != -1 || d->fd_offset)
+		return -EINVAL;
+	if (!d->size || d->size % PAGE_SIZE)
+		return -EINVAL;
+	if (!o || !o->copy_to_dev || !o->copy_from_dev)
+		return -EINVAL;
+	return sz_check(o, o->sz, sizeof(*o));
+}
+
+/*
+ * Memory only the device reaches: no file, no view.  Its pages are reached
+ * through the driver's copy ops alone, and the program's range over them
+ * stays empty, so that every CPU access faults to us.
+ */
+int dev_setup_private(struct uhmm *h, const struct uhmm_dev_desc *desc,
+		      struct uhmm_dev **out)
+{
+	struct uhmm_dev *d;
+	size_t n;
+	int r, id;
+
+	r = check_private(desc);
+	if (r)
+		return r;
+	d = mem_alloc(sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	d->fd = -1;
+	d->h = h;
+	d->kind = UHMM_MEM_PRIVATE;
+	d->size = desc->size;
+	d->granule = PAGE_SIZE;
+	snprintf(d->name, sizeof(d->name), "%s", desc->name ? desc->name : "device");
+	n = sz_of(desc->ops->sz, sizeof(d->ops));
+	memcpy(&d->ops, desc->ops, n < sizeof(d->ops) ? n : sizeof(d->ops));
+	d->drv = desc->drv;
+	r = devmem_init(d);
+	if (r)
+		goto fail;
+	/* what the driver's memory holds is unknown: zero before handing out */
+	for (size_t p = 0; p < d->npages; p++)
+		d->pflags[p] = DP_DIRTY;
+	ctx_lock(h);
+	id = free_id(h);
+	if (id > 0) {
+		d->id = id;
+		h->dev[id] = d;
+		h->nprivate++;
+	}
+	ctx_unlock(h);
+	if (id < 0) {
+		r = id;
+		goto fail;
+	}
+	*out = d;
+	return 0;
+fail:
+	dev_free(d);
+	return r;
+}
+
 int uhmm_dev_add(struct uhmm *h, const struct uhmm_dev_desc *desc, struct uhmm_dev **out)
 {
 	struct stat st;
@@ -217,7 +282,7 @@ int uhmm_dev_add(struct uhmm *h, const struct uhmm_dev_desc *desc, struct uhmm_d
 	if (r)
 		return r;
 	if (desc->kind == UHMM_MEM_PRIVATE)
-		return -ENOSYS;		/* device-private memory: next release */
+		return dev_setup_private(h, desc, out);
 	if (desc->kind != UHMM_MEM_COHERENT)
 		return -EINVAL;
 	if (!desc->size || desc->size % PAGE_SIZE || desc->fd_offset % PAGE_SIZE)
@@ -305,6 +370,8 @@ int uhmm_dev_remove(struct uhmm_dev *dev)
 	events_drain(h);
 	r = dev_pages_to_sys(h, dev);
 	h->dev[dev->id] = NULL;
+	if (dev->kind == UHMM_MEM_PRIVATE)
+		h->nprivate--;
 	ctx_unlock(h);
 	dev_registry_del(dev);
 	if (dev->ops.release)

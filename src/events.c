@@ -163,8 +163,10 @@ static bool overlaps_fence(struct uhmm *h, const struct qmsg *m)
 }
 
 /* With q->lock held.  Faults of the lock holder are served here: it cannot
- * wait for the worker, which waits for the lock. */
-static void reader_take(struct uhmm *h, const struct uffd_msg *u)
+ * wait for the worker, which waits for the lock.  Other faults go to
+ * *fault, for the reader to try itself once it has let go of q->lock. */
+static void reader_take(struct uhmm *h, const struct uffd_msg *u,
+			struct qmsg *fault, size_t *nfault)
 {
 	struct qmsg m;
 
@@ -180,6 +182,8 @@ static void reader_take(struct uhmm *h, const struct uffd_msg *u)
 				uffd_zeropage(h, m.addr, m.flags & UFFD_PAGEFAULT_FLAG_WRITE);
 			return;
 		}
+		fault[(*nfault)++] = m;
+		return;
 	} else if (expected(&h->q, &m)) {
 		return;
 	} else if (overlaps_fence(h, &m)) {
@@ -190,13 +194,50 @@ static void reader_take(struct uhmm *h, const struct uffd_msg *u)
 		uffd_wake(h, page_down(m.addr), PAGE_SIZE);	/* it will fault again */
 }
 
+static bool served_minor(struct uhmm *h, uintptr_t page);
+
+/*
+ * A fault the reader can serve itself, saving the hand-off to another
+ * thread: only with nothing else queued (the page table is then current)
+ * and the context lock free, and only what needs no mapping change (our
+ * own munmap or mremap would wait for this very thread to read its event).
+ */
+static bool serve_fast(struct uhmm *h, const struct qmsg *m)
+{
+	uintptr_t page = page_down(m->addr);
+	bool served = false, quiet;
+
+	if (h->opts.fault_threads > 1 || pthread_mutex_trylock(&h->lock))
+		return false;
+	pthread_mutex_lock(&h->q.lock);
+	quiet = !h->q.n;
+	pthread_mutex_unlock(&h->q.lock);
+	if (quiet) {
+		int r = private_fault(h, page, true);
+
+		served = r == 0;
+		if (r == -ENOENT && !(m->flags & UFFD_PAGEFAULT_FLAG_MINOR) &&
+		    pt_loc(&h->pt, page, NULL) == LOC_SYS)
+			served = !uffd_zeropage(h, page, m->flags & UFFD_PAGEFAULT_FLAG_WRITE);
+		else if (r == -ENOENT)
+			served = served_minor(h, page);
+		if (served)
+			COUNT(h, (struct uhmm_dev *)NULL, cpu_faults, 1);
+	}
+	pthread_mutex_unlock(&h->lock);
+	return served;
+}
+
 static void *reader_main(void *arg)
 {
 	struct uhmm *h = arg;
 	struct pollfd p[2] = { { h->uffd, POLLIN, 0 }, { h->stop_fd, POLLIN, 0 } };
 	struct uffd_msg msg[32];
+	struct qmsg fault[32];
 
+	lib_thread = true;
 	for (;;) {
+		size_t nfault = 0, left = 0;
 		ssize_t n;
 
 		if (poll(p, 2, -1) < 0)
@@ -209,8 +250,19 @@ static void *reader_main(void *arg)
 		n = read(h->uffd, msg, sizeof(msg));
 		pthread_mutex_lock(&h->q.lock);
 		for (ssize_t i = 0; n > 0 && i < n / (ssize_t)sizeof(msg[0]); i++)
-			reader_take(h, &msg[i]);
+			reader_take(h, &msg[i], fault, &nfault);
 		h->q.reading = false;
+		pthread_cond_broadcast(&h->q.cond);
+		pthread_mutex_unlock(&h->q.lock);
+		for (size_t i = 0; i < nfault; i++)
+			if (!serve_fast(h, &fault[i]))
+				fault[left++] = fault[i];
+		if (!left)
+			continue;
+		pthread_mutex_lock(&h->q.lock);
+		for (size_t i = 0; i < left; i++)
+			if (enqueue(&h->q, &fault[i]))
+				uffd_wake(h, page_down(fault[i].addr), PAGE_SIZE);
 		pthread_cond_broadcast(&h->q.cond);
 		pthread_mutex_unlock(&h->q.lock);
 	}
@@ -254,6 +306,13 @@ static void apply_remove(struct uhmm *h, uintptr_t start, uintptr_t end)
 		}
 		while (a < end && pt_loc(&h->pt, a, NULL) == loc)
 			a += PAGE_SIZE;
+		if (dev_by_id(h, loc) && dev_by_id(h, loc)->kind == UHMM_MEM_PRIVATE) {
+			/* no PTE to zap: the next touch faults, and gets zeros */
+			forget_range(h, s, a);
+			for (uintptr_t p = s; p < a; p += PAGE_SIZE)
+				pt_set(&h->pt, p, LOC_SYS, 0);
+			continue;
+		}
 		replace_with_zero(h, s, a);
 	}
 }
@@ -316,6 +375,9 @@ static void apply_fault(struct uhmm *h, const struct qmsg *m)
 		return;
 	}
 	COUNT(h, (struct uhmm_dev *)NULL, cpu_faults, 1);
+	/* a page on a private device comes home */
+	if (private_fault(h, page, false) != -ENOENT)
+		return;
 	/* a device page: map it from the device's file (a fault left over
 	 * from before a migration just finds it mapped) */
 	if (served_minor(h, page))

@@ -173,7 +173,7 @@ bool devmem_claim(struct uhmm_dev *d, uint32_t dpage, uintptr_t va);
 /* A free page that must be zeroed or re-mapped in our view before use. */
 static inline bool devmem_needs_scrub(const struct uhmm_dev *d, size_t p)
 {
-	return !d->owner[p] &&
+	return !d->owner[p] && d->view &&
 	       ((d->pflags[p] & DP_DIRTY) || !(d->pflags[p] & DP_VIEW_PTE));
 }
 
@@ -187,6 +187,8 @@ static inline uint64_t devmem_off(const struct uhmm_dev *d, uint32_t dpage)
 
 int  dev_setup(struct uhmm *h, const struct uhmm_dev_desc *desc, int fd,
 	       bool populate, struct uhmm_dev **out);
+int  dev_setup_private(struct uhmm *h, const struct uhmm_dev_desc *desc,
+		       struct uhmm_dev **out);
 /* is (st_dev, st_ino) the memory of a device of another live context? */
 bool dev_file_foreign(struct uhmm *h, dev_t sd, ino_t si);
 void dev_registry_add(struct uhmm_dev *d);
@@ -238,6 +240,7 @@ struct uhmm {
 	uint64_t uffd_feat;		/* features enabled on uffd */
 	struct uhmm_opts opts;
 	struct uhmm_dev *dev[MAX_DEVS + 1];
+	int nprivate;			/* PRIVATE devices: ranges fault MISSING */
 	struct pagetable pt;
 	struct counters stats;
 	uint64_t clock;			/* LRU ticks */
@@ -254,6 +257,14 @@ struct uhmm {
 	/* our own address space for staging and moved-out pages */
 	char *arena;
 	unsigned arena_busy;		/* slots in use, under q.lock */
+
+	struct {			/* pool.c: populated pages for faults */
+		char *base;
+		size_t size, next;
+		int out;		/* takers not yet done */
+	} pool;
+	uintptr_t seq_next;		/* where a sequential reader faults next */
+	size_t seq_window;
 
 	/* old system pages moved out of the way, freed by the worker */
 	struct { uintptr_t addr; size_t len; } trash[64];
@@ -288,6 +299,8 @@ int uffd_wp(struct uhmm *h, uintptr_t start, size_t len, bool on);
 int uffd_wake(struct uhmm *h, uintptr_t start, size_t len);
 int uffd_zeropage(struct uhmm *h, uintptr_t addr, bool write);
 int uffd_continue(struct uhmm *h, uintptr_t start, size_t len);
+int uffd_place(struct uhmm *h, uintptr_t dst, const void *src, size_t len, bool move);
+int uffd_poison(struct uhmm *h, uintptr_t dst, size_t len);
 /* mapping changes that raise events we caused ourselves */
 void *mm_map_fixed(struct uhmm *h, uintptr_t addr, size_t len, int prot,
 		   int flags, int fd, uint64_t off);
@@ -312,6 +325,12 @@ void  arena_fini(struct uhmm *h);
 bool  arena_owns(const struct uhmm *h, uintptr_t start, uintptr_t end);
 char *arena_get(struct uhmm *h, uintptr_t at, size_t len);
 void  arena_put(struct uhmm *h, void *addr);
+
+/* pool.c, with h->lock held */
+char *pool_take(struct uhmm *h, size_t len, uintptr_t at);
+void  pool_put(struct uhmm *h, char *p);
+void  pool_fini(struct uhmm *h);
+bool  pool_owns(const struct uhmm *h, uintptr_t start, uintptr_t end);
 
 /* scrub.c */
 bool scrub_some(struct uhmm *h);		/* with h->lock held */
@@ -352,6 +371,12 @@ int replace_with_zero(struct uhmm *h, uintptr_t start, uintptr_t end);
 void forget_range(struct uhmm *h, uintptr_t start, uintptr_t end);
 int evict_chunk(struct uhmm *h, struct uhmm_dev *d, long chunk);
 int dev_pages_to_sys(struct uhmm *h, struct uhmm_dev *d);
+
+/* private.c */
+bool range_has_private(struct uhmm *h, uintptr_t start, uintptr_t end);
+/* -ENOENT: not a private page; -EWOULDBLOCK: needs a thread that may
+ * change mappings (fast: the reader's own) */
+int private_fault(struct uhmm *h, uintptr_t page, bool fast);
 
 static inline int neg_errno(int e) { return e > 0 ? -e : e; }
 

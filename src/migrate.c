@@ -38,7 +38,11 @@ static int load_batch(struct uhmm *h, struct batch *b, const struct vma *v,
 
 		if (b->src && loc != b->src->id)
 			return -EAGAIN;
+		b->sloc[i] = LOC_SYS;
 		if (b->src) {
+			b->dsrc[i] = dp;
+		} else if (d && d->kind == UHMM_MEM_PRIVATE) {
+			b->sloc[i] = loc;
 			b->dsrc[i] = dp;
 		} else if (loc != LOC_SYS && loc != LOC_UNMANAGED) {
 			/* anonymous memory we thought on a device: the
@@ -51,6 +55,63 @@ static int load_batch(struct uhmm *h, struct batch *b, const struct vma *v,
 	return 0;
 }
 
+/*
+ * Anonymous memory may hold pages of private devices.  Those not on `to`
+ * come home first (private to private goes through system memory); then
+ * what is in system memory moves on.
+ */
+static int anon_batch(struct uhmm *h, struct batch *b, const struct vma *v,
+		      struct uhmm_dev *to, const struct request *rq)
+{
+	int tid = to ? to->id : LOC_SYS;
+	size_t home = 0, sys = 0;
+	int r = 0;
+
+	for (size_t i = 0; i < b->n && !r; i++)
+		if (b->sloc[i] != LOC_SYS && b->sloc[i] != tid)
+			r = 1;
+	if (r) {
+		r = private_home(h, b->start, b->end, tid, &home);
+		if (!r)
+			r = load_batch(h, b, v, b->start, b->end);
+		if (r)
+			return r;
+	}
+	if (!to) {
+		for (size_t i = 0; i < b->n; i++)
+			sys += b->sloc[i] == LOC_SYS;
+		if (rq->res) {
+			rq->res->moved += home;
+			rq->res->already += sys - home;
+		}
+		return 0;
+	}
+	if (to->kind == UHMM_MEM_PRIVATE)
+		return batch_to_private(h, b, to, rq);
+	if (h->feat & UHMM_FEAT_REMAP_FENCE)
+		return batch_to_dev_remap(h, b, to, rq);
+	return batch_to_dev(h, b, to, rq);
+}
+
+/* Through system memory: the batch is anonymous memory after the first hop. */
+static int coherent_to_private(struct uhmm *h, struct batch *b, const struct vma *v,
+			       struct uhmm_dev *to, const struct request *rq)
+{
+	struct request hop = { rq->start, rq->end, rq->flags, NULL };
+	struct vma anon = *v;
+	int r;
+
+	if ((h->feat & UHMM_FEAT_REMAP_FENCE) && src_contiguous(b))
+		r = batch_to_sys_remap(h, b, &hop);
+	else
+		r = batch_to_sys(h, b, &hop);
+	anon.kind = VMA_ANON;
+	anon.dev = NULL;
+	if (!r)
+		r = load_batch(h, b, &anon, b->start, b->end);
+	return r ? r : anon_batch(h, b, &anon, to, rq);
+}
+
 static int migrate_vma(struct uhmm *h, const struct vma *v, struct uhmm_dev *to,
 		       const struct request *rq)
 {
@@ -58,7 +119,7 @@ static int migrate_vma(struct uhmm *h, const struct vma *v, struct uhmm_dev *to,
 	struct batch *b;
 	int r = 0;
 
-	if (src == (to ? to->id : LOC_SYS)) {
+	if (src == (to ? to->id : LOC_SYS) && !range_has_private(h, v->start, v->end)) {
 		if (rq->res)
 			rq->res->already += (v->end - v->start) >> PAGE_SHIFT;
 		return 0;
@@ -74,7 +135,11 @@ static int migrate_vma(struct uhmm *h, const struct vma *v, struct uhmm_dev *to,
 		r = load_batch(h, b, v, s, e);
 		if (r)
 			break;
-		if ((h->feat & UHMM_FEAT_REMAP_FENCE) && (!b->src || src_contiguous(b)))
+		if (!b->src)
+			r = anon_batch(h, b, v, to, rq);
+		else if (to && to->kind == UHMM_MEM_PRIVATE)
+			r = coherent_to_private(h, b, v, to, rq);
+		else if ((h->feat & UHMM_FEAT_REMAP_FENCE) && src_contiguous(b))
 			r = to ? batch_to_dev_remap(h, b, to, rq)
 			       : batch_to_sys_remap(h, b, rq);
 		else

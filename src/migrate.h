@@ -20,6 +20,8 @@ struct batch {
 	uint32_t dsrc[BATCH_PAGES];
 	uint32_t ddst[BATCH_PAGES];
 	uint8_t present[BATCH_PAGES];
+	uint8_t sloc[BATCH_PAGES];		/* anonymous: LOC_SYS or a
+						   private device's id */
 };
 
 struct request {
@@ -67,5 +69,11 @@ bool src_contiguous(const struct batch *b);
 int batch_to_dev_remap(struct uhmm *h, struct batch *b, struct uhmm_dev *d,
 		       const struct request *rq);
 int batch_to_sys_remap(struct uhmm *h, struct batch *b, const struct request *rq);
+
+/* private.c */
+int private_home(struct uhmm *h, uintptr_t start, uintptr_t end, int keep,
+		 size_t *moved);
+int batch_to_private(struct uhmm *h, struct batch *b, struct uhmm_dev *d,
+		     const struct request *rq);
 
 #endif

@@ -56,7 +56,9 @@ int uffd_register(struct uhmm *h, uintptr_t start, size_t len, bool shmem)
 	} else {
 		if (h->feat & UHMM_FEAT_WP)
 			reg.mode |= UFFDIO_REGISTER_MODE_WP;
-		if (!(h->feat & UHMM_FEAT_WP_UNPOPULATED))
+		/* pages on device-private memory have no PTE: their access
+		 * must fault to us */
+		if (!(h->feat & UHMM_FEAT_WP_UNPOPULATED) || h->nprivate)
 			reg.mode |= UFFDIO_REGISTER_MODE_MISSING;
 	}
 	return uffd_ioctl(h, UFFDIO_REGISTER, &reg);
@@ -119,6 +121,66 @@ int uffd_zeropage(struct uhmm *h, uintptr_t addr, bool write)
 	if (r == -EEXIST)
 		r = uffd_wake(h, page_down(addr), PAGE_SIZE);
 	return r;
+}
+
+/*
+ * Put len bytes of our own pages at dst, waking whoever waits there.  MOVE
+ * hands the pages over (no copy, no allocation; whole huge pages where both
+ * sides are aligned); COPY allocates and copies.  Both stop early when an
+ * event is on its way (EAGAIN, with the bytes done so far) or a page is
+ * there already (EEXIST): the rest goes on page by page, skipping those.
+ * Returns 0 when every page at dst holds data, or -errno.
+ */
+static int place_some(struct uhmm *h, uintptr_t dst, uintptr_t src, size_t len,
+		      bool move, size_t *done)
+{
+	long r;
+
+	if (move) {
+		struct uffdio_move m = { .dst = dst, .src = src, .len = len };
+
+		r = ioctl(h->uffd, UFFDIO_MOVE, &m) ? -errno : 0;
+		*done = m.move > 0 ? (size_t)m.move : 0;
+	} else {
+		struct uffdio_copy c = { .dst = dst, .src = src, .len = len };
+
+		r = ioctl(h->uffd, UFFDIO_COPY, &c) ? -errno : 0;
+		*done = c.copy > 0 ? (size_t)c.copy : 0;
+	}
+	return r;
+}
+
+int uffd_place(struct uhmm *h, uintptr_t dst, const void *src, size_t len, bool move)
+{
+	size_t off = 0;
+
+	while (off < len) {
+		size_t done = 0;
+		int r = place_some(h, dst + off, (uintptr_t)src + off, len - off, move, &done);
+
+		off += done;
+		if (!r)
+			continue;
+		if (r == -EAGAIN) {
+			sched_yield();
+			continue;
+		}
+		if (r != -EEXIST)
+			return r;
+		/* a page is there already (an earlier fault's): keep it */
+		if (!done)
+			off += PAGE_SIZE;
+	}
+	uffd_wake(h, dst, len);
+	return 0;
+}
+
+/* Access to [dst, dst + len) raises SIGBUS from now on. */
+int uffd_poison(struct uhmm *h, uintptr_t dst, size_t len)
+{
+	struct uffdio_poison p = { .range = { dst, len } };
+
+	return uffd_ioctl_retry(h, UFFDIO_POISON, &p);
 }
 
 /* Map device pages that are in the page cache but lost their PTEs. */

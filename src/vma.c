@@ -24,7 +24,7 @@ static struct uhmm_dev *dev_for_file(struct uhmm *h, dev_t sd, ino_t si)
 	for (int i = 1; i <= MAX_DEVS; i++) {
 		struct uhmm_dev *d = h->dev[i];
 
-		if (d && d->st_dev == sd && d->st_ino == si)
+		if (d && d->kind == UHMM_MEM_COHERENT && d->st_dev == sd && d->st_ino == si)
 			return d;
 	}
 	return NULL;

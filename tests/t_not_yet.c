@@ -1,8 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The functions of later issues are declared and return -ENOSYS in this
- * release (one assertion per function), PRIVATE device memory included;
- * the NULL conventions of the mirror functions hold already.  Nothing they
+ * release (one assertion per function); the NULL conventions of the mirror functions hold already.  Nothing they
  * are handed changes.
  */
 #define _GNU_SOURCE
@@ -11,18 +10,6 @@
 static void inval(struct uhmm_mirror *m, uintptr_t s, uintptr_t e, enum uhmm_event ev)
 {
 	(void)m; (void)s; (void)e; (void)ev;
-}
-
-static int copy_to(void *drv, uint64_t off, const void *src, size_t len)
-{
-	(void)drv; (void)off; (void)src; (void)len;
-	return 0;
-}
-
-static int copy_from(void *drv, void *dst, uint64_t off, size_t len)
-{
-	(void)drv; (void)dst; (void)off; (void)len;
-	return 0;
 }
 
 #define NOSYS(call, name) do {						\
@@ -89,26 +76,6 @@ int main(void)
 	ok(1, "uhmm_mirror_close(NULL) does nothing");
 	is_int(uhmm_mirror_read_begin(NULL), 0, "uhmm_mirror_read_begin(NULL) returns 0");
 	ok(uhmm_mirror_read_retry(NULL, 0) == true, "uhmm_mirror_read_retry(NULL, s) returns true");
-
-	/* PRIVATE device memory arrives later. */
-	{
-		struct uhmm_dev_ops ops = { .sz = sizeof(ops), .copy_to_dev = copy_to,
-					    .copy_from_dev = copy_from };
-		struct uhmm_dev_desc d;
-		struct uhmm_dev *out = NULL;
-
-		memset(&d, 0, sizeof(d));
-		d.sz = sizeof(d);
-		d.name = "private";
-		d.kind = UHMM_MEM_PRIVATE;
-		d.size = 16 * UT_MiB;
-		d.fd = -1;
-		d.ops = &ops;
-		NOSYS(uhmm_dev_add(h, &d, &out), "uhmm_dev_add of PRIVATE memory");
-		NOSYS(uhmm_dev_add_sim(h, "psim", UHMM_MEM_PRIVATE, 16 * UT_MiB, &out),
-		      "uhmm_dev_add_sim of PRIVATE memory");
-		ok(out == NULL, "no PRIVATE device handed out");
-	}
 
 	/* Nothing the calls were handed changed. */
 	ut_check_unmoved(h, p, len, "the range handed to the not-yet functions");

@@ -2,7 +2,8 @@
 /*
  * The simulated device: the reference driver of this API.  Its memory is a
  * memfd, populated once at registration.  COHERENT: user pages are mapped
- * straight onto it.
+ * straight onto it.  PRIVATE: it is mapped only here, in the driver, and
+ * reached through the copy ops like any other device-private memory.
  *
  * The memfd is longer than the device (a sparse tail that is never
  * populated): a program that grows a device-backed mapping with mremap then
@@ -12,12 +13,105 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include "internal.h"
 
 #define SIM_TAIL (64ull << 30)
+
+struct sim_private {
+	char *mem;
+	size_t size;
+};
+
+static int sim_copy_to_dev(void *drv, uint64_t off, const void *src, size_t len)
+{
+	struct sim_private *s = drv;
+
+	if (off > s->size || len > s->size - off)
+		return -EINVAL;
+	memcpy(s->mem + off, src, len);
+	return 0;
+}
+
+static int sim_copy_from_dev(void *drv, void *dst, uint64_t off, size_t len)
+{
+	struct sim_private *s = drv;
+
+	if (off > s->size || len > s->size - off)
+		return -EINVAL;
+	memcpy(dst, s->mem + off, len);
+	return 0;
+}
+
+static int sim_zero(void *drv, uint64_t off, size_t len)
+{
+	struct sim_private *s = drv;
+
+	if (off > s->size || len > s->size - off)
+		return -EINVAL;
+	memset(s->mem + off, 0, len);
+	return 0;
+}
+
+static void sim_release(void *drv)
+{
+	struct sim_private *s = drv;
+
+	munmap(s->mem, s->size);
+	mem_free(s);
+}
+
+static const struct uhmm_dev_ops sim_private_ops = {
+	.sz = sizeof(struct uhmm_dev_ops),
+	.copy_to_dev = sim_copy_to_dev,
+	.copy_from_dev = sim_copy_from_dev,
+	.zero = sim_zero,
+	.release = sim_release,
+};
+
+/* The device's memory lives in the driver alone, populated once. */
+static int sim_add_private(struct uhmm *h, const char *name, size_t size,
+			   struct uhmm_dev **out)
+{
+	struct uhmm_dev_desc d = {
+		.kind = UHMM_MEM_PRIVATE, .name = name ? name : "sim", .size = size,
+		.fd = -1, .ops = &sim_private_ops,
+	};
+	struct sim_private *s = mem_alloc(sizeof(*s));
+	int r = -ENOMEM, fd;
+
+	if (!s)
+		return -ENOMEM;
+	s->size = size;
+	s->mem = MAP_FAILED;
+	fd = memfd_create(d.name, MFD_CLOEXEC);
+	if (fd < 0 || ftruncate(fd, size))
+		goto fail;
+	s->mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (s->mem == MAP_FAILED || madvise(s->mem, size, MADV_POPULATE_WRITE))
+		goto fail;
+	close(fd);
+	fd = -1;
+	d.drv = s;
+	r = uhmm_dev_add(h, &d, out);
+	if (r)
+		goto fail;
+	/* a fresh memfd reads as zeros: nothing to clear before first use */
+	ctx_lock(h);
+	memset((*out)->pflags, 0, (*out)->npages);
+	ctx_unlock(h);
+	return 0;
+fail:
+	if (fd >= 0)
+		close(fd);
+	if (s->mem != MAP_FAILED)
+		munmap(s->mem, size);
+	mem_free(s);
+	return r;
+}
 
 int uhmm_dev_add_sim(struct uhmm *h, const char *name, enum uhmm_mem kind,
 		     size_t size, struct uhmm_dev **out)
@@ -33,7 +127,7 @@ int uhmm_dev_add_sim(struct uhmm *h, const char *name, enum uhmm_mem kind,
 	if (!size || size % PAGE_SIZE)
 		return -EINVAL;
 	if (kind == UHMM_MEM_PRIVATE)
-		return -ENOSYS;		/* device-private memory: next release */
+		return sim_add_private(h, name, size, out);
 	snprintf(label, sizeof(label), "uhmm:%s", name ? name : "sim");
 	fd = memfd_create(label, MFD_CLOEXEC);
 	if (fd < 0)

@@ -1,0 +1,469 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Device-private memory: pages the CPU cannot reach.  The program's range
+ * over them stays mapped, registered and empty, so any CPU access, user or
+ * kernel mode, is a userfaultfd MISSING fault.  Going out, the pages are
+ * taken from the range (remap fence, or write-protect then zap) and handed
+ * to the driver's copy_to_dev.  Coming back, by migration or by a fault,
+ * the driver copies into populated pages of ours (the pool, or a staging
+ * buffer congruent with the range) that UFFDIO_MOVE then gives the program
+ * without another copy - UFFDIO_COPY where the kernel has no MOVE.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "compat.h"
+#include "migrate.h"
+
+#define COPY_TRIES 3		/* before a fault's page is called lost */
+
+static bool is_private(struct uhmm *h, int loc)
+{
+	struct uhmm_dev *d = dev_by_id(h, loc);
+
+	return d && d->kind == UHMM_MEM_PRIVATE;
+}
+
+/* Run the driver's copy out of device memory, for k pages from page i. */
+static int dev_read(struct uhmm_dev *d, const uint32_t *dp, size_t n, char *dst)
+{
+	for (size_t i = 0; i < n;) {
+		size_t k = run_len(dp, NULL, i, n);
+		int r = d->ops.copy_from_dev(d->drv, dst + (i << PAGE_SHIFT),
+					     (uint64_t)dp[i] << PAGE_SHIFT, k << PAGE_SHIFT);
+
+		if (r)
+			return r < 0 ? r : -EIO;
+		i += k;
+	}
+	return 0;
+}
+
+static char *buffer_get(struct uhmm *h, uintptr_t at, size_t len, bool *pooled)
+{
+	char *p = pool_take(h, len, at);
+
+	*pooled = p != NULL;
+	return p ? p : stage_alloc(h, at, len, true);
+}
+
+static void buffer_put(struct uhmm *h, char *p, bool pooled)
+{
+	if (pooled)
+		pool_put(h, p);
+	else
+		arena_put(h, p);
+}
+
+/* The bytes are ours at buf: hand them to the program's range. */
+static int place(struct uhmm *h, uintptr_t at, char *buf, size_t len)
+{
+	int r = -ENOTSUP;
+
+	if (h->feat & UHMM_FEAT_MOVE)
+		r = uffd_place(h, at, buf, len, true);
+	/* MOVE wants both sides writable and exclusive: else copy */
+	if (r)
+		r = uffd_place(h, at, buf, len, false);
+	return r;
+}
+
+/*
+ * n pages from `at`, every one on private device d, come home.  On a copy
+ * failure nothing changes: the pages stay where their data is valid.
+ */
+static int home_run(struct uhmm *h, struct uhmm_dev *d, uintptr_t at, size_t n)
+{
+	size_t len = n << PAGE_SHIFT;
+	uint32_t dp[BLOCK_PAGES];
+	bool pooled;
+	char *buf;
+	int r;
+
+	for (size_t i = 0; i < n; i++)
+		pt_loc(&h->pt, at + (i << PAGE_SHIFT), &dp[i]);
+	buf = buffer_get(h, at, len, &pooled);
+	if (!buf)
+		return -ENOMEM;
+	r = dev_read(d, dp, n, buf);
+	if (!r)
+		r = place(h, at, buf, len);
+	buffer_put(h, buf, pooled);
+	if (r)
+		return r == -EIO ? r : (r == -ENOMEM ? r : -EAGAIN);
+	for (size_t i = 0; i < n; i++) {
+		devmem_free(d, dp[i]);
+		pt_set(&h->pt, at + (i << PAGE_SHIFT), LOC_SYS, 0);
+	}
+	COUNT(h, d, pages_to_sys, n);
+	COUNT(h, d, bytes_copied, len);
+	return 0;
+}
+
+/*
+ * Every page of [start, end) on a private device other than `keep` comes
+ * home, in runs of one device within one 2 MiB block.  *moved counts them.
+ */
+int private_home(struct uhmm *h, uintptr_t start, uintptr_t end, int keep,
+		 size_t *moved)
+{
+	uintptr_t a = start;
+
+	while (a < end) {
+		uintptr_t s = a, lim = (a & ~(BLOCK_SIZE - 1)) + BLOCK_SIZE;
+		int loc = pt_loc(&h->pt, a, NULL);
+		int r;
+
+		if (!is_private(h, loc) || loc == keep) {
+			a += PAGE_SIZE;
+			continue;
+		}
+		if (lim > end)
+			lim = end;
+		while (a < lim && pt_loc(&h->pt, a, NULL) == loc)
+			a += PAGE_SIZE;
+		r = home_run(h, dev_by_id(h, loc), s, (a - s) >> PAGE_SHIFT);
+		if (r)
+			return r;
+		if (moved)
+			*moved += (a - s) >> PAGE_SHIFT;
+	}
+	return 0;
+}
+
+bool range_has_private(struct uhmm *h, uintptr_t start, uintptr_t end)
+{
+	if (!h->nprivate)
+		return false;
+	for (uintptr_t a = pt_next_managed(&h->pt, start, end); a < end; a += PAGE_SIZE)
+		if (is_private(h, pt_loc(&h->pt, a, NULL)))
+			return true;
+	return false;
+}
+
+/* ---- CPU faults ------------------------------------------------------- */
+
+/*
+ * The window one fault brings back: fault_around bytes aligned around the
+ * page, or, for a thread reading on from where the last window ended,
+ * twice the last window (up to 2 MiB), forward, within the 2 MiB block.
+ */
+static void fault_window(struct uhmm *h, uintptr_t page, uintptr_t *ws, uintptr_t *we)
+{
+	size_t fa = h->opts.fault_around;
+	uintptr_t block_end = (page & ~(BLOCK_SIZE - 1)) + BLOCK_SIZE;
+
+	if (page == h->seq_next && h->seq_window) {
+		size_t w = h->seq_window * 2;
+
+		h->seq_window = w > BLOCK_SIZE ? BLOCK_SIZE : w;
+		*ws = page;
+		*we = page + h->seq_window;
+		if (*we > block_end || *we < page)
+			*we = block_end;
+		return;
+	}
+	h->seq_window = fa;
+	*ws = page & ~(fa - 1);
+	*we = *ws + fa;
+	if (*ws < (page & ~(BLOCK_SIZE - 1)))
+		*ws = page & ~(BLOCK_SIZE - 1);
+	if (*we > block_end || *we < *ws)
+		*we = block_end;
+}
+
+/* A page whose data cannot be read back: access raises SIGBUS. */
+static void poison(struct uhmm *h, struct uhmm_dev *d, uintptr_t page, uint32_t dp)
+{
+	int r = -ENOTSUP;
+
+	if (h->feat & UHMM_FEAT_POISON)
+		r = uffd_poison(h, page, PAGE_SIZE);
+	if (r) {
+		/* no UFFDIO_POISON: a shared mapping past the end of an
+		 * empty file raises SIGBUS just the same */
+		int fd = memfd_create("uhmm:poisoned", MFD_CLOEXEC);
+		struct vma v;
+		int prot = PROT_READ | PROT_WRITE;
+
+		if (!vma_at(h, page, &v))
+			prot = v.prot;
+		if (fd >= 0) {
+			mm_map_fixed(h, page, PAGE_SIZE, prot, MAP_SHARED, fd, 0);
+			close(fd);
+		}
+		uffd_wake(h, page, PAGE_SIZE);
+	}
+	devmem_free(d, dp);
+	if (r)
+		pt_unmanage(&h->pt, page);
+	else
+		pt_set(&h->pt, page, LOC_SYS, 0);
+	COUNT(h, d, poisoned, 1);
+}
+
+/*
+ * A CPU touched a page on a private device: bring its window back.  When
+ * the driver cannot read the window, the faulting page alone is tried a
+ * few times before it is declared lost; the others stay on the device.
+ * `fast`: the reader thread serves it, and must not change mappings (its
+ * own events would wait for itself): -EWOULDBLOCK hands it on.
+ */
+int private_fault(struct uhmm *h, uintptr_t page, bool fast)
+{
+	int loc = pt_loc(&h->pt, page, NULL);
+	struct uhmm_dev *d = dev_by_id(h, loc);
+	uintptr_t ws, we, s, e;
+	uint32_t dp = 0;
+	int r = -EIO;
+
+	if (!is_private(h, loc))
+		return -ENOENT;
+	fault_window(h, page, &ws, &we);
+	for (s = page; s > ws && pt_loc(&h->pt, s - PAGE_SIZE, NULL) == loc; s -= PAGE_SIZE)
+		;
+	for (e = page + PAGE_SIZE; e < we && pt_loc(&h->pt, e, NULL) == loc; e += PAGE_SIZE)
+		;
+	if (home_run(h, d, s, (e - s) >> PAGE_SHIFT) == 0) {
+		h->seq_next = e;
+		return 0;
+	}
+	for (int i = 0; i < COPY_TRIES && r == -EIO; i++)
+		r = home_run(h, d, page, 1);
+	if (r == -EIO) {
+		if (fast)
+			return -EWOULDBLOCK;
+		pt_loc(&h->pt, page, &dp);
+		poison(h, d, page, dp);
+	}
+	uffd_wake(h, page, PAGE_SIZE);
+	return 0;
+}
+
+/* ---- system memory to a private device -------------------------------- */
+
+static int dev_zero(struct uhmm *h, struct uhmm_dev *d, uint32_t dp, size_t k)
+{
+	int r = 0;
+
+	if (d->ops.zero)
+		return d->ops.zero(d->drv, (uint64_t)dp << PAGE_SHIFT, k << PAGE_SHIFT);
+	for (size_t j = 0; j < k && !r; j++)
+		r = d->ops.copy_to_dev(d->drv, (uint64_t)(dp + j) << PAGE_SHIFT,
+				       h->zero_page, PAGE_SIZE);
+	return r;
+}
+
+/* Pages of the batch that are not on d yet go to d, from src (ours). */
+static int fill(struct uhmm *h, struct uhmm_dev *d, struct batch *b, const char *src,
+		const struct request *rq, size_t *zero)
+{
+	int r = 0;
+
+	for (size_t i = 0; i < b->n && !r;) {
+		size_t k;
+
+		if (b->sloc[i] != LOC_SYS) {
+			i++;
+			continue;
+		}
+		k = run_len(b->ddst, b->present, i, b->n);
+		for (size_t j = i + 1; j < i + k; j++)
+			if (b->sloc[j] != LOC_SYS) {
+				k = j - i;
+				break;
+			}
+		if (rq->flags & UHMM_MIGRATE_DISCARD) {
+			/* contents need not survive */
+		} else if (!b->present[i]) {
+			bool dirty = false;
+
+			for (size_t j = 0; j < k; j++)
+				dirty |= d->pflags[b->ddst[i + j]] & DP_DIRTY;
+			if (dirty)
+				r = dev_zero(h, d, b->ddst[i], k);
+			*zero += k;
+		} else {
+			r = d->ops.copy_to_dev(d->drv, (uint64_t)b->ddst[i] << PAGE_SHIFT,
+					       src + (i << PAGE_SHIFT), k << PAGE_SHIFT);
+			COUNT(h, d, bytes_copied, k << PAGE_SHIFT);
+		}
+		if (r > 0)
+			r = -EIO;
+		i += k;
+	}
+	return r < 0 ? -EIO : 0;
+}
+
+static int reserve_sel(struct uhmm *h, struct uhmm_dev *d, struct batch *b,
+		       const struct request *rq, bool *cut)
+{
+	size_t i;
+
+	for (i = 0; i < b->n; i++) {
+		int r;
+
+		if (b->sloc[i] != LOC_SYS)
+			continue;
+		while ((r = devmem_alloc(d, va(b, i), &b->ddst[i])) == -ENOSPC) {
+			long c;
+
+			if (rq->flags & UHMM_MIGRATE_NOEVICT)
+				break;
+			c = devmem_lru_chunk(d, rq->start, rq->end);
+			if (c < 0 || (r = evict_chunk(h, d, c)) <= 0)
+				break;
+			if (rq->res)
+				rq->res->evicted += r;
+		}
+		if (r)
+			break;
+	}
+	if (i < b->n) {
+		/* a prefix moves: what did not fit stays */
+		*cut = true;
+		b->end = va(b, i);
+		b->n = i;
+	}
+	return 0;
+}
+
+static void unreserve(struct uhmm_dev *d, struct batch *b)
+{
+	for (size_t i = 0; i < b->n; i++)
+		if (b->sloc[i] == LOC_SYS)
+			devmem_free(d, b->ddst[i]);
+}
+
+/* The remap fence: the pages leave the range at once, every access waits. */
+static int take_pages(struct uhmm *h, struct batch *b, char **src)
+{
+	size_t len = b->end - b->start;
+	int r;
+
+	*src = NULL;
+	r = uffd_register_missing(h, b->start, len);
+	memset(b->present, 0, b->n);
+	if (!r)
+		r = pagemap_present(h, b->start, b->n, b->present, true);
+	if (r || !memchr(b->present, 1, b->n))
+		return r;
+	*src = arena_get(h, b->start, len);
+	if (!*src)
+		return -ENOMEM;
+	if (mm_move_keep(h, b->start, len, (uintptr_t)*src) == MAP_FAILED) {
+		r = -errno;
+		arena_put(h, *src);
+		*src = NULL;
+		return r;
+	}
+	mprotect(*src, len, PROT_READ);
+	return 0;
+}
+
+static void give_back(struct uhmm *h, struct batch *b, char *src)
+{
+	size_t len = b->end - b->start;
+
+	if (src) {
+		mprotect(src, len, b->prot);
+		mm_move(h, src, len, b->start);
+		arena_put(h, src);
+	}
+	uffd_register(h, b->start, len, false);
+}
+
+/*
+ * The write-protect fence, without MREMAP_DONTUNMAP: writers wait while
+ * the pages are read (with process_vm_readv: an unmapped range is EFAULT,
+ * not a crash) into a buffer of ours, then the range is zapped empty.
+ */
+static int copy_out_wp(struct uhmm *h, struct batch *b, char **src)
+{
+	size_t len = b->end - b->start;
+	struct iovec l, rm;
+	ssize_t got;
+	int r;
+
+	*src = NULL;
+	r = uffd_register_missing(h, b->start, len);
+	if (!r && (h->feat & UHMM_FEAT_WP))
+		r = uffd_wp(h, b->start, len, true);
+	memset(b->present, 0, b->n);
+	if (!r)
+		r = pagemap_present(h, b->start, b->n, b->present, false);
+	if (r || !memchr(b->present, 1, b->n))
+		return r;
+	*src = stage_alloc(h, b->start, len, false);
+	if (!*src)
+		return -ENOMEM;
+	l = (struct iovec){ *src, len };
+	rm = (struct iovec){ (void *)b->start, len };
+	got = syscall(SYS_process_vm_readv, getpid(), &l, 1, &rm, 1, 0);
+	if (got != (ssize_t)len)
+		return -EAGAIN;
+	return 0;
+}
+
+int batch_to_private(struct uhmm *h, struct batch *b, struct uhmm_dev *d,
+		     const struct request *rq)
+{
+	bool remap = h->feat & UHMM_FEAT_REMAP_FENCE, cut = false;
+	size_t zero = 0, n = 0, len;
+	char *src = NULL;
+	int r;
+
+	reserve_sel(h, d, b, rq, &cut);
+	for (size_t i = 0; i < b->n; i++)
+		n += b->sloc[i] == LOC_SYS;
+	if (rq->res)
+		rq->res->already += b->n - n;
+	if (!n)
+		return cut ? -ENOMEM : 0;
+	len = b->end - b->start;
+	fence_track(h, b);
+	r = remap ? take_pages(h, b, &src) : copy_out_wp(h, b, &src);
+	if (!r)
+		r = fill(h, d, b, src, rq, &zero);
+	if (!r && fence_broken(h))
+		r = -EAGAIN;
+	if (!r && !remap)
+		r = mm_zap(h, b->start, len);
+	if (r) {
+		if (remap)
+			give_back(h, b, src);
+		else if (src)
+			arena_put(h, src);
+		if (!remap && (h->feat & UHMM_FEAT_WP))
+			uffd_wp(h, b->start, len, false);
+		unreserve(d, b);
+		uffd_wake(h, b->start, len);
+		fence_end(h);
+		return r;
+	}
+	for (size_t i = 0; i < b->n; i++) {
+		if (b->sloc[i] != LOC_SYS)
+			continue;
+		d->pflags[b->ddst[i]] |= DP_DIRTY;
+		devmem_touch(d, b->ddst[i], ++h->clock);
+		pt_set(&h->pt, va(b, i), d->id, b->ddst[i]);
+	}
+	/* markers of the write-protect fence would turn the next access
+	 * into a WP fault instead of the MISSING fault that brings it back */
+	if (!remap && (h->feat & UHMM_FEAT_WP))
+		uffd_wp(h, b->start, len, false);
+	uffd_wake(h, b->start, len);
+	if (src && remap) {
+		uffd_unregister(h, (uintptr_t)src, len);
+		trash_add(h, src, len);
+	} else if (src) {
+		arena_put(h, src);
+	}
+	return finish_to_dev(h, d, rq, n, zero, cut);
+}
