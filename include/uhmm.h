@@ -270,7 +270,17 @@ struct uhmm_migrate_res {
 int uhmm_migrate_ex(struct uhmm *h, void *addr, size_t len, struct uhmm_dev *to,
                     unsigned flags, struct uhmm_migrate_res *res);
 
-/* Asynchronous prefetch (not yet). */
+/*
+ * Asynchronous migration, for runtimes that overlap copies with compute.
+ * uhmm_prefetch checks its arguments (-EINVAL as uhmm_migrate), queues the
+ * migration and returns at once with *ticket set (tickets count up from
+ * 1).  One library thread runs the queue in order; several prefetches may
+ * be in flight.  uhmm_wait returns the migration's result (0 or what
+ * uhmm_migrate would have returned), -ETIMEDOUT when it has not finished
+ * within timeout_ms (0: just look; < 0: wait as long as it takes), -EINVAL
+ * for a ticket never issued, and -ENOENT for one whose result is no longer
+ * kept (the last 1024 are).  uhmm_close runs what is still queued first.
+ */
 int uhmm_prefetch(struct uhmm *h, void *addr, size_t len, struct uhmm_dev *to,
                   unsigned flags, uint64_t *ticket);
 int uhmm_wait(struct uhmm *h, uint64_t ticket, int timeout_ms);

@@ -72,6 +72,7 @@ static void ctx_free(struct uhmm *h)
 	if (h->uffd >= 0)
 		close(h->uffd);
 	pthread_mutex_destroy(&h->lock);
+	pthread_cond_destroy(&h->idle);
 	pthread_mutex_destroy(&h->q.lock);
 	pthread_cond_destroy(&h->q.cond);
 	mem_free(h);
@@ -91,6 +92,7 @@ int uhmm_open(struct uhmm **out, const struct uhmm_opts *opts)
 		return -ENOMEM;
 	h->uffd = -1;
 	pthread_mutex_init(&h->lock, NULL);
+	pthread_cond_init(&h->idle, NULL);
 	pthread_mutex_init(&h->q.lock, NULL);
 	pthread_cond_init(&h->q.cond, NULL);
 	r = opts_apply(h, opts);
@@ -124,6 +126,7 @@ void uhmm_close(struct uhmm *h)
 {
 	if (!h)
 		return;
+	prefetch_stop(h);
 	for (int i = 1; i <= MAX_DEVS; i++)
 		if (h->dev[i])
 			uhmm_dev_remove(h->dev[i]);

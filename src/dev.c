@@ -206,6 +206,8 @@ fail:
 	return r;
 }
 
+static _Atomic uint64_t serials;
+
 static int check_private(const struct uhmm_dev_desc *d)
 {
 	const struct uhmm_dev_ops *o = d->ops;
@@ -239,6 +241,7 @@ int dev_setup_private(struct uhmm *h, const struct uhmm_dev_desc *desc,
 		return -ENOMEM;
 	d->fd = -1;
 	d->h = h;
+	d->serial = atomic_fetch_add(&serials, 1) + 1;
 	d->kind = UHMM_MEM_PRIVATE;
 	d->size = desc->size;
 	d->granule = PAGE_SIZE;
@@ -368,6 +371,9 @@ int uhmm_dev_remove(struct uhmm_dev *dev)
 	h = dev->h;
 	ctx_lock(h);
 	events_drain(h);
+	/* faults copying from it with the context unlocked finish first */
+	while (dev->busy)
+		pthread_cond_wait(&h->idle, &h->lock);
 	r = dev_pages_to_sys(h, dev);
 	h->dev[dev->id] = NULL;
 	if (dev->kind == UHMM_MEM_PRIVATE)

@@ -50,8 +50,9 @@ int devmem_init(struct uhmm_dev *d)
 	d->chunk_used = mem_alloc((d->nchunks) * sizeof(*d->chunk_used));
 	d->chunk_lru = mem_alloc((d->nchunks) * sizeof(*d->chunk_lru));
 	d->bind = mem_alloc((d->nbind) * sizeof(*d->bind));
+	d->gen = mem_alloc((d->npages) * sizeof(*d->gen));
 	if (!d->owner || !d->pflags || !d->chunk_key || !d->chunk_used ||
-	    !d->chunk_lru || !d->bind) {
+	    !d->chunk_lru || !d->bind || !d->gen) {
 		devmem_fini(d);
 		return -ENOMEM;
 	}
@@ -66,6 +67,8 @@ void devmem_fini(struct uhmm_dev *d)
 	mem_free(d->chunk_used);
 	mem_free(d->chunk_lru);
 	mem_free(d->bind);
+	mem_free(d->gen);
+	d->gen = NULL;
 	d->owner = NULL;
 	d->pflags = NULL;
 	d->chunk_key = NULL;
@@ -227,6 +230,7 @@ void devmem_free(struct uhmm_dev *d, uint32_t p)
 	if (!d->owner[p])
 		return;
 	d->owner[p] = 0;
+	d->gen[p]++;
 	if (devmem_needs_scrub(d, p)) {
 		d->scrub_todo++;
 		atomic_store(&d->h->scrub, true);

@@ -196,6 +196,22 @@ static void reader_take(struct uhmm *h, const struct uffd_msg *u,
 
 static bool served_minor(struct uhmm *h, uintptr_t page);
 
+/* With q.lock held. */
+static int fq_push(struct uhmm *h, const struct qmsg *m)
+{
+	if (h->fq_n == h->fq_cap) {
+		size_t cap = h->fq_cap ? h->fq_cap * 2 : 64;
+		struct qmsg *nm = mem_realloc(h->fq, cap * sizeof(*nm));
+
+		if (!nm)
+			return -ENOMEM;
+		h->fq = nm;
+		h->fq_cap = cap;
+	}
+	h->fq[h->fq_n++] = *m;
+	return 0;
+}
+
 /*
  * A fault the reader can serve itself, saving the hand-off to another
  * thread: only with nothing else queued (the page table is then current)
@@ -213,7 +229,7 @@ static bool serve_fast(struct uhmm *h, const struct qmsg *m)
 	quiet = !h->q.n;
 	pthread_mutex_unlock(&h->q.lock);
 	if (quiet) {
-		int r = private_fault(h, page, true);
+		int r = private_fault(h, page, FAULT_FAST);
 
 		served = r == 0;
 		if (r == -ENOENT && !(m->flags & UFFD_PAGEFAULT_FLAG_MINOR) &&
@@ -261,7 +277,7 @@ static void *reader_main(void *arg)
 			continue;
 		pthread_mutex_lock(&h->q.lock);
 		for (size_t i = 0; i < left; i++)
-			if (enqueue(&h->q, &fault[i]))
+			if (h->nfault_thr ? fq_push(h, &fault[i]) : enqueue(&h->q, &fault[i]))
 				uffd_wake(h, page_down(fault[i].addr), PAGE_SIZE);
 		pthread_cond_broadcast(&h->q.cond);
 		pthread_mutex_unlock(&h->q.lock);
@@ -364,7 +380,7 @@ static void fix_foreign(struct uhmm *h, const struct vma *v, uintptr_t page)
 	replace_with_zero(h, s, e);
 }
 
-static void apply_fault(struct uhmm *h, const struct qmsg *m)
+static void apply_fault(struct uhmm *h, const struct qmsg *m, int mode)
 {
 	uintptr_t page = page_down(m->addr);
 	int loc = pt_loc(&h->pt, page, NULL);
@@ -376,7 +392,7 @@ static void apply_fault(struct uhmm *h, const struct qmsg *m)
 	}
 	COUNT(h, (struct uhmm_dev *)NULL, cpu_faults, 1);
 	/* a page on a private device comes home */
-	if (private_fault(h, page, false) != -ENOENT)
+	if (private_fault(h, page, mode) != -ENOENT)
 		return;
 	/* a device page: map it from the device's file (a fault left over
 	 * from before a migration just finds it mapped) */
@@ -401,7 +417,7 @@ static void apply(struct uhmm *h, const struct qmsg *m)
 {
 	switch (m->event) {
 	case UFFD_EVENT_PAGEFAULT:
-		apply_fault(h, m);
+		apply_fault(h, m, FAULT_SLOW);
 		break;
 	case UFFD_EVENT_UNMAP:
 		forget_range(h, m->a, m->b);
@@ -536,6 +552,64 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+/*
+ * Several fault threads: each takes the oldest fault, brings the events
+ * before it up to date, and copies with the context unlocked, so that
+ * faults on different windows are served at the same time.
+ */
+static void *fault_main(void *arg)
+{
+	struct uhmm *h = arg;
+
+	lib_thread = true;
+	for (;;) {
+		struct qmsg m;
+
+		pthread_mutex_lock(&h->q.lock);
+		while (!h->fq_n && !h->stopping)
+			pthread_cond_wait(&h->q.cond, &h->q.lock);
+		if (!h->fq_n) {
+			pthread_mutex_unlock(&h->q.lock);
+			break;
+		}
+		m = h->fq[0];
+		memmove(h->fq, h->fq + 1, --h->fq_n * sizeof(m));
+		pthread_mutex_unlock(&h->q.lock);
+		ctx_lock(h);
+		events_drain(h);
+		apply_fault(h, &m, FAULT_PARALLEL);
+		ctx_unlock(h);
+	}
+	return NULL;
+}
+
+static int fault_threads_start(struct uhmm *h)
+{
+	uint32_t n = h->opts.fault_threads;
+
+	if (n <= 1)
+		return 0;
+	h->fault_thr = mem_alloc(n * sizeof(*h->fault_thr));
+	if (!h->fault_thr)
+		return -ENOMEM;
+	for (h->nfault_thr = 0; h->nfault_thr < n; h->nfault_thr++)
+		if (pthread_create(&h->fault_thr[h->nfault_thr], NULL, fault_main, h))
+			return -EAGAIN;
+	return 0;
+}
+
+static void fault_threads_stop(struct uhmm *h)
+{
+	for (uint32_t i = 0; i < h->nfault_thr; i++)
+		pthread_join(h->fault_thr[i], NULL);
+	mem_free(h->fault_thr);
+	mem_free(h->fq);
+	h->fault_thr = NULL;
+	h->fq = NULL;
+	h->nfault_thr = 0;
+	h->fq_n = h->fq_cap = 0;
+}
+
 int events_start(struct uhmm *h)
 {
 	sigset_t all, old;
@@ -550,6 +624,14 @@ int events_start(struct uhmm *h)
 	r = pthread_create(&h->reader, NULL, reader_main, h);
 	if (!r) {
 		r = pthread_create(&h->worker, NULL, worker_main, h);
+		if (!r && (r = -fault_threads_start(h))) {
+			pthread_mutex_lock(&h->q.lock);
+			h->stopping = true;
+			pthread_cond_broadcast(&h->q.cond);
+			pthread_mutex_unlock(&h->q.lock);
+			fault_threads_stop(h);
+			pthread_join(h->worker, NULL);
+		}
 		if (r) {
 			uint64_t one = 1;
 
@@ -579,6 +661,7 @@ void events_stop(struct uhmm *h)
 	pthread_cond_broadcast(&h->q.cond);
 	pthread_mutex_unlock(&h->q.lock);
 	pthread_join(h->worker, NULL);
+	fault_threads_stop(h);
 	if (write(h->stop_fd, &one, sizeof(one)) < 0)
 		abort();
 	pthread_join(h->reader, NULL);

@@ -15,11 +15,37 @@
 #include "compat.h"
 #include "migrate.h"
 
-static int cmp_uptr(const void *a, const void *b)
+/* Heapsort: qsort may take its scratch space from the heap (see vma.c). */
+static void sift(uintptr_t *a, size_t i, size_t n)
 {
-	uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+	for (;;) {
+		size_t c = 2 * i + 1;
+		uintptr_t t;
 
-	return x < y ? -1 : x > y;
+		if (c >= n)
+			return;
+		if (c + 1 < n && a[c + 1] > a[c])
+			c++;
+		if (a[i] >= a[c])
+			return;
+		t = a[i];
+		a[i] = a[c];
+		a[c] = t;
+		i = c;
+	}
+}
+
+static void sort_addrs(uintptr_t *a, size_t n)
+{
+	for (size_t i = n / 2; i-- > 0;)
+		sift(a, i, n);
+	for (size_t k = n; k-- > 1;) {
+		uintptr_t t = a[0];
+
+		a[0] = a[k];
+		a[k] = t;
+		sift(a, 0, k);
+	}
 }
 
 /* Send the pages at the given addresses home, in runs. */
@@ -33,7 +59,7 @@ static int send_home(struct uhmm *h, uintptr_t *vas, size_t n)
 	save_e = h->fence_end;
 	pthread_mutex_unlock(&h->q.lock);
 
-	qsort(vas, n, sizeof(*vas), cmp_uptr);
+	sort_addrs(vas, n);
 	for (size_t i = 0; i < n;) {
 		size_t k = i + 1;
 		int rr;
@@ -74,7 +100,7 @@ int evict_chunk(struct uhmm *h, struct uhmm_dev *d, long c)
 
 int dev_pages_to_sys(struct uhmm *h, struct uhmm_dev *d)
 {
-	uintptr_t *vas = malloc(d->used_pages * sizeof(*vas) + 1);
+	uintptr_t *vas = mem_alloc(d->used_pages * sizeof(*vas) + 1);
 	size_t n = 0;
 	int r;
 
@@ -84,6 +110,6 @@ int dev_pages_to_sys(struct uhmm *h, struct uhmm_dev *d)
 		if (d->owner[p])
 			vas[n++] = d->owner[p];
 	r = send_home(h, vas, n);
-	free(vas);
+	mem_free(vas);
 	return r;
 }

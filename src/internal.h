@@ -129,6 +129,7 @@ uintptr_t pt_next_managed(struct pagetable *pt, uintptr_t start, uintptr_t end);
 struct uhmm_dev {
 	struct uhmm *h;
 	int id;
+	uint64_t serial;		/* unique in the process */
 	enum uhmm_mem kind;
 	char name[64];
 	size_t size;
@@ -147,6 +148,8 @@ struct uhmm_dev {
 	size_t npages;
 	uintptr_t *owner;		/* per page: user address, 0 = free */
 	uint8_t *pflags;		/* per page: DP_* */
+	uint32_t *gen;			/* per page: bumped when freed */
+	int busy;			/* faults copying from it unlocked */
 	uintptr_t *chunk_key;		/* per chunk: bound key + 1, 0 = free */
 	uint32_t *chunk_used;
 	uint64_t *chunk_lru;
@@ -234,6 +237,7 @@ struct allocation {
 
 struct uhmm {
 	pthread_mutex_t lock;
+	pthread_cond_t idle;		/* a device's busy count went to 0 */
 	int uffd;
 	bool user_mode_only;
 	uint64_t feat;			/* UHMM_FEAT_* after UHMM_DISABLE */
@@ -247,12 +251,18 @@ struct uhmm {
 
 	struct evqueue q;
 	pthread_t reader, worker;
+	/* fault_threads > 1: faults go to their own queue (under q.lock) */
+	struct qmsg *fq;
+	size_t fq_n, fq_cap;
+	pthread_t *fault_thr;
+	uint32_t nfault_thr;
 	int stop_fd;			/* eventfd waking the reader */
 	bool stopping;
 	_Atomic pid_t migrator;		/* thread holding h->lock, for faults */
 	char *zero_page;		/* PAGE_SIZE zeros */
 
 	struct allocation *allocs;	/* uhmm_alloc'd blocks */
+	struct prefetcher *prefetch;	/* prefetch.c, made at first use */
 
 	/* our own address space for staging and moved-out pages */
 	char *arena;
@@ -318,6 +328,9 @@ void events_sync(struct uhmm *h);	/* reader has read all queued */
 void trash_add(struct uhmm *h, void *addr, size_t len);
 void trash_flush(struct uhmm *h);
 
+/* prefetch.c */
+void prefetch_stop(struct uhmm *h);
+
 /* arena.c */
 #define ARENA_SLOTS 6
 int   arena_init(struct uhmm *h);
@@ -374,9 +387,11 @@ int dev_pages_to_sys(struct uhmm *h, struct uhmm_dev *d);
 
 /* private.c */
 bool range_has_private(struct uhmm *h, uintptr_t start, uintptr_t end);
+void dev_thread_init(struct uhmm_dev *d);	/* before a library thread's first op */
 /* -ENOENT: not a private page; -EWOULDBLOCK: needs a thread that may
  * change mappings (fast: the reader's own) */
-int private_fault(struct uhmm *h, uintptr_t page, bool fast);
+enum { FAULT_FAST, FAULT_SLOW, FAULT_PARALLEL };
+int private_fault(struct uhmm *h, uintptr_t page, int mode);
 
 static inline int neg_errno(int e) { return e > 0 ? -e : e; }
 

@@ -244,10 +244,10 @@ static int scan_checked(struct uhmm *h, uintptr_t start, uintptr_t end,
 		}
 		if (r || !again)
 			break;
-		free(*vv);
+		mem_free(*vv);
 	}
 	if (r)
-		free(*vv);
+		mem_free(*vv);
 	return r;
 }
 
@@ -267,7 +267,7 @@ int migrate_range(struct uhmm *h, uintptr_t start, uintptr_t end,
 			r = manage_range(h, vv[i].start, vv[i].end);
 	for (size_t i = 0; i < n && !r; i++)
 		r = migrate_vma(h, &vv[i], to, &rq);
-	free(vv);
+	mem_free(vv);
 	/* everything was checked above: a mapping call the kernel refuses
 	 * now met a layout another thread changed meanwhile */
 	return r == -EINVAL || r == -EPERM ? -EAGAIN : r;

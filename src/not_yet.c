@@ -14,19 +14,6 @@ int uhmm_close_ex(struct uhmm *h, unsigned flags)
 	return h ? -ENOSYS : -EINVAL;
 }
 
-int uhmm_prefetch(struct uhmm *h, void *addr, size_t len, struct uhmm_dev *to,
-		  unsigned flags, uint64_t *ticket)
-{
-	(void)addr; (void)len; (void)to; (void)flags; (void)ticket;
-	return h ? -ENOSYS : -EINVAL;
-}
-
-int uhmm_wait(struct uhmm *h, uint64_t ticket, int timeout_ms)
-{
-	(void)ticket; (void)timeout_ms;
-	return h ? -ENOSYS : -EINVAL;
-}
-
 int uhmm_advise(struct uhmm *h, void *addr, size_t len, enum uhmm_advice advice,
 		struct uhmm_dev *dev)
 {

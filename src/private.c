@@ -30,9 +30,26 @@ static bool is_private(struct uhmm *h, int loc)
 	return d && d->kind == UHMM_MEM_PRIVATE;
 }
 
+/*
+ * Before a library thread first calls a device's ops, the driver's
+ * thread_init runs on it (a GPU runtime makes its context current).  The
+ * serial tells a device from an earlier one that had the same id.
+ */
+static __thread uint64_t inited[MAX_DEVS + 1];
+
+void dev_thread_init(struct uhmm_dev *d)
+{
+	if (!lib_thread || inited[d->id] == d->serial)
+		return;
+	inited[d->id] = d->serial;
+	if (d->ops.thread_init)
+		d->ops.thread_init(d->drv);
+}
+
 /* Run the driver's copy out of device memory, for k pages from page i. */
 static int dev_read(struct uhmm_dev *d, const uint32_t *dp, size_t n, char *dst)
 {
+	dev_thread_init(d);
 	for (size_t i = 0; i < n;) {
 		size_t k = run_len(dp, NULL, i, n);
 		int r = d->ops.copy_from_dev(d->drv, dst + (i << PAGE_SHIFT),
@@ -75,35 +92,107 @@ static int place(struct uhmm *h, uintptr_t at, char *buf, size_t len)
 }
 
 /*
- * n pages from `at`, every one on private device d, come home.  On a copy
- * failure nothing changes: the pages stay where their data is valid.
+ * Pages on their way home: n pages from `at`, every one on private device
+ * d.  A fault served by one of several fault threads copies with the
+ * context unlocked; the generation of each device page then tells whether
+ * it was freed (and perhaps reused) meanwhile.
  */
-static int home_run(struct uhmm *h, struct uhmm_dev *d, uintptr_t at, size_t n)
-{
-	size_t len = n << PAGE_SHIFT;
+struct homing {
+	struct uhmm_dev *d;
+	uintptr_t at;
+	size_t n;
 	uint32_t dp[BLOCK_PAGES];
-	bool pooled;
+	uint32_t gen[BLOCK_PAGES];
 	char *buf;
+	bool pooled;
+};
+
+static int home_prepare(struct uhmm *h, struct uhmm_dev *d, uintptr_t at, size_t n,
+			struct homing *hm)
+{
+	hm->d = d;
+	hm->at = at;
+	hm->n = n;
+	for (size_t i = 0; i < n; i++) {
+		pt_loc(&h->pt, at + (i << PAGE_SHIFT), &hm->dp[i]);
+		hm->gen[i] = d->gen[hm->dp[i]];
+	}
+	hm->buf = buffer_get(h, at, n << PAGE_SHIFT, &hm->pooled);
+	return hm->buf ? 0 : -ENOMEM;
+}
+
+/* Did any page change place since home_prepare? */
+static bool home_stale(struct uhmm *h, const struct homing *hm)
+{
+	for (size_t i = 0; i < hm->n; i++) {
+		uint32_t dp = 0;
+
+		if (pt_loc(&h->pt, hm->at + (i << PAGE_SHIFT), &dp) != hm->d->id ||
+		    dp != hm->dp[i] || hm->d->gen[dp] != hm->gen[i])
+			return true;
+	}
+	return false;
+}
+
+/* Place the copied pages and account for them; on a copy failure (r)
+ * nothing changes: the pages stay where their data is valid. */
+static int home_commit(struct uhmm *h, struct homing *hm, int r)
+{
+	size_t len = hm->n << PAGE_SHIFT;
+
+	if (!r && home_stale(h, hm))
+		r = -EAGAIN;
+	if (!r)
+		r = place(h, hm->at, hm->buf, len);
+	buffer_put(h, hm->buf, hm->pooled);
+	if (r)
+		return r == -EIO || r == -ENOMEM ? r : -EAGAIN;
+	for (size_t i = 0; i < hm->n; i++) {
+		devmem_free(hm->d, hm->dp[i]);
+		pt_set(&h->pt, hm->at + (i << PAGE_SHIFT), LOC_SYS, 0);
+	}
+	COUNT(h, hm->d, pages_to_sys, hm->n);
+	COUNT(h, hm->d, bytes_copied, len);
+	return 0;
+}
+
+/*
+ * Bring the pages home.  `unlocked`: copy with the context unlocked, so
+ * that other fault threads copy at the same time (the device cannot go
+ * away meanwhile: uhmm_dev_remove waits for d->busy).
+ */
+static int home_run_mode(struct uhmm *h, struct uhmm_dev *d, uintptr_t at, size_t n,
+			 bool unlocked)
+{
+	struct homing *hm = mem_alloc(sizeof(*hm));
 	int r;
 
-	for (size_t i = 0; i < n; i++)
-		pt_loc(&h->pt, at + (i << PAGE_SHIFT), &dp[i]);
-	buf = buffer_get(h, at, len, &pooled);
-	if (!buf)
+	if (!hm)
 		return -ENOMEM;
-	r = dev_read(d, dp, n, buf);
-	if (!r)
-		r = place(h, at, buf, len);
-	buffer_put(h, buf, pooled);
-	if (r)
-		return r == -EIO ? r : (r == -ENOMEM ? r : -EAGAIN);
-	for (size_t i = 0; i < n; i++) {
-		devmem_free(d, dp[i]);
-		pt_set(&h->pt, at + (i << PAGE_SHIFT), LOC_SYS, 0);
+	r = home_prepare(h, d, at, n, hm);
+	if (r) {
+		mem_free(hm);
+		return r;
 	}
-	COUNT(h, d, pages_to_sys, n);
-	COUNT(h, d, bytes_copied, len);
-	return 0;
+	if (unlocked) {
+		d->busy++;
+		ctx_unlock(h);
+	}
+	r = dev_read(d, hm->dp, n, hm->buf);
+	if (unlocked) {
+		ctx_lock(h);
+		events_drain(h);
+		if (!--d->busy)
+			pthread_cond_broadcast(&h->idle);
+	}
+	r = home_commit(h, hm, r);
+	mem_free(hm);
+	return r;
+}
+
+static int home_run(struct uhmm *h, struct uhmm_dev *d, uintptr_t at, size_t n)
+{
+	return home_run_mode(h, d, at, n, false);
 }
 
 /*
@@ -212,16 +301,18 @@ static void poison(struct uhmm *h, struct uhmm_dev *d, uintptr_t page, uint32_t 
  * A CPU touched a page on a private device: bring its window back.  When
  * the driver cannot read the window, the faulting page alone is tried a
  * few times before it is declared lost; the others stay on the device.
- * `fast`: the reader thread serves it, and must not change mappings (its
- * own events would wait for itself): -EWOULDBLOCK hands it on.
+ * FAULT_FAST: the reader thread serves it, and must not change mappings
+ * (its own events would wait for itself): -EWOULDBLOCK hands it on.
+ * FAULT_PARALLEL: a fault thread, copying with the context unlocked.
  */
-int private_fault(struct uhmm *h, uintptr_t page, bool fast)
+int private_fault(struct uhmm *h, uintptr_t page, int mode)
 {
+	bool fast = mode == FAULT_FAST;
 	int loc = pt_loc(&h->pt, page, NULL);
 	struct uhmm_dev *d = dev_by_id(h, loc);
 	uintptr_t ws, we, s, e;
 	uint32_t dp = 0;
-	int r = -EIO;
+	int r;
 
 	if (!is_private(h, loc))
 		return -ENOENT;
@@ -230,10 +321,21 @@ int private_fault(struct uhmm *h, uintptr_t page, bool fast)
 		;
 	for (e = page + PAGE_SIZE; e < we && pt_loc(&h->pt, e, NULL) == loc; e += PAGE_SIZE)
 		;
-	if (home_run(h, d, s, (e - s) >> PAGE_SHIFT) == 0) {
+	r = home_run_mode(h, d, s, (e - s) >> PAGE_SHIFT, mode == FAULT_PARALLEL);
+	if (r == 0) {
 		h->seq_next = e;
 		return 0;
 	}
+	if (r == -EAGAIN) {
+		/* it moved meanwhile: the access faults again if need be */
+		uffd_wake(h, page, PAGE_SIZE);
+		return 0;
+	}
+	if (pt_loc(&h->pt, page, NULL) != loc) {
+		uffd_wake(h, page, PAGE_SIZE);
+		return 0;
+	}
+	r = -EIO;
 	for (int i = 0; i < COPY_TRIES && r == -EIO; i++)
 		r = home_run(h, d, page, 1);
 	if (r == -EIO) {
@@ -252,6 +354,7 @@ static int dev_zero(struct uhmm *h, struct uhmm_dev *d, uint32_t dp, size_t k)
 {
 	int r = 0;
 
+	dev_thread_init(d);
 	if (d->ops.zero)
 		return d->ops.zero(d->drv, (uint64_t)dp << PAGE_SHIFT, k << PAGE_SHIFT);
 	for (size_t j = 0; j < k && !r; j++)
@@ -266,6 +369,7 @@ static int fill(struct uhmm *h, struct uhmm_dev *d, struct batch *b, const char 
 {
 	int r = 0;
 
+	dev_thread_init(d);
 	for (size_t i = 0; i < b->n && !r;) {
 		size_t k;
 

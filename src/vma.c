@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,20 +62,87 @@ static int parse_line(struct uhmm *h, const char *line, struct vma *v)
 	return 0;
 }
 
+/*
+ * /proc/self/maps read with read(2) into memory of ours: stdio would
+ * buffer it on the heap, and heap pages may be the very pages we are
+ * migrating (a malloc'd buffer shares its pages with the heap's own
+ * bookkeeping), or on a private device, where touching them with the
+ * context held would fault to a thread that waits for the context.
+ */
+struct maps {
+	int fd;
+	char *buf;
+	size_t len, pos;
+	bool eof;
+};
+
+#define MAPS_BUF (64 << 10)
+
+static int maps_open(struct maps *m)
+{
+	m->fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	if (m->fd < 0)
+		return -errno;
+	m->buf = mem_alloc(MAPS_BUF);
+	if (!m->buf) {
+		close(m->fd);
+		return -ENOMEM;
+	}
+	m->len = m->pos = 0;
+	m->eof = false;
+	return 0;
+}
+
+static void maps_close(struct maps *m)
+{
+	mem_free(m->buf);
+	close(m->fd);
+}
+
+/* The next line, NUL-terminated, or NULL at the end. */
+static char *maps_line(struct maps *m)
+{
+	for (;;) {
+		char *nl = memchr(m->buf + m->pos, '\n', m->len - m->pos);
+		ssize_t got;
+
+		if (nl) {
+			char *line = m->buf + m->pos;
+
+			*nl = 0;
+			m->pos = nl + 1 - m->buf;
+			return line;
+		}
+		if (m->eof)
+			return NULL;
+		memmove(m->buf, m->buf + m->pos, m->len - m->pos);
+		m->len -= m->pos;
+		m->pos = 0;
+		got = read(m->fd, m->buf + m->len, MAPS_BUF - 1 - m->len);
+		if (got <= 0) {
+			m->eof = true;
+			if (m->len == 0)
+				return NULL;
+			m->buf[m->len++] = '\n';	/* a last line without one */
+			continue;
+		}
+		m->len += got;
+	}
+}
+
 int vma_scan(struct uhmm *h, uintptr_t start, uintptr_t end,
 	     struct vma **out, size_t *n)
 {
-	FILE *f = fopen("/proc/self/maps", "re");
 	struct vma *arr = NULL, v;
 	size_t cap = 0, cnt = 0;
 	uintptr_t expect = start;
-	char *line = NULL;
-	size_t llen = 0;
-	int r = 0;
+	struct maps m;
+	char *line;
+	int r = maps_open(&m);
 
-	if (!f)
-		return -errno;
-	while (getline(&line, &llen, f) > 0) {
+	if (r)
+		return r;
+	while ((line = maps_line(&m))) {
 		if (parse_line(h, line, &v))
 			continue;
 		if (v.end <= start)
@@ -93,7 +161,7 @@ int vma_scan(struct uhmm *h, uintptr_t start, uintptr_t end,
 			struct vma *na;
 
 			cap = cap ? cap * 2 : 16;
-			na = realloc(arr, cap * sizeof(*arr));
+			na = mem_realloc(arr, cap * sizeof(*arr));
 			if (!na) {
 				r = -ENOMEM;
 				break;
@@ -103,12 +171,11 @@ int vma_scan(struct uhmm *h, uintptr_t start, uintptr_t end,
 		arr[cnt++] = v;
 		expect = v.end;
 	}
-	free(line);
-	fclose(f);
+	maps_close(&m);
 	if (!r && expect < end)
 		r = -EFAULT;
 	if (r) {
-		free(arr);
+		mem_free(arr);
 		return r;
 	}
 	*out = arr;
@@ -119,14 +186,14 @@ int vma_scan(struct uhmm *h, uintptr_t start, uintptr_t end,
 /* The whole mapping holding addr, not clipped. */
 int vma_at(struct uhmm *h, uintptr_t addr, struct vma *out)
 {
-	FILE *f = fopen("/proc/self/maps", "re");
-	char *line = NULL;
-	size_t llen = 0;
-	int r = -EFAULT;
+	struct maps m;
+	char *line;
+	int r = maps_open(&m);
 
-	if (!f)
-		return -errno;
-	while (getline(&line, &llen, f) > 0) {
+	if (r)
+		return r;
+	r = -EFAULT;
+	while ((line = maps_line(&m))) {
 		if (parse_line(h, line, out))
 			continue;
 		if (out->start <= addr && addr < out->end) {
@@ -136,8 +203,7 @@ int vma_at(struct uhmm *h, uintptr_t addr, struct vma *out)
 		if (out->start > addr)
 			break;
 	}
-	free(line);
-	fclose(f);
+	maps_close(&m);
 	return r;
 }
 

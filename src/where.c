@@ -16,8 +16,8 @@ static int where_locked(struct uhmm *h, uintptr_t s, uintptr_t e, int *loc)
 	r = vma_scan(h, s, e, &vv, &nv);	/* -EFAULT on a hole */
 	if (r)
 		return r;
-	free(vv);
-	present = calloc(n, 1);
+	mem_free(vv);
+	present = mem_alloc(n);
 	if (!present)
 		return -ENOMEM;
 	r = pagemap_present(h, s, n, present, true);
@@ -29,7 +29,7 @@ static int where_locked(struct uhmm *h, uintptr_t s, uintptr_t e, int *loc)
 		else
 			loc[i] = l;
 	}
-	free(present);
+	mem_free(present);
 	return r;
 }
 

@@ -33,7 +33,6 @@ int main(void)
 	struct uhmm_dev *dev;
 	size_t len = 16 * ut_page();
 	uint8_t *p, buf[64];
-	uint64_t ticket = 0;
 	int rc;
 
 	ut_init(60);
@@ -47,8 +46,6 @@ int main(void)
 		struct uhmm_range_attr a = { .sz = sizeof(a) };
 		NOSYS(uhmm_range_attr(h, p, len, &a), "uhmm_range_attr");
 	}
-	NOSYS(uhmm_prefetch(h, p, len, dev, 0, &ticket), "uhmm_prefetch");
-	NOSYS(uhmm_wait(h, 1, 0), "uhmm_wait");
 	NOSYS(uhmm_pin(h, p, len), "uhmm_pin");
 	NOSYS(uhmm_unpin(h, p, len), "uhmm_unpin");
 	NOSYS(uhmm_dev_evict(dev, ut_page()), "uhmm_dev_evict");
