@@ -375,6 +375,9 @@ int uhmm_dev_remove(struct uhmm_dev *dev)
 	while (dev->busy)
 		pthread_cond_wait(&h->idle, &h->lock);
 	r = dev_pages_to_sys(h, dev);
+	/* what could not be read back must not read as anything else */
+	if (dev->kind == UHMM_MEM_PRIVATE && dev->used_pages && private_poison_all(h, dev))
+		r = -EIO;
 	h->dev[dev->id] = NULL;
 	if (dev->kind == UHMM_MEM_PRIVATE)
 		h->nprivate--;

@@ -229,16 +229,20 @@ static bool serve_fast(struct uhmm *h, const struct qmsg *m)
 	quiet = !h->q.n;
 	pthread_mutex_unlock(&h->q.lock);
 	if (quiet) {
-		int r = private_fault(h, page, FAULT_FAST);
+		int r;
 
+		/* counted before the page is placed: the thread it wakes may
+		 * look at the counters at once */
+		COUNT(h, (struct uhmm_dev *)NULL, cpu_faults, 1);
+		r = private_fault(h, page, FAULT_FAST);
 		served = r == 0;
 		if (r == -ENOENT && !(m->flags & UFFD_PAGEFAULT_FLAG_MINOR) &&
 		    pt_loc(&h->pt, page, NULL) == LOC_SYS)
 			served = !uffd_zeropage(h, page, m->flags & UFFD_PAGEFAULT_FLAG_WRITE);
 		else if (r == -ENOENT)
 			served = served_minor(h, page);
-		if (served)
-			COUNT(h, (struct uhmm_dev *)NULL, cpu_faults, 1);
+		if (!served)	/* the thread that serves it counts it */
+			COUNT(h, (struct uhmm_dev *)NULL, cpu_faults, (uint64_t)-1);
 	}
 	pthread_mutex_unlock(&h->lock);
 	return served;

@@ -49,7 +49,7 @@ static void sort_addrs(uintptr_t *a, size_t n)
 }
 
 /* Send the pages at the given addresses home, in runs. */
-static int send_home(struct uhmm *h, uintptr_t *vas, size_t n)
+static int send_home(struct uhmm *h, struct uhmm_dev *d, uintptr_t *vas, size_t n)
 {
 	uintptr_t save_s, save_e;
 	int r = 0;
@@ -66,7 +66,12 @@ static int send_home(struct uhmm *h, uintptr_t *vas, size_t n)
 
 		while (k < n && vas[k] == vas[k - 1] + PAGE_SIZE)
 			k++;
-		rr = migrate_range(h, vas[i], vas[k - 1] + PAGE_SIZE, NULL, 0, NULL);
+		/* private pages need no look at the mapping: they only fill
+		 * empty page-table entries, whatever the protection */
+		if (d->kind == UHMM_MEM_PRIVATE)
+			rr = private_home(h, vas[i], vas[k - 1] + PAGE_SIZE, 0, NULL);
+		else
+			rr = migrate_range(h, vas[i], vas[k - 1] + PAGE_SIZE, NULL, 0, NULL);
 		if (rr && !r)
 			r = rr;
 		i = k;
@@ -91,7 +96,7 @@ int evict_chunk(struct uhmm *h, struct uhmm_dev *d, long c)
 		if (p < d->npages && d->owner[p])
 			vas[n++] = d->owner[p];
 	}
-	r = send_home(h, vas, n);
+	r = send_home(h, d, vas, n);
 	if (r < 0 && d->chunk_key[c])
 		return r;
 	COUNT(h, d, evictions, n);
@@ -109,7 +114,7 @@ int dev_pages_to_sys(struct uhmm *h, struct uhmm_dev *d)
 	for (size_t p = 0; p < d->npages; p++)
 		if (d->owner[p])
 			vas[n++] = d->owner[p];
-	r = send_home(h, vas, n);
+	r = send_home(h, d, vas, n);
 	mem_free(vas);
 	return r;
 }

@@ -370,6 +370,7 @@ int vma_scan(struct uhmm *h, uintptr_t start, uintptr_t end,
 	     struct vma **out, size_t *n);
 int vma_check_migratable(struct uhmm *h, const struct vma *v);
 int vma_at(struct uhmm *h, uintptr_t addr, struct vma *out);
+bool vma_locked(struct uhmm *h, uintptr_t start, uintptr_t end);
 
 /* pagemap.c */
 /* bitmap of present (or swapped) pages of [start, start + n pages) */
@@ -388,6 +389,7 @@ int dev_pages_to_sys(struct uhmm *h, struct uhmm_dev *d);
 /* private.c */
 bool range_has_private(struct uhmm *h, uintptr_t start, uintptr_t end);
 void dev_thread_init(struct uhmm_dev *d);	/* before a library thread's first op */
+size_t private_poison_all(struct uhmm *h, struct uhmm_dev *d);
 /* -ENOENT: not a private page; -EWOULDBLOCK: needs a thread that may
  * change mappings (fast: the reader's own) */
 enum { FAULT_FAST, FAULT_SLOW, FAULT_PARALLEL };

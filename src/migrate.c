@@ -262,6 +262,11 @@ int migrate_range(struct uhmm *h, uintptr_t start, uintptr_t end,
 	r = scan_checked(h, start, end, &vv, &n);
 	if (r)
 		return r;
+	/* mlocked memory must stay in system memory */
+	if (to && to->kind == UHMM_MEM_PRIVATE && vma_locked(h, start, end)) {
+		mem_free(vv);
+		return -EBUSY;
+	}
 	for (size_t i = 0; i < n && !r; i++)
 		if (vv[i].kind == VMA_ANON)
 			r = manage_range(h, vv[i].start, vv[i].end);

@@ -297,6 +297,20 @@ static void poison(struct uhmm *h, struct uhmm_dev *d, uintptr_t page, uint32_t 
 	COUNT(h, d, poisoned, 1);
 }
 
+/* The device goes away with pages that could not be read back. */
+size_t private_poison_all(struct uhmm *h, struct uhmm_dev *d)
+{
+	size_t n = 0;
+
+	for (size_t p = 0; p < d->npages; p++) {
+		if (!d->owner[p])
+			continue;
+		poison(h, d, d->owner[p], p);
+		n++;
+	}
+	return n;
+}
+
 /*
  * A CPU touched a page on a private device: bring its window back.  When
  * the driver cannot read the window, the faulting page alone is tried a
@@ -491,8 +505,6 @@ static void give_back(struct uhmm *h, struct batch *b, char *src)
 static int copy_out_wp(struct uhmm *h, struct batch *b, char **src)
 {
 	size_t len = b->end - b->start;
-	struct iovec l, rm;
-	ssize_t got;
 	int r;
 
 	*src = NULL;
@@ -507,11 +519,21 @@ static int copy_out_wp(struct uhmm *h, struct batch *b, char **src)
 	*src = stage_alloc(h, b->start, len, false);
 	if (!*src)
 		return -ENOMEM;
-	l = (struct iovec){ *src, len };
-	rm = (struct iovec){ (void *)b->start, len };
-	got = syscall(SYS_process_vm_readv, getpid(), &l, 1, &rm, 1, 0);
-	if (got != (ssize_t)len)
-		return -EAGAIN;
+	/* present pages only: an empty one would fault, and a kernel-mode
+	 * fault fails where only user-mode faults are ours */
+	for (size_t i = 0; i < b->n;) {
+		size_t k = 1;
+
+		while (i + k < b->n && b->present[i + k] == b->present[i])
+			k++;
+		struct iovec l = { *src + (i << PAGE_SHIFT), k << PAGE_SHIFT };
+		struct iovec rm = { (void *)va(b, i), k << PAGE_SHIFT };
+
+		if (b->present[i] &&
+		    syscall(SYS_process_vm_readv, getpid(), &l, 1, &rm, 1, 0) != (ssize_t)l.iov_len)
+			return -EAGAIN;
+		i += k;
+	}
 	return 0;
 }
 

@@ -63,39 +63,39 @@ static int parse_line(struct uhmm *h, const char *line, struct vma *v)
 }
 
 /*
- * /proc/self/maps read with read(2) into memory of ours: stdio would
+ * /proc/self/maps read with read(2) into a buffer on our stack: stdio would
  * buffer it on the heap, and heap pages may be the very pages we are
  * migrating (a malloc'd buffer shares its pages with the heap's own
  * bookkeeping), or on a private device, where touching them with the
  * context held would fault to a thread that waits for the context.
  */
+#define MAPS_BUF 8192			/* the longest line (a path) fits */
+
+/* On the stack: a mapping of ours would land in the hole we look at. */
 struct maps {
 	int fd;
-	char *buf;
 	size_t len, pos;
 	bool eof;
+	char buf[MAPS_BUF];
 };
 
-#define MAPS_BUF (64 << 10)
-
-static int maps_open(struct maps *m)
+static int maps_open_file(struct maps *m, const char *path)
 {
-	m->fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	m->fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (m->fd < 0)
 		return -errno;
-	m->buf = mem_alloc(MAPS_BUF);
-	if (!m->buf) {
-		close(m->fd);
-		return -ENOMEM;
-	}
 	m->len = m->pos = 0;
 	m->eof = false;
 	return 0;
 }
 
+static int maps_open(struct maps *m)
+{
+	return maps_open_file(m, "/proc/self/maps");
+}
+
 static void maps_close(struct maps *m)
 {
-	mem_free(m->buf);
 	close(m->fd);
 }
 
@@ -205,6 +205,53 @@ int vma_at(struct uhmm *h, uintptr_t addr, struct vma *out)
 	}
 	maps_close(&m);
 	return r;
+}
+
+/* Does the process hold any mlocked memory at all?  (Cheap, usually no.) */
+static bool any_locked(void)
+{
+	struct maps m;
+	bool locked = true;
+	char *line;
+
+	if (maps_open_file(&m, "/proc/self/status"))
+		return true;
+	while ((line = maps_line(&m)))
+		if (!strncmp(line, "VmLck:", 6)) {
+			locked = strtoul(line + 6, NULL, 10) != 0;
+			break;
+		}
+	maps_close(&m);
+	return locked;
+}
+
+/*
+ * Is any mapping overlapping [start, end) mlocked?  Its pages must stay in
+ * system memory, which a private device cannot promise.  /proc/self/smaps
+ * says so in VmFlags ("lo"); it is read only when something is locked.
+ */
+bool vma_locked(struct uhmm *h, uintptr_t start, uintptr_t end)
+{
+	bool in = false, locked = false;
+	struct maps m;
+	struct vma v;
+	char *line;
+
+	if (!any_locked() || maps_open_file(&m, "/proc/self/smaps"))
+		return false;
+	while (!locked && (line = maps_line(&m))) {
+		if (!strncmp(line, "VmFlags:", 8)) {
+			locked = in && (strstr(line, " lo") != NULL);
+			continue;
+		}
+		if (!strchr(line, '-') || parse_line(h, line, &v))
+			continue;
+		if (v.start >= end)
+			break;
+		in = v.end > start;
+	}
+	maps_close(&m);
+	return locked;
 }
 
 /*

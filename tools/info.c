@@ -153,6 +153,12 @@ static void print_mode(uint64_t feat)
 	else
 		printf("user-mode only (UFFD_USER_MODE_ONLY): kernel-mode "
 		       "accesses to device-private pages fail with EFAULT\n");
+	printf("private:   a CPU touch of a device-private page brings its window back, %s;\n"
+	       "           a page the driver cannot read back %s\n",
+	       feat & UHMM_FEAT_MOVE ? "moved in from a pool of populated pages (UFFDIO_MOVE)"
+				     : "copied in (UFFDIO_COPY)",
+	       feat & UHMM_FEAT_POISON ? "is poisoned (UFFDIO_POISON): SIGBUS"
+				       : "raises SIGBUS (an empty file mapped there)");
 }
 
 /*
