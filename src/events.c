@@ -234,7 +234,7 @@ static bool serve_fast(struct uhmm *h, const struct qmsg *m)
 		/* counted before the page is placed: the thread it wakes may
 		 * look at the counters at once */
 		COUNT(h, (struct uhmm_dev *)NULL, cpu_faults, 1);
-		r = private_fault(h, page, FAULT_FAST);
+		r = private_fault(h, page, m->tid, FAULT_FAST);
 		served = r == 0;
 		if (r == -ENOENT && !(m->flags & UFFD_PAGEFAULT_FLAG_MINOR) &&
 		    pt_loc(&h->pt, page, NULL) == LOC_SYS)
@@ -396,7 +396,7 @@ static void apply_fault(struct uhmm *h, const struct qmsg *m, int mode)
 	}
 	COUNT(h, (struct uhmm_dev *)NULL, cpu_faults, 1);
 	/* a page on a private device comes home */
-	if (private_fault(h, page, mode) != -ENOENT)
+	if (private_fault(h, page, m->tid, mode) != -ENOENT)
 		return;
 	/* a device page: map it from the device's file (a fault left over
 	 * from before a migration just finds it mapped) */
@@ -440,6 +440,11 @@ void events_drain(struct uhmm *h)
 	struct evqueue *q = &h->q;
 	struct qmsg *msg;
 	size_t n;
+
+	/* fault threads copying with the context unlocked finish first:
+	 * nothing we do may free a device page one of them reads */
+	while (h->ninflight)
+		pthread_cond_wait(&h->idle, &h->lock);
 
 	pthread_mutex_lock(&q->lock);
 	while (q->reading)

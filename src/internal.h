@@ -237,7 +237,8 @@ struct allocation {
 
 struct uhmm {
 	pthread_mutex_t lock;
-	pthread_cond_t idle;		/* a device's busy count went to 0 */
+	pthread_cond_t idle;		/* a fault's unlocked copy ended */
+	int ninflight;			/* such copies going on */
 	int uffd;
 	bool user_mode_only;
 	uint64_t feat;			/* UHMM_FEAT_* after UHMM_DISABLE */
@@ -273,8 +274,12 @@ struct uhmm {
 		size_t size, next;
 		int out;		/* takers not yet done */
 	} pool;
-	uintptr_t seq_next;		/* where a sequential reader faults next */
-	size_t seq_window;
+	struct {			/* sequential readers, by thread */
+		pid_t tid;
+		uintptr_t next;		/* where it faults next if sequential */
+		size_t window;
+	} seq[8];
+	unsigned seq_victim;
 
 	/* old system pages moved out of the way, freed by the worker */
 	struct { uintptr_t addr; size_t len; } trash[64];
@@ -393,7 +398,7 @@ size_t private_poison_all(struct uhmm *h, struct uhmm_dev *d);
 /* -ENOENT: not a private page; -EWOULDBLOCK: needs a thread that may
  * change mappings (fast: the reader's own) */
 enum { FAULT_FAST, FAULT_SLOW, FAULT_PARALLEL };
-int private_fault(struct uhmm *h, uintptr_t page, int mode);
+int private_fault(struct uhmm *h, uintptr_t page, pid_t tid, int mode);
 
 static inline int neg_errno(int e) { return e > 0 ? -e : e; }
 

@@ -158,8 +158,9 @@ static int home_commit(struct uhmm *h, struct homing *hm, int r)
 
 /*
  * Bring the pages home.  `unlocked`: copy with the context unlocked, so
- * that other fault threads copy at the same time (the device cannot go
- * away meanwhile: uhmm_dev_remove waits for d->busy).
+ * that other fault threads copy at the same time.  Every other holder of
+ * the context first waits for such copies to end (events_drain), so no
+ * device page is freed, reused or removed under one.
  */
 static int home_run_mode(struct uhmm *h, struct uhmm_dev *d, uintptr_t at, size_t n,
 			 bool unlocked)
@@ -176,14 +177,17 @@ static int home_run_mode(struct uhmm *h, struct uhmm_dev *d, uintptr_t at, size_
 	}
 	if (unlocked) {
 		d->busy++;
+		h->ninflight++;
 		ctx_unlock(h);
 	}
 	r = dev_read(d, hm->dp, n, hm->buf);
 	if (unlocked) {
 		ctx_lock(h);
+		d->busy--;
+		h->ninflight--;
+		pthread_cond_broadcast(&h->idle);
+		/* what the program changed meanwhile, before we commit */
 		events_drain(h);
-		if (!--d->busy)
-			pthread_cond_broadcast(&h->idle);
 	}
 	r = home_commit(h, hm, r);
 	mem_free(hm);
@@ -243,28 +247,37 @@ bool range_has_private(struct uhmm *h, uintptr_t start, uintptr_t end)
  * page, or, for a thread reading on from where the last window ended,
  * twice the last window (up to 2 MiB), forward, within the 2 MiB block.
  */
-static void fault_window(struct uhmm *h, uintptr_t page, uintptr_t *ws, uintptr_t *we)
+static void fault_window(struct uhmm *h, uintptr_t page, pid_t tid, uintptr_t *ws,
+			 uintptr_t *we)
 {
-	size_t fa = h->opts.fault_around;
+	size_t fa = h->opts.fault_around, n = sizeof(h->seq) / sizeof(h->seq[0]), i;
 	uintptr_t block_end = (page & ~(BLOCK_SIZE - 1)) + BLOCK_SIZE;
 
-	if (page == h->seq_next && h->seq_window) {
-		size_t w = h->seq_window * 2;
+	for (i = 0; i < n && h->seq[i].tid != tid; i++)
+		;
+	if (i == n) {
+		i = h->seq_victim++ % n;
+		h->seq[i].tid = tid;
+		h->seq[i].window = 0;
+	}
+	if (tid && page == h->seq[i].next && h->seq[i].window) {
+		size_t w = h->seq[i].window * 2;
 
-		h->seq_window = w > BLOCK_SIZE ? BLOCK_SIZE : w;
+		h->seq[i].window = w > BLOCK_SIZE ? BLOCK_SIZE : w;
 		*ws = page;
-		*we = page + h->seq_window;
+		*we = page + h->seq[i].window;
 		if (*we > block_end || *we < page)
 			*we = block_end;
-		return;
+	} else {
+		h->seq[i].window = fa;
+		*ws = page & ~(fa - 1);
+		*we = *ws + fa;
+		if (*ws < (page & ~(BLOCK_SIZE - 1)))
+			*ws = page & ~(BLOCK_SIZE - 1);
+		if (*we > block_end || *we < *ws)
+			*we = block_end;
 	}
-	h->seq_window = fa;
-	*ws = page & ~(fa - 1);
-	*we = *ws + fa;
-	if (*ws < (page & ~(BLOCK_SIZE - 1)))
-		*ws = page & ~(BLOCK_SIZE - 1);
-	if (*we > block_end || *we < *ws)
-		*we = block_end;
+	h->seq[i].next = *we;
 }
 
 /* A page whose data cannot be read back: access raises SIGBUS. */
@@ -272,6 +285,8 @@ static void poison(struct uhmm *h, struct uhmm_dev *d, uintptr_t page, uint32_t 
 {
 	int r = -ENOTSUP;
 
+	/* counted first: the thread it wakes may look at once */
+	COUNT(h, d, poisoned, 1);
 	if (h->feat & UHMM_FEAT_POISON)
 		r = uffd_poison(h, page, PAGE_SIZE);
 	if (r) {
@@ -294,7 +309,6 @@ static void poison(struct uhmm *h, struct uhmm_dev *d, uintptr_t page, uint32_t 
 		pt_unmanage(&h->pt, page);
 	else
 		pt_set(&h->pt, page, LOC_SYS, 0);
-	COUNT(h, d, poisoned, 1);
 }
 
 /* The device goes away with pages that could not be read back. */
@@ -319,7 +333,7 @@ size_t private_poison_all(struct uhmm *h, struct uhmm_dev *d)
  * (its own events would wait for itself): -EWOULDBLOCK hands it on.
  * FAULT_PARALLEL: a fault thread, copying with the context unlocked.
  */
-int private_fault(struct uhmm *h, uintptr_t page, int mode)
+int private_fault(struct uhmm *h, uintptr_t page, pid_t tid, int mode)
 {
 	bool fast = mode == FAULT_FAST;
 	int loc = pt_loc(&h->pt, page, NULL);
@@ -330,16 +344,14 @@ int private_fault(struct uhmm *h, uintptr_t page, int mode)
 
 	if (!is_private(h, loc))
 		return -ENOENT;
-	fault_window(h, page, &ws, &we);
+	fault_window(h, page, tid, &ws, &we);
 	for (s = page; s > ws && pt_loc(&h->pt, s - PAGE_SIZE, NULL) == loc; s -= PAGE_SIZE)
 		;
 	for (e = page + PAGE_SIZE; e < we && pt_loc(&h->pt, e, NULL) == loc; e += PAGE_SIZE)
 		;
 	r = home_run_mode(h, d, s, (e - s) >> PAGE_SHIFT, mode == FAULT_PARALLEL);
-	if (r == 0) {
-		h->seq_next = e;
+	if (r == 0)
 		return 0;
-	}
 	if (r == -EAGAIN) {
 		/* it moved meanwhile: the access faults again if need be */
 		uffd_wake(h, page, PAGE_SIZE);
