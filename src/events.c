@@ -414,6 +414,13 @@ static void apply_fault(struct uhmm *h, const struct qmsg *m, int mode)
 	}
 	if (v.kind == VMA_DEV)
 		fix_foreign(h, &v, page);
+	/* a page we never saw in a mapping of ours: the mapping grew
+	 * (mremap), and the new part is fresh memory, managed from now on */
+	if (v.kind == VMA_ANON && loc == LOC_UNMANAGED &&
+	    !(m->flags & UFFD_PAGEFAULT_FLAG_MINOR) &&
+	    !pt_set(&h->pt, page, LOC_SYS, 0) &&
+	    !uffd_zeropage(h, page, m->flags & UFFD_PAGEFAULT_FLAG_WRITE))
+		return;
 	uffd_wake(h, page, PAGE_SIZE);
 }
 
