@@ -11,6 +11,7 @@
 
 /* set on the library's own threads: their work is not the program's */
 __thread bool lib_thread;
+__thread bool reader_thread;
 
 void ctx_lock(struct uhmm *h)
 {
@@ -75,6 +76,7 @@ static void ctx_free(struct uhmm *h)
 	pthread_cond_destroy(&h->idle);
 	pthread_mutex_destroy(&h->q.lock);
 	pthread_cond_destroy(&h->q.cond);
+	pthread_cond_destroy(&h->q.read_done);
 	mem_free(h);
 }
 
@@ -95,6 +97,7 @@ int uhmm_open(struct uhmm **out, const struct uhmm_opts *opts)
 	pthread_cond_init(&h->idle, NULL);
 	pthread_mutex_init(&h->q.lock, NULL);
 	pthread_cond_init(&h->q.cond, NULL);
+	pthread_cond_init(&h->q.read_done, NULL);
 	r = opts_apply(h, opts);
 	if (!r)
 		r = pt_init(&h->pt);

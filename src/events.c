@@ -14,10 +14,12 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,7 +48,7 @@ uint64_t expect_clear(struct uhmm *h)
 
 	pthread_mutex_lock(&h->q.lock);
 	while (h->q.reading)
-		pthread_cond_wait(&h->q.cond, &h->q.lock);
+		pthread_cond_wait(&h->q.read_done, &h->q.lock);
 	for (int i = 0; i < h->q.nexp; i++)
 		if (h->q.exp[i].hits && (!first || h->q.exp[i].seq < first))
 			first = h->q.exp[i].seq;
@@ -83,7 +85,7 @@ void events_sync(struct uhmm *h)
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000;
 		}
-		pthread_cond_timedwait(&h->q.cond, &h->q.lock, &ts);
+		pthread_cond_timedwait(&h->q.read_done, &h->q.lock, &ts);
 	}
 	pthread_mutex_unlock(&h->q.lock);
 }
@@ -195,6 +197,9 @@ static void reader_take(struct uhmm *h, const struct uffd_msg *u,
 }
 
 static bool served_minor(struct uhmm *h, uintptr_t page);
+static uint64_t now_ns(void);
+
+#define READER_SPIN_NS (50 * 1000)
 
 /* With q.lock held. */
 static int fq_push(struct uhmm *h, const struct qmsg *m)
@@ -255,13 +260,27 @@ static void *reader_main(void *arg)
 	struct uffd_msg msg[32];
 	struct qmsg fault[32];
 
+	uint64_t spin_until = 0;
+
 	lib_thread = true;
+	reader_thread = true;
 	for (;;) {
-		size_t nfault = 0, left = 0;
+		size_t nfault = 0, left = 0, queued;
 		ssize_t n;
 
-		if (poll(p, 2, -1) < 0)
+		/*
+		 * Right after serving faults, look again for a while before
+		 * sleeping: a program touching page after page then finds us
+		 * awake, which saves a wake-up (several microseconds in a VM)
+		 * per fault.
+		 */
+		n = poll(p, 2, spin_until ? 0 : -1);
+		if (n == 0 && now_ns() < spin_until)
 			continue;
+		if (n <= 0) {
+			spin_until = 0;
+			continue;
+		}
 		if (p[1].revents)
 			break;
 		pthread_mutex_lock(&h->q.lock);
@@ -269,14 +288,21 @@ static void *reader_main(void *arg)
 		pthread_mutex_unlock(&h->q.lock);
 		n = read(h->uffd, msg, sizeof(msg));
 		pthread_mutex_lock(&h->q.lock);
+		queued = h->q.n;
 		for (ssize_t i = 0; n > 0 && i < n / (ssize_t)sizeof(msg[0]); i++)
 			reader_take(h, &msg[i], fault, &nfault);
 		h->q.reading = false;
-		pthread_cond_broadcast(&h->q.cond);
+		pthread_cond_broadcast(&h->q.read_done);
+		/* the worker only when there is work: a fault served here
+		 * should not cost a wake-up of another thread */
+		if (h->q.n != queued)
+			pthread_cond_broadcast(&h->q.cond);
 		pthread_mutex_unlock(&h->q.lock);
 		for (size_t i = 0; i < nfault; i++)
 			if (!serve_fast(h, &fault[i]))
 				fault[left++] = fault[i];
+		if (nfault > left)
+			spin_until = now_ns() + READER_SPIN_NS;
 		if (!left)
 			continue;
 		pthread_mutex_lock(&h->q.lock);
@@ -442,6 +468,27 @@ static void apply(struct uhmm *h, const struct qmsg *m)
 	}
 }
 
+/*
+ * A munmap, mremap or madvise of a registered range is announced to the
+ * kernel's userfaultfd before it happens, but queued for us only after: a
+ * program may munmap a range, map a new one at the same address and hand it
+ * to us before the old range's UNMAP reaches the queue - which would then
+ * wipe out the new range's state.  While such an event is on its way the
+ * kernel refuses page-filling ioctls with EAGAIN: one on a sentinel page of
+ * ours tells us to wait until it has been read.
+ */
+static void events_barrier(struct uhmm *h)
+{
+	struct uffdio_zeropage z = { .range = { (uintptr_t)h->sentinel, PAGE_SIZE } };
+
+	if (!h->sentinel || reader_thread)
+		return;
+	while (ioctl(h->uffd, UFFDIO_ZEROPAGE, &z) && errno == EAGAIN) {
+		events_sync(h);
+		sched_yield();
+	}
+}
+
 void events_drain(struct uhmm *h)
 {
 	struct evqueue *q = &h->q;
@@ -452,10 +499,11 @@ void events_drain(struct uhmm *h)
 	 * nothing we do may free a device page one of them reads */
 	while (h->ninflight)
 		pthread_cond_wait(&h->idle, &h->lock);
+	events_barrier(h);
 
 	pthread_mutex_lock(&q->lock);
 	while (q->reading)
-		pthread_cond_wait(&q->cond, &q->lock);
+		pthread_cond_wait(&q->read_done, &q->lock);
 	msg = q->msg;
 	n = q->n;
 	q->msg = NULL;
@@ -626,6 +674,36 @@ static void fault_threads_stop(struct uhmm *h)
 	h->fq_n = h->fq_cap = 0;
 }
 
+static void sentinel_init(struct uhmm *h)
+{
+	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
+	struct uffdio_zeropage z;
+	char *p = mmap(NULL, PAGE_SIZE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return;
+	reg.range = (struct uffdio_range){ (uintptr_t)p, PAGE_SIZE };
+	z.range = reg.range;
+	z.mode = 0;
+	if (ioctl(h->uffd, UFFDIO_REGISTER, &reg) ||
+	    (ioctl(h->uffd, UFFDIO_ZEROPAGE, &z) && errno != EEXIST)) {
+		munmap(p, PAGE_SIZE);
+		return;
+	}
+	h->sentinel = p;
+}
+
+static void sentinel_fini(struct uhmm *h)
+{
+	struct uffdio_range r = { (uintptr_t)h->sentinel, PAGE_SIZE };
+
+	if (!h->sentinel)
+		return;
+	ioctl(h->uffd, UFFDIO_UNREGISTER, &r);
+	munmap(h->sentinel, PAGE_SIZE);
+	h->sentinel = NULL;
+}
+
 int events_start(struct uhmm *h)
 {
 	sigset_t all, old;
@@ -634,6 +712,7 @@ int events_start(struct uhmm *h)
 	h->stop_fd = eventfd(0, EFD_CLOEXEC);
 	if (h->stop_fd < 0)
 		return -errno;
+	sentinel_init(h);
 	/* library threads block all signals */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -658,6 +737,7 @@ int events_start(struct uhmm *h)
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (r) {
+		sentinel_fini(h);
 		close(h->stop_fd);
 		return -r;
 	}
@@ -681,6 +761,7 @@ void events_stop(struct uhmm *h)
 	if (write(h->stop_fd, &one, sizeof(one)) < 0)
 		abort();
 	pthread_join(h->reader, NULL);
+	sentinel_fini(h);
 	trash_flush(h);
 	close(h->stop_fd);
 	mem_free(h->q.msg);

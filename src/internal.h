@@ -216,7 +216,8 @@ struct qmsg {
 
 struct evqueue {
 	pthread_mutex_t lock;
-	pthread_cond_t cond;
+	pthread_cond_t cond;		/* work for the worker or fault threads */
+	pthread_cond_t read_done;	/* the reader has queued what it read */
 	struct qmsg *msg;
 	size_t n, cap;
 	struct expect exp[8];
@@ -261,6 +262,7 @@ struct uhmm {
 	bool stopping;
 	_Atomic pid_t migrator;		/* thread holding h->lock, for faults */
 	char *zero_page;		/* PAGE_SIZE zeros */
+	char *sentinel;			/* registered page: events_barrier */
 
 	struct allocation *allocs;	/* uhmm_alloc'd blocks */
 	struct prefetcher *prefetch;	/* prefetch.c, made at first use */
@@ -299,6 +301,7 @@ static inline struct uhmm_dev *dev_by_id(struct uhmm *h, int id)
 
 /* context.c */
 extern __thread bool lib_thread;
+extern __thread bool reader_thread;	/* reads the uffd: must never wait on it */
 void ctx_lock(struct uhmm *h);
 void ctx_unlock(struct uhmm *h);
 
@@ -314,7 +317,9 @@ int uffd_wp(struct uhmm *h, uintptr_t start, size_t len, bool on);
 int uffd_wake(struct uhmm *h, uintptr_t start, size_t len);
 int uffd_zeropage(struct uhmm *h, uintptr_t addr, bool write);
 int uffd_continue(struct uhmm *h, uintptr_t start, size_t len);
-int uffd_place(struct uhmm *h, uintptr_t dst, const void *src, size_t len, bool move);
+/* *placed: the bytes from dst that hold data now, whatever it returns */
+int uffd_place(struct uhmm *h, uintptr_t dst, const void *src, size_t len, bool move,
+	       size_t *placed);
 int uffd_poison(struct uhmm *h, uintptr_t dst, size_t len);
 /* mapping changes that raise events we caused ourselves */
 void *mm_map_fixed(struct uhmm *h, uintptr_t addr, size_t len, int prot,

@@ -78,16 +78,21 @@ static void buffer_put(struct uhmm *h, char *p, bool pooled)
 		arena_put(h, p);
 }
 
-/* The bytes are ours at buf: hand them to the program's range. */
-static int place(struct uhmm *h, uintptr_t at, char *buf, size_t len)
+/* The bytes are ours at buf: hand them to the program's range.  *placed
+ * says how many from the start hold data now, even on failure. */
+static int place(struct uhmm *h, uintptr_t at, char *buf, size_t len, size_t *placed)
 {
+	size_t more = 0;
 	int r = -ENOTSUP;
 
+	*placed = 0;
 	if (h->feat & UHMM_FEAT_MOVE)
-		r = uffd_place(h, at, buf, len, true);
+		r = uffd_place(h, at, buf, len, true, placed);
 	/* MOVE wants both sides writable and exclusive: else copy */
-	if (r)
-		r = uffd_place(h, at, buf, len, false);
+	if (r && r != -EAGAIN) {
+		r = uffd_place(h, at + *placed, buf + *placed, len - *placed, false, &more);
+		*placed += more;
+	}
 	return r;
 }
 
@@ -138,21 +143,32 @@ static bool home_stale(struct uhmm *h, const struct homing *hm)
  * nothing changes: the pages stay where their data is valid. */
 static int home_commit(struct uhmm *h, struct homing *hm, int r)
 {
-	size_t len = hm->n << PAGE_SHIFT;
+	size_t placed = 0, n;
+	bool counted = false;
 
 	if (!r && home_stale(h, hm))
 		r = -EAGAIN;
-	if (!r)
-		r = place(h, hm->at, hm->buf, len);
+	/* counted first: the threads the placement wakes may look at once */
+	if (!r) {
+		counted = true;
+		COUNT(h, hm->d, pages_to_sys, hm->n);
+		COUNT(h, hm->d, bytes_copied, hm->n << PAGE_SHIFT);
+		r = place(h, hm->at, hm->buf, hm->n << PAGE_SHIFT, &placed);
+	}
 	buffer_put(h, hm->buf, hm->pooled);
-	if (r)
-		return r == -EIO || r == -ENOMEM ? r : -EAGAIN;
-	for (size_t i = 0; i < hm->n; i++) {
+	/* what holds data in system memory now is system memory, even if
+	 * the rest could not be placed */
+	n = placed >> PAGE_SHIFT;
+	for (size_t i = 0; i < n; i++) {
 		devmem_free(hm->d, hm->dp[i]);
 		pt_set(&h->pt, hm->at + (i << PAGE_SHIFT), LOC_SYS, 0);
 	}
-	COUNT(h, hm->d, pages_to_sys, hm->n);
-	COUNT(h, hm->d, bytes_copied, len);
+	if (counted && n < hm->n) {
+		COUNT(h, hm->d, pages_to_sys, (uint64_t)-(hm->n - n));
+		COUNT(h, hm->d, bytes_copied, (uint64_t)-((hm->n - n) << PAGE_SHIFT));
+	}
+	if (r)
+		return r == -EIO || r == -ENOMEM ? r : -EAGAIN;
 	return 0;
 }
 
@@ -165,16 +181,12 @@ static int home_commit(struct uhmm *h, struct homing *hm, int r)
 static int home_run_mode(struct uhmm *h, struct uhmm_dev *d, uintptr_t at, size_t n,
 			 bool unlocked)
 {
-	struct homing *hm = mem_alloc(sizeof(*hm));
+	struct homing one, *hm = &one;	/* 4 KiB on the stack: no mmap per fault */
 	int r;
 
-	if (!hm)
-		return -ENOMEM;
 	r = home_prepare(h, d, at, n, hm);
-	if (r) {
-		mem_free(hm);
+	if (r)
 		return r;
-	}
 	if (unlocked) {
 		d->busy++;
 		h->ninflight++;
@@ -189,9 +201,7 @@ static int home_run_mode(struct uhmm *h, struct uhmm_dev *d, uintptr_t at, size_
 		/* what the program changed meanwhile, before we commit */
 		events_drain(h);
 	}
-	r = home_commit(h, hm, r);
-	mem_free(hm);
-	return r;
+	return home_commit(h, hm, r);
 }
 
 static int home_run(struct uhmm *h, struct uhmm_dev *d, uintptr_t at, size_t n)
@@ -280,6 +290,33 @@ static void fault_window(struct uhmm *h, uintptr_t page, pid_t tid, uintptr_t *w
 	h->seq[i].next = *we;
 }
 
+/*
+ * A thread reading sequentially at full window size: bring the next
+ * READ_AHEAD blocks of the same device home now, while it works on what it
+ * faulted in, so that it finds them there instead of waiting for them.
+ */
+#define READ_AHEAD 4
+
+static void read_ahead(struct uhmm *h, struct uhmm_dev *d, pid_t tid, uintptr_t at)
+{
+	size_t n = sizeof(h->seq) / sizeof(h->seq[0]), i;
+	uintptr_t e = at;
+
+	for (i = 0; i < n && h->seq[i].tid != tid; i++)
+		;
+	if (!tid || i == n || h->seq[i].window < BLOCK_SIZE || h->seq[i].next != at)
+		return;
+	for (int k = 0; k < READ_AHEAD; k++) {
+		uintptr_t s = e, lim = (s & ~(BLOCK_SIZE - 1)) + BLOCK_SIZE;
+
+		while (e < lim && pt_loc(&h->pt, e, NULL) == d->id)
+			e += PAGE_SIZE;
+		if (e == s || home_run(h, d, s, (e - s) >> PAGE_SHIFT))
+			break;
+		h->seq[i].next = e;
+	}
+}
+
 /* A page whose data cannot be read back: access raises SIGBUS. */
 static void poison(struct uhmm *h, struct uhmm_dev *d, uintptr_t page, uint32_t dp)
 {
@@ -350,8 +387,13 @@ int private_fault(struct uhmm *h, uintptr_t page, pid_t tid, int mode)
 	for (e = page + PAGE_SIZE; e < we && pt_loc(&h->pt, e, NULL) == loc; e += PAGE_SIZE)
 		;
 	r = home_run_mode(h, d, s, (e - s) >> PAGE_SHIFT, mode == FAULT_PARALLEL);
-	if (r == 0)
+	if (r == 0) {
+		/* the faulting thread runs again; a sequential reader's next
+		 * blocks come home meanwhile */
+		if (mode != FAULT_PARALLEL)
+			read_ahead(h, d, tid, e);
 		return 0;
+	}
 	if (r == -EAGAIN) {
 		/* it moved meanwhile: the access faults again if need be */
 		uffd_wake(h, page, PAGE_SIZE);

@@ -29,7 +29,10 @@ static int uffd_ioctl_retry(struct uhmm *h, unsigned long req, void *arg)
 {
 	int r;
 
-	while ((r = uffd_ioctl(h, req, arg)) == -EAGAIN)
+	/* ... except on the reader itself: the event it would wait for is
+	 * one only it can read.  Its callers wake the thread instead, which
+	 * then faults again. */
+	while ((r = uffd_ioctl(h, req, arg)) == -EAGAIN && !reader_thread)
 		sched_yield();
 	return r;
 }
@@ -118,8 +121,8 @@ int uffd_zeropage(struct uhmm *h, uintptr_t addr, bool write)
 
 		r = uffd_ioctl_retry(h, UFFDIO_ZEROPAGE, &z);
 	}
-	if (r == -EEXIST)
-		r = uffd_wake(h, page_down(addr), PAGE_SIZE);
+	if (r == -EEXIST || r == -EAGAIN)
+		r = uffd_wake(h, page_down(addr), PAGE_SIZE) ?: (r == -EAGAIN ? r : 0);
 	return r;
 }
 
@@ -150,29 +153,38 @@ static int place_some(struct uhmm *h, uintptr_t dst, uintptr_t src, size_t len,
 	return r;
 }
 
-int uffd_place(struct uhmm *h, uintptr_t dst, const void *src, size_t len, bool move)
+int uffd_place(struct uhmm *h, uintptr_t dst, const void *src, size_t len, bool move,
+	       size_t *placed)
 {
+	bool skipped = false;
 	size_t off = 0;
+	int r = 0;
 
 	while (off < len) {
 		size_t done = 0;
-		int r = place_some(h, dst + off, (uintptr_t)src + off, len - off, move, &done);
 
+		r = place_some(h, dst + off, (uintptr_t)src + off, len - off, move, &done);
 		off += done;
 		if (!r)
 			continue;
-		if (r == -EAGAIN) {
+		if (r == -EAGAIN && !reader_thread) {
 			sched_yield();
 			continue;
 		}
 		if (r != -EEXIST)
-			return r;
+			break;
 		/* a page is there already (an earlier fault's): keep it */
 		if (!done)
 			off += PAGE_SIZE;
+		skipped = true;
+		r = 0;
 	}
-	uffd_wake(h, dst, len);
-	return 0;
+	*placed = off < len ? off : len;
+	/* the ioctls woke the waiters of what they placed; a skipped page's
+	 * waiters still sleep */
+	if (skipped)
+		uffd_wake(h, dst, *placed);
+	return r;
 }
 
 /* Access to [dst, dst + len) raises SIGBUS from now on. */
