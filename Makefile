@@ -39,7 +39,28 @@ Q := @
 msg = @printf '  %-6s %s\n' $(1) $(2)
 endif
 
+# The OpenCL driver (src/drivers/opencl.c, include/uhmm_opencl.h, `uhmm
+# demo --opencl`, tests/t_opencl.c) is built when <CL/cl.h> compiles and
+# libOpenCL links (Debian: opencl-headers ocl-icd-opencl-dev; PoCL,
+# pocl-opencl-icd, runs it on the CPU).  `make OPENCL=no` leaves it out
+# even then; without it everything else builds and the OpenCL test skips.
+H := \#
+ifeq ($(strip $(OPENCL)),)
+override OPENCL := $(shell printf '$(H)include <CL/cl.h>\nint main(void) { return (int)clGetPlatformIDs(0, 0, 0); }\n' | \
+	$(CC) -x c -o /dev/null - -lOpenCL >/dev/null 2>&1 && echo yes || echo no)
+export OPENCL
+endif
+ifeq ($(OPENCL),yes)
+OPENCL_LIBS := -lOpenCL
+override CFLAGS += -DUHMM_HAVE_OPENCL=1
+else ifneq ($(OPENCL),no)
+$(error OPENCL must be empty, "yes" or "no", not "$(OPENCL)")
+endif
+
 LIB_SRC   := $(wildcard src/*.c) $(wildcard src/drivers/*.c)
+ifneq ($(OPENCL),yes)
+LIB_SRC   := $(filter-out src/drivers/opencl.c,$(LIB_SRC))
+endif
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TOOL_SRC  := $(wildcard tools/*.c)
 TOOL_OBJ  := $(TOOL_SRC:%.c=$(BUILD)/%.o)
@@ -48,6 +69,13 @@ TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 DEPS      := $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_BIN:=.d)
 
 all: $(BUILD)/libuhmm.a $(BUILD)/libuhmm.so $(BUILD)/uhmm $(TEST_BIN)
+
+# Everything compiled is rebuilt when OPENCL changes (headers installed
+# since the last build, or OPENCL=no given).
+$(BUILD)/.opencl: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(OPENCL)' | cmp -s - $@ || echo '$(OPENCL)' > $@
+$(LIB_OBJ) $(TOOL_OBJ) $(TEST_BIN): $(BUILD)/.opencl
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -62,18 +90,18 @@ $(BUILD)/libuhmm.a: $(LIB_OBJ)
 $(BUILD)/libuhmm.so: $(LIB_OBJ) src/libuhmm.map
 	$(call msg,LD,$@)
 	$(Q)$(CC) -shared -Wl,-soname,libuhmm.so.$(SOVER) -Wl,--version-script=src/libuhmm.map \
-		-Wl,-z,defs $(LDFLAGS) -o $@ $(LIB_OBJ) $(LDLIBS)
+		-Wl,-z,defs $(LDFLAGS) -o $@ $(LIB_OBJ) $(LDLIBS) $(OPENCL_LIBS)
 
 $(BUILD)/uhmm: $(TOOL_OBJ) $(BUILD)/libuhmm.a
 	$(call msg,LD,$@)
-	$(Q)$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(BUILD)/libuhmm.a $(LDLIBS) -lm
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(BUILD)/libuhmm.a $(LDLIBS) $(OPENCL_LIBS) -lm
 
 # Tests link the static library: they run from the build tree without
 # LD_LIBRARY_PATH, and as `nobody` from a copy of it.
 $(BUILD)/tests/%: tests/%.c $(BUILD)/libuhmm.a
 	@mkdir -p $(dir $@)
 	$(call msg,CCLD,$@)
-	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(DEPFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libuhmm.a $(LDLIBS) -lm
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(DEPFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libuhmm.a $(LDLIBS) $(OPENCL_LIBS) -lm
 
 -include $(DEPS)
 
@@ -199,10 +227,11 @@ $(BUILD)/uhmm.pc: uhmm.pc.in Makefile
 	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|g' \
 	    -e 's|@LIBDIR@|$(call pc_path,$(LIBDIR))|g' \
 	    -e 's|@INCLUDEDIR@|$(call pc_path,$(INCLUDEDIR))|g' \
-	    -e 's|@VERSION@|$(VERSION)|g' $< > $@.tmp && mv $@.tmp $@
+	    -e 's|@VERSION@|$(VERSION)|g' \
+	    -e 's|@LIBS_PRIVATE@|$(OPENCL_LIBS)|g' $< > $@.tmp && mv $@.tmp $@
 
 # Regenerate when PREFIX or LIBDIR change between builds.
-$(BUILD)/uhmm.pc: $(BUILD)/.pc-vars
+$(BUILD)/uhmm.pc: $(BUILD)/.pc-vars $(BUILD)/.opencl
 $(BUILD)/.pc-vars: FORCE
 	@mkdir -p $(dir $@)
 	@echo '$(PREFIX) $(LIBDIR) $(INCLUDEDIR)' | cmp -s - $@ || echo '$(PREFIX) $(LIBDIR) $(INCLUDEDIR)' > $@
@@ -210,6 +239,9 @@ $(BUILD)/.pc-vars: FORCE
 install: $(BUILD)/libuhmm.a $(BUILD)/libuhmm.so $(BUILD)/uhmm $(BUILD)/uhmm.pc
 	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(PKGCONFIGDIR)
 	install -m 644 include/uhmm.h $(DESTDIR)$(INCLUDEDIR)/uhmm.h
+ifeq ($(OPENCL),yes)
+	install -m 644 include/uhmm_opencl.h $(DESTDIR)$(INCLUDEDIR)/uhmm_opencl.h
+endif
 	install -m 644 $(BUILD)/libuhmm.a $(DESTDIR)$(LIBDIR)/libuhmm.a
 	install -m 755 $(BUILD)/libuhmm.so $(DESTDIR)$(LIBDIR)/libuhmm.so.$(VERSION)
 	ln -sf libuhmm.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libuhmm.so.$(SOVER)
@@ -219,6 +251,7 @@ install: $(BUILD)/libuhmm.a $(BUILD)/libuhmm.so $(BUILD)/uhmm $(BUILD)/uhmm.pc
 
 uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/uhmm.h \
+	      $(DESTDIR)$(INCLUDEDIR)/uhmm_opencl.h \
 	      $(DESTDIR)$(LIBDIR)/libuhmm.a \
 	      $(DESTDIR)$(LIBDIR)/libuhmm.so.$(VERSION) \
 	      $(DESTDIR)$(LIBDIR)/libuhmm.so.$(SOVER) \

@@ -9,9 +9,12 @@
  * (one word in every page, plus every word once at the end), so a broken
  * migration cannot produce a fast number.
  *
- * One context and one simulated coherent device serve all figures: the sim
- * device populates its memory at registration, which takes seconds per GiB
- * here and is not what we measure.
+ * One context serves all figures but the fault latency, with a simulated
+ * coherent device and a simulated PRIVATE device, each registered the
+ * first time a selected figure needs it: the sim devices populate their
+ * memory at registration, which takes seconds per GiB here and is not what
+ * we measure.  cpu_fault_4k_private has a context of its own, opened with
+ * fault_around = one page, and a PRIVATE device of its own.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -23,6 +26,11 @@
 
 #include "tool.h"
 
+#if UHMM_HAVE_OPENCL
+#define CL_TARGET_OPENCL_VERSION 120
+#include <uhmm_opencl.h>
+#endif
+
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE	23
 #endif
@@ -32,17 +40,33 @@
 #define DEFAULT_SIZE	GIB
 #define DEFAULT_REPEAT	3
 #define PATTERN_SEED	0x5eedull
+#define FAULT_TOUCHES	16384		/* most random touches per fault run */
+#define FAULT_RNG_SEED	0x9e3779b9u
+#define FIG_SKIPPED	1		/* a figure's run: nothing to measure here */
 
 struct bench {
 	size_t size;
 	int repeat;
 	bool json;
 	struct uhmm *h;
-	struct uhmm_dev *dev;
+	struct uhmm_dev *dev;		/* coherent, registered when first needed */
 	int dev_id;
+	struct uhmm_dev *pdev;		/* PRIVATE, registered when first needed */
+	int pdev_id;
 	uint64_t *src;			/* populated, holds the pattern */
+	/* cpu_fault_4k_private: a context with fault_around = one page */
+	struct uhmm *fh;
+	struct uhmm_dev *fdev;
+	int fdev_id;
 	/* best times in seconds; 0 = not measured yet in this run */
 	double t_to_dev, t_to_sys, t_memcpy, t_fresh, t_untouched;
+	double t_to_pdev, t_from_pdev, t_seq_read;
+	/* best microseconds per touch */
+	double us_fault, us_first_touch;
+	/* migrate_opencl_1g: an OpenCL device in h, when built with OpenCL */
+	struct uhmm_dev *odev;
+	int odev_id;
+	double t_to_ocl, t_cl_write;
 };
 
 struct result {
@@ -126,12 +150,13 @@ static size_t check_all(const uint64_t *p, size_t size)
 	return bad;
 }
 
-static int check_placement(struct bench *b, const void *p, int want)
+static int check_placement_in(struct uhmm *h, struct bench *b, const void *p,
+			      int want)
 {
 	size_t counts[WHERE_SLOTS], n = pages_spanned(p, b->size);
 	int err;
 
-	err = count_where(b->h, p, b->size, counts);
+	err = count_where(h, p, b->size, counts);
 	if (err < 0)
 		return bench_err("uhmm_where", err);
 	if (counts[want + 1] == n)
@@ -141,9 +166,48 @@ static int check_placement(struct bench *b, const void *p, int want)
 	return -EIO;
 }
 
-static int setup(struct bench *b)
+static int check_placement(struct bench *b, const void *p, int want)
+{
+	return check_placement_in(b->h, b, p, want);
+}
+
+/* A simulated device of the bench's size (plus slack) in context h. */
+static int add_sim(struct uhmm *h, const char *name, enum uhmm_mem kind,
+		   size_t size, struct uhmm_dev **dev, int *id)
 {
 	struct uhmm_dev_info info = { .sz = sizeof(info) };
+	int err;
+
+	err = uhmm_dev_add_sim(h, name, kind, size + DEV_SLACK, dev);
+	if (err < 0)
+		return bench_err(kind == UHMM_MEM_PRIVATE ?
+				 "uhmm_dev_add_sim (PRIVATE)" :
+				 "uhmm_dev_add_sim (COHERENT)", err);
+	err = uhmm_dev_info(*dev, &info);
+	if (err < 0)
+		return bench_err("uhmm_dev_info", err);
+	*id = info.id;
+	return 0;
+}
+
+static int need_coherent(struct bench *b)
+{
+	if (b->dev)
+		return 0;
+	return add_sim(b->h, "bench-coherent", UHMM_MEM_COHERENT, b->size,
+		       &b->dev, &b->dev_id);
+}
+
+static int need_private(struct bench *b)
+{
+	if (b->pdev)
+		return 0;
+	return add_sim(b->h, "bench-private", UHMM_MEM_PRIVATE, b->size,
+		       &b->pdev, &b->pdev_id);
+}
+
+static int setup(struct bench *b)
+{
 	size_t w;
 	int err;
 
@@ -152,14 +216,6 @@ static int setup(struct bench *b)
 	err = uhmm_open(&b->h, NULL);
 	if (err < 0)
 		return bench_err("uhmm_open (see 'uhmm info')", err);
-	err = uhmm_dev_add_sim(b->h, "bench-coherent", UHMM_MEM_COHERENT,
-			       b->size + DEV_SLACK, &b->dev);
-	if (err < 0)
-		return bench_err("uhmm_dev_add_sim", err);
-	err = uhmm_dev_info(b->dev, &info);
-	if (err < 0)
-		return bench_err("uhmm_dev_info", err);
-	b->dev_id = info.id;
 	b->src = map_aligned(b->size);
 	if (!b->src)
 		return bench_err("mmap source", -errno);
@@ -170,6 +226,7 @@ static int setup(struct bench *b)
 
 static void teardown(struct bench *b)
 {
+	uhmm_close(b->fh);
 	uhmm_close(b->h);
 	if (b->src)
 		munmap(b->src, b->size);
@@ -210,6 +267,9 @@ static int measure_roundtrips(struct bench *b)
 
 	if (b->t_to_dev)
 		return 0;
+	err = need_coherent(b);
+	if (err)
+		return err;
 	for (i = 0; i < b->repeat; i++) {
 		err = timed_migrate(b, b->src, b->dev, &t);
 		if (err || (err = check_moved(b, b->dev_id, "to the device")))
@@ -330,12 +390,317 @@ static int measure_untouched(struct bench *b)
 
 	if (b->t_untouched)
 		return 0;
+	err = need_coherent(b);
+	if (err)
+		return err;
 	for (i = 0; i < b->repeat; i++) {
 		err = untouched_once(b, &t);
 		if (err)
 			return err;
 		b->t_untouched = best(b->t_untouched, t);
 	}
+	return 0;
+}
+
+/*
+ * Populated memory to the PRIVATE device and back, `repeat` times.  On the
+ * device only the placement is checked: reading the data there would
+ * fault it back.  The data is checked once it is back.
+ */
+static int measure_private_roundtrips(struct bench *b)
+{
+	double t;
+	size_t bad;
+	int i, err;
+
+	if (b->t_to_pdev)
+		return 0;
+	err = need_private(b);
+	if (err)
+		return err;
+	for (i = 0; i < b->repeat; i++) {
+		err = timed_migrate(b, b->src, b->pdev, &t);
+		if (err || (err = check_placement(b, b->src, b->pdev_id)))
+			return err;
+		b->t_to_pdev = best(b->t_to_pdev, t);
+		err = timed_migrate(b, b->src, NULL, &t);
+		if (err || (err = check_moved(b, UHMM_LOC_SYSTEM,
+					      "back from the PRIVATE device")))
+			return err;
+		b->t_from_pdev = best(b->t_from_pdev, t);
+	}
+	bad = check_all(b->src, b->size);
+	if (!bad)
+		return 0;
+	fprintf(stderr, "uhmm bench: %zu words wrong after the PRIVATE round "
+		"trips\n", bad);
+	return -EIO;
+}
+
+/*
+ * The CPU reads the whole range, in order, while it lives on the PRIVATE
+ * device: every page comes back through the fault path (default options:
+ * fault_around 64 KiB, which the library may grow for sequential access).
+ */
+static int seq_read_once(struct bench *b, double *t)
+{
+	const uint64_t *p = b->src;
+	size_t w, n = b->size / sizeof(uint64_t), bad;
+	uint64_t x = 0;
+	int err;
+
+	err = uhmm_migrate(b->h, b->src, b->size, b->pdev, 0);
+	if (err < 0)
+		return bench_err("uhmm_migrate to the PRIVATE device", err);
+	err = check_placement(b, b->src, b->pdev_id);
+	if (err)
+		return err;
+	*t = now_sec();
+	for (w = 0; w < n; w++)
+		x += p[w] ^ w;
+	*t = now_sec() - *t;
+	/* What was read must be the pattern: check it now, untimed. */
+	for (w = 0; w < n; w++)
+		x -= pattern(w) ^ w;
+	bad = check_all(b->src, b->size);
+	if (x || bad) {
+		fprintf(stderr, "uhmm bench: sequential read of the PRIVATE device "
+			"gave wrong data (%zu words wrong)\n", bad);
+		return -EIO;
+	}
+	return check_placement(b, b->src, UHMM_LOC_SYSTEM);
+}
+
+static int measure_seq_read(struct bench *b)
+{
+	double t;
+	int i, err;
+
+	if (b->t_seq_read)
+		return 0;
+	err = need_private(b);
+	if (err)
+		return err;
+	for (i = 0; i < b->repeat; i++) {
+		err = seq_read_once(b, &t);
+		if (err)
+			return err;
+		b->t_seq_read = best(b->t_seq_read, t);
+	}
+	return 0;
+}
+
+/* Touches for the fault figure: half the pages, at most FAULT_TOUCHES. */
+static size_t fault_touches(const struct bench *b)
+{
+	size_t pages = b->size / page_size(), k = pages / 2;
+
+	if (k > FAULT_TOUCHES)
+		k = FAULT_TOUCHES;
+	return k ? k : 1;
+}
+
+/* k distinct random page indices below `pages` (a partial shuffle with a
+ * fixed seed, so that the figure and its baseline touch the same pages). */
+static size_t *random_pages(size_t pages, size_t k)
+{
+	size_t *perm = malloc(pages * sizeof(*perm)), i;
+	uint64_t x = FAULT_RNG_SEED;
+
+	if (!perm)
+		return NULL;
+	for (i = 0; i < pages; i++)
+		perm[i] = i;
+	for (i = 0; i < k; i++) {
+		size_t j, tmp;
+
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		j = i + (size_t)(x % (pages - i));
+		tmp = perm[i];
+		perm[i] = perm[j];
+		perm[j] = tmp;
+	}
+	return perm;
+}
+
+static int setup_fault(struct bench *b)
+{
+	struct uhmm_opts o = { .sz = sizeof(o) };
+	int err;
+
+	if (b->fh)
+		return 0;
+	o.fault_around = page_size();
+	err = uhmm_open(&b->fh, &o);
+	if (err < 0)
+		return bench_err("uhmm_open (fault_around = one page)", err);
+	return add_sim(b->fh, "bench-private-faults", UHMM_MEM_PRIVATE, b->size,
+		       &b->fdev, &b->fdev_id);
+}
+
+/*
+ * One run: the range on the device, then k stores, each to a page of its
+ * own in random order: each is one CPU fault that brings one page back.
+ * The stores write the value already there, so the data check is the
+ * pattern's.
+ */
+static int fault_once(struct bench *b, uint64_t *p, const size_t *pg,
+		      size_t k, double *us)
+{
+	struct uhmm_stats s0 = { .sz = sizeof(s0) }, s1 = { .sz = sizeof(s1) };
+	size_t wpp = page_size() / sizeof(uint64_t), counts[WHERE_SLOTS], i;
+	double t;
+	int err;
+
+	err = uhmm_migrate(b->fh, p, b->size, b->fdev, 0);
+	if (err < 0)
+		return bench_err("uhmm_migrate to the PRIVATE device", err);
+	err = check_placement_in(b->fh, b, p, b->fdev_id);
+	if (err)
+		return err;
+	uhmm_stats(b->fh, &s0);
+	t = now_sec();
+	for (i = 0; i < k; i++) {
+		size_t w = pg[i] * wpp + (pg[i] * 37) % wpp;
+
+		((volatile uint64_t *)p)[w] = pattern(w);
+	}
+	t = now_sec() - t;
+	uhmm_stats(b->fh, &s1);
+	*us = t / (double)k * 1e6;
+	err = count_where(b->fh, p, b->size, counts);
+	if (err < 0)
+		return bench_err("uhmm_where", err);
+	if (counts[UHMM_LOC_SYSTEM + 1] < k || s1.cpu_faults - s0.cpu_faults < k) {
+		fprintf(stderr, "uhmm bench: %zu random touches: %zu pages back, "
+			"%llu CPU faults\n", k, counts[UHMM_LOC_SYSTEM + 1],
+			(unsigned long long)(s1.cpu_faults - s0.cpu_faults));
+		return -EIO;
+	}
+	/* More is allowed: the library may widen the window when two
+	 * touches in a row happen to be neighbours (a sequential guess). */
+	if (counts[UHMM_LOC_SYSTEM + 1] > k + k / 100)
+		fprintf(stderr, "uhmm bench: note: %zu random touches brought %zu "
+			"pages back (fault_around is one page)\n", k,
+			counts[UHMM_LOC_SYSTEM + 1]);
+	return 0;
+}
+
+/*
+ * Baseline: the kernel's own first-touch fault, in the same run: a store
+ * to each of the same pages of a fresh anonymous mapping of the same size
+ * (4 KiB pages: MADV_NOHUGEPAGE), which allocates and zeroes one page.
+ */
+static int first_touch_once(struct bench *b, const size_t *pg, size_t k,
+			    double *us)
+{
+	size_t wpp = page_size() / sizeof(uint64_t), i;
+	uint64_t *p;
+	double t;
+
+	p = map_aligned(b->size);
+	if (!p)
+		return bench_err("mmap", -errno);
+	madvise(p, b->size, MADV_NOHUGEPAGE);
+	t = now_sec();
+	for (i = 0; i < k; i++)
+		((volatile uint64_t *)p)[pg[i] * wpp] = i + 1;
+	t = now_sec() - t;
+	*us = t / (double)k * 1e6;
+	munmap(p, b->size);
+	return 0;
+}
+
+static int measure_faults(struct bench *b)
+{
+	size_t pages = b->size / page_size(), k = fault_touches(b), w;
+	size_t *pg;
+	uint64_t *p;
+	double us;
+	int i, err;
+
+	if (b->us_fault)
+		return 0;
+	err = setup_fault(b);
+	if (err)
+		return err;
+	pg = random_pages(pages, k);
+	p = map_aligned(b->size);
+	if (!pg || !p) {
+		free(pg);
+		return bench_err("memory for the fault figure", -ENOMEM);
+	}
+	for (w = 0; w < b->size / sizeof(uint64_t); w++)
+		p[w] = pattern(w);
+	for (i = 0; i < b->repeat && !err; i++) {
+		err = fault_once(b, p, pg, k, &us);
+		if (!err)
+			b->us_fault = best(b->us_fault, us);
+		if (!err && check_sample(p, b->size, false))
+			err = bench_err("data after the random faults", -EIO);
+		if (!err)
+			err = first_touch_once(b, pg, k, &us);
+		if (!err)
+			b->us_first_touch = best(b->us_first_touch, us);
+	}
+	if (!err && check_all(p, b->size))
+		err = bench_err("data after the fault runs", -EIO);
+	/* Unmapping managed memory is ordinary use: uhmm frees the pages. */
+	munmap(p, b->size);
+	free(pg);
+	return err;
+}
+
+static int fig_to_private(struct bench *b, struct result *r)
+{
+	int err;
+
+	err = measure_memcpy(b);
+	if (err || (err = measure_private_roundtrips(b)))
+		return err;
+	r->value = gbps(b, b->t_to_pdev);
+	r->baseline = "memcpy_populated";
+	r->baseline_value = gbps(b, b->t_memcpy);
+	return 0;
+}
+
+static int fig_from_private(struct bench *b, struct result *r)
+{
+	int err;
+
+	err = measure_fresh(b);
+	if (err || (err = measure_private_roundtrips(b)))
+		return err;
+	r->value = gbps(b, b->t_from_pdev);
+	r->baseline = "fresh_thp_populate_memcpy";
+	r->baseline_value = gbps(b, b->t_fresh);
+	return 0;
+}
+
+static int fig_seq_read(struct bench *b, struct result *r)
+{
+	int err;
+
+	err = measure_fresh(b);
+	if (err || (err = measure_seq_read(b)))
+		return err;
+	r->value = gbps(b, b->t_seq_read);
+	r->baseline = "fresh_thp_populate_memcpy";
+	r->baseline_value = gbps(b, b->t_fresh);
+	return 0;
+}
+
+static int fig_fault(struct bench *b, struct result *r)
+{
+	int err = measure_faults(b);
+
+	if (err)
+		return err;
+	r->value = b->us_fault;
+	r->baseline = "kernel_first_touch_4k";
+	r->baseline_value = b->us_first_touch;
 	return 0;
 }
 
@@ -378,10 +743,144 @@ static int fig_untouched(struct bench *b, struct result *r)
 	return 0;
 }
 
+#if UHMM_HAVE_OPENCL
+/*
+ * migrate_opencl_1g: populated system memory to device-PRIVATE memory on
+ * OpenCL platform 0, device 0 (uhmm_dev_add_opencl: one cl_mem, pages
+ * copied in with clEnqueueWriteBuffer), and back, `repeat` times.  The
+ * baseline is the driver's own copy alone: one blocking
+ * clEnqueueWriteBuffer of the same populated source into a buffer of the
+ * same size in the device's context, made real (filled) beforehand as the
+ * device's pool is.  FIG_SKIPPED where there is no OpenCL platform.
+ */
+static int need_opencl(struct bench *b)
+{
+	struct uhmm_dev_info info = { .sz = sizeof(info) };
+	int err;
+
+	if (b->odev)
+		return 0;
+	err = uhmm_dev_add_opencl(b->h, 0, 0, b->size + DEV_SLACK, &b->odev);
+	if (err == -ENODEV) {
+		fprintf(stderr, "uhmm bench: migrate_opencl_1g: skipped: no "
+			"OpenCL platform 0 with a device 0 here\n");
+		return FIG_SKIPPED;
+	}
+	if (err < 0)
+		return bench_err("uhmm_dev_add_opencl", err);
+	err = uhmm_dev_info(b->odev, &info);
+	if (err < 0)
+		return bench_err("uhmm_dev_info", err);
+	b->odev_id = info.id;
+	return 0;
+}
+
+/* Every word the OpenCL buffer m holds, read back 64 MiB at a time. */
+static int check_cl_buffer(struct bench *b, cl_command_queue q, cl_mem m)
+{
+	size_t chunk = 64 * MIB, off, w, bad = 0;
+	uint64_t *tmp = map_aligned(chunk);
+
+	if (!tmp)
+		return bench_err("mmap", -errno);
+	for (off = 0; off < b->size && !bad; off += chunk) {
+		size_t n = b->size - off < chunk ? b->size - off : chunk;
+
+		if (clEnqueueReadBuffer(q, m, CL_TRUE, off, n, tmp, 0, NULL,
+					NULL) != CL_SUCCESS) {
+			munmap(tmp, chunk);
+			return bench_err("clEnqueueReadBuffer", -EIO);
+		}
+		for (w = 0; w < n / sizeof(uint64_t); w++)
+			bad += tmp[w] != pattern(off / sizeof(uint64_t) + w);
+	}
+	munmap(tmp, chunk);
+	return bad ? bench_err("clEnqueueWriteBuffer baseline", -EIO) : 0;
+}
+
+static int measure_cl_write(struct bench *b)
+{
+	static const uint64_t zero;
+	cl_command_queue q;
+	cl_context ctx;
+	cl_mem m;
+	cl_int e;
+	double t;
+	int i, err;
+
+	err = uhmm_opencl_context(b->odev, &ctx, NULL, &q);
+	if (err < 0)
+		return bench_err("uhmm_opencl_context", err);
+	m = clCreateBuffer(ctx, CL_MEM_READ_WRITE, b->size, NULL, &e);
+	if (!m)
+		return bench_err("clCreateBuffer", e == CL_MEM_OBJECT_ALLOCATION_FAILURE ||
+				 e == CL_OUT_OF_HOST_MEMORY ? -ENOMEM : -EIO);
+	e = clEnqueueFillBuffer(q, m, &zero, sizeof(zero), 0, b->size, 0,
+				NULL, NULL);
+	if (e == CL_SUCCESS)
+		e = clFinish(q);
+	for (i = 0; i < b->repeat && e == CL_SUCCESS; i++) {
+		t = now_sec();
+		e = clEnqueueWriteBuffer(q, m, CL_TRUE, 0, b->size, b->src, 0,
+					 NULL, NULL);
+		t = now_sec() - t;
+		b->t_cl_write = best(b->t_cl_write, t);
+	}
+	err = e == CL_SUCCESS ? check_cl_buffer(b, q, m) :
+				bench_err("clEnqueueWriteBuffer baseline", -EIO);
+	clReleaseMemObject(m);
+	return err;
+}
+
+static int measure_opencl(struct bench *b)
+{
+	double t;
+	int i, err;
+
+	if (b->t_to_ocl)
+		return 0;
+	err = need_opencl(b);
+	if (err)
+		return err;
+	for (i = 0; i < b->repeat; i++) {
+		err = timed_migrate(b, b->src, b->odev, &t);
+		if (err || (err = check_placement(b, b->src, b->odev_id)))
+			return err;
+		b->t_to_ocl = best(b->t_to_ocl, t);
+		err = timed_migrate(b, b->src, NULL, &t);
+		if (err || (err = check_moved(b, UHMM_LOC_SYSTEM,
+					      "back from the OpenCL device")))
+			return err;
+	}
+	if (check_all(b->src, b->size))
+		return bench_err("data after the OpenCL round trips", -EIO);
+	return measure_cl_write(b);
+}
+
+static int fig_opencl(struct bench *b, struct result *r)
+{
+	int err = measure_opencl(b);
+
+	if (err)
+		return err;
+	r->value = gbps(b, b->t_to_ocl);
+	r->baseline = "cl_write_buffer_populated";
+	r->baseline_value = gbps(b, b->t_cl_write);
+	return 0;
+}
+#endif /* UHMM_HAVE_OPENCL */
+
 static const struct figure figures[] = {
 	{ "migrate_sys_to_coherent_1g", "GB/s", true,  fig_to_dev },
 	{ "migrate_coherent_to_sys_1g", "GB/s", true,  fig_to_sys },
 	{ "migrate_untouched_1g",       "ms",   false, fig_untouched },
+	{ "migrate_sys_to_private_1g",  "GB/s", true,  fig_to_private },
+	{ "migrate_private_to_sys_1g",  "GB/s", true,  fig_from_private },
+	{ "cpu_seq_read_private_1g",    "GB/s", true,  fig_seq_read },
+	{ "cpu_fault_4k_private",       "us",   false, fig_fault },
+#if UHMM_HAVE_OPENCL
+	{ "migrate_opencl_1g",          "GB/s", true,  fig_opencl },
+#endif
 };
 #define NR_FIGURES	(sizeof(figures) / sizeof(figures[0]))
 
@@ -518,7 +1017,11 @@ static int run_figures(struct bench *b, const bool *sel)
 		if (!sel[i])
 			continue;
 		err = setup(b);
-		if (err || (err = figures[i].run(b, &r)))
+		if (!err)
+			err = figures[i].run(b, &r);
+		if (err == FIG_SKIPPED)
+			continue;
+		if (err)
 			return err;
 		print_result(b, &figures[i], &r);
 	}

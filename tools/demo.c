@@ -10,6 +10,9 @@
  * The device is a memfd we create ourselves (a stand-in for CXL memory or
  * a devdax file) rather than uhmm_dev_add_sim(), precisely so that we own a
  * view of the device memory that does not go through the library.
+ *
+ * `uhmm demo --opencl` runs the device-PRIVATE scenario on an OpenCL
+ * device instead (demo_opencl.c).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -31,6 +34,7 @@
 
 struct demo {
 	bool quiet;
+	bool opencl;			/* --opencl: demo_opencl.c instead */
 	bool failed;
 	struct uhmm *h;
 	struct uhmm_dev *dev;
@@ -441,6 +445,8 @@ static int demo_args(struct demo *d, int argc, char **argv)
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "-q") || !strcmp(argv[i], "--quiet")) {
 			d->quiet = true;
+		} else if (!strcmp(argv[i], "--opencl")) {
+			d->opencl = true;
 		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
 			print_usage(stdout);
 			return -1;
@@ -475,6 +481,8 @@ int cmd_demo(int argc, char **argv)
 	err = demo_args(&d, argc, argv);
 	if (err)
 		return err < 0 ? 0 : err;
+	if (d.opencl)
+		return demo_opencl(d.quiet);
 	run_steps(&d);
 	demo_cleanup(&d);
 	if (d.failed) {

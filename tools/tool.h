@@ -25,6 +25,10 @@ int cmd_info(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 
+/* demo_opencl.c: `uhmm demo --opencl` (exit status; EXIT_USAGE when built
+ * without OpenCL). */
+int demo_opencl(bool quiet);
+
 /* util.c */
 int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void print_usage(FILE *f);
