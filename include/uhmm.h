@@ -39,8 +39,15 @@
  *    and mlock's accounting do not apply to device pages; mseal'd memory is
  *    refused with -EPERM.
  *  - /proc/PID/maps shows the device's file for those pages.
- *  - A fork() child shares COHERENT device pages with the parent in this
- *    release (the fork contract of API.md arrives later).
+ *  - A fork() child shares COHERENT device pages with the parent, and
+ *    reads pages that live on a PRIVATE device as zeros, in this release
+ *    (the fork contract of API.md arrives later).
+ *
+ * While a page lives on a PRIVATE device its range has no page there: it
+ * does not count in RSS, /proc/self/pagemap shows it absent, and the first
+ * access brings it back (see uhmm_migrate).  Pages brought back by faults
+ * are ordinary anonymous pages; with UFFDIO_MOVE (6.8+) they come from a
+ * pool of populated pages handed over without a copy.
  *
  * Known limitation: a program that mremap()s a range away while another of
  * its threads migrates that same range can lose that range's data (the
@@ -84,13 +91,25 @@ struct uhmm;
 struct uhmm_opts {
 	size_t   sz;
 	size_t   fault_around;     /* bytes one CPU fault on device-private
-	                              memory brings back; 0 = 64 KiB          */
-	uint32_t fault_threads;    /* threads serving CPU faults; 0 = 1       */
+	                              memory brings back (the aligned window
+	                              around the fault, clipped to the pages
+	                              on that device); a power of two, at
+	                              least a page; 0 = 64 KiB.  A thread
+	                              reading on from its last window gets
+	                              twice that window, up to 2 MiB, and at
+	                              2 MiB the next two blocks are brought
+	                              home while it works (read-ahead)       */
+	uint32_t fault_threads;    /* threads serving CPU faults; 0 = 1.  With
+	                              1, the thread reading the userfaultfd
+	                              serves faults itself; with more, that
+	                              many threads copy at the same time      */
 	uint32_t access_threshold; /* device accesses to one 2 MiB block that
 	                              make it migrate to that device;
 	                              0 = 256, UINT32_MAX = never              */
 	size_t   pool_bytes;       /* most system memory kept populated for
-	                              reuse; 0 = 16 MiB, SIZE_MAX = none       */
+	                              pages coming back from private memory
+	                              (rounded up to 2 MiB); 0 = 16 MiB,
+	                              SIZE_MAX = none                         */
 	uint32_t flags;            /* UHMM_OPEN_*                              */
 };
 #define UHMM_OPEN_FORK_NOCOPY 0x1  /* fork child: device pages inaccessible */
@@ -148,7 +167,24 @@ struct uhmm_dev;
 
 /*
  * The driver's side.  Ops may run concurrently, on the caller's thread or
- * on library threads; they must not touch managed memory or call uhmm_*.
+ * on library threads, with dev_off and len page multiples inside the
+ * device.  They return 0 or a negative errno.
+ *
+ * Ops must not touch managed memory or call uhmm_*.  Beware that malloc
+ * and free touch the heap's own pages, which are managed when a malloc'd
+ * buffer next to them is: an op that allocates on the migrating thread
+ * (GPU runtimes do) may find such a page fenced or on a private device,
+ * where it reads zeros or never returns.  Do such work on threads of the
+ * driver's own (the OpenCL driver does).
+ *
+ * copy_to_dev failing aborts that migration's batch: its pages stay where
+ * they were and the call returns -EIO.  copy_from_dev failing during a
+ * migration home leaves the pages on the device (-EIO; nothing is lost);
+ * during a CPU fault the faulting page alone is retried, then poisoned:
+ * its accesses raise SIGBUS from then on (UFFDIO_POISON, or an empty file
+ * mapped there on kernels without it), counted in `poisoned`.  The other
+ * pages of the window stay on the device.  thread_init runs once on each
+ * library thread before its first op on this device.
  */
 struct uhmm_dev_ops {
 	size_t sz;
@@ -177,12 +213,16 @@ struct uhmm_dev_desc {
  * -EINVAL: bad kind, size 0 or not a page multiple, fd smaller than
  * fd_offset + size, not a regular file or character device; -EBADF: fd not
  * open; -EACCES: fd not open for reading and writing; -EBUSY: the file is
- * already a device; -ENOSYS: PRIVATE memory (not yet), or a kernel without
- * userfaultfd minor faults on shmem (5.13), which COHERENT devices need.
+ * already a device; -ENOSYS: a kernel without userfaultfd minor faults on
+ * shmem (5.13), which COHERENT devices need.  PRIVATE memory: fd must be
+ * -1 and fd_offset 0, ops must give copy_to_dev and copy_from_dev
+ * (-EINVAL otherwise); it needs nothing of the kernel but userfaultfd.
  */
 int uhmm_dev_add(struct uhmm *h, const struct uhmm_dev_desc *d, struct uhmm_dev **out);
 
-/* The simulated reference device: a memfd populated once at registration. */
+/* The simulated reference device: a memfd populated once at registration.
+ * COHERENT: user pages are mapped onto it.  PRIVATE: only its driver maps
+ * it; the library reaches it through its copy ops like any other. */
 int uhmm_dev_add_sim(struct uhmm *h, const char *name, enum uhmm_mem kind,
                      size_t size, struct uhmm_dev **out);
 
@@ -191,8 +231,9 @@ int uhmm_dev_add_sim(struct uhmm *h, const char *name, enum uhmm_mem kind,
 int uhmm_dev_add_file(struct uhmm *h, const char *path, size_t size,
                       struct uhmm_dev **out);
 
-/* Migrate every page back to system memory bit-exact, then release.
- * -EIO if some pages could not be read back (poisoned, counted). */
+/* Migrate every page back to system memory bit-exact (whatever the
+ * range's protection), then release.  -EIO if some pages could not be
+ * read back: they are poisoned (SIGBUS on access) and counted. */
 int uhmm_dev_remove(struct uhmm_dev *dev);
 
 struct uhmm_dev_info {
@@ -244,7 +285,7 @@ int   uhmm_unmanage(struct uhmm *h, void *addr, size_t len);
  * manages.  -EINVAL: file-backed or shared mappings, hugetlb, stacks,
  * PROT_NONE pages, a device of another context.  -EFAULT: a hole.
  * -EBUSY: memory registered with another userfaultfd (another context
- * included).  -EPERM: mseal'd memory.  The range is checked before anything
+ * included), or mlocked memory going to a PRIVATE device.  -EPERM: mseal'd memory.  The range is checked before anything
  * moves.  -EAGAIN: another thread changed the range's layout during the
  * call; what moved stays moved.
  *
@@ -256,6 +297,16 @@ int   uhmm_unmanage(struct uhmm *h, void *addr, size_t len);
  * Other threads may read and write the range during the call: writers
  * wait (userfaultfd write-protect) while their page is copied; readers
  * never see anything but the current value.
+ *
+ * PRIVATE destination: the system pages leave the range, which stays
+ * mapped and registered: any CPU access to it, from any thread, brings
+ * the page back through a userfaultfd fault, fault_around bytes at a
+ * time.  Accesses from kernel mode (read(2) into the buffer, write(2) from
+ * it, a futex there) are served the same way only with
+ * UHMM_FEAT_KERNEL_FAULTS; in a user-mode-only context they fail with
+ * EFAULT.  Pages go from one PRIVATE device to another, or between
+ * PRIVATE and COHERENT, through system memory.  Pages already on `to`
+ * count as `already` and are not copied again.
  */
 int uhmm_migrate(struct uhmm *h, void *addr, size_t len,
                  struct uhmm_dev *to, unsigned flags);

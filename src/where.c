@@ -63,11 +63,14 @@ int uhmm_dev_offset(struct uhmm *h, const void *addr, int *loc, uint64_t *dev_of
 		return r;
 	ctx_lock(h);
 	events_drain(h);
-	r = where_locked(h, s, e, &l);
+	/* a page on a device needs no look at the mappings: the page table
+	 * knows (a driver asks this page by page) */
+	l = pt_loc(&h->pt, s, &dp);
+	r = dev_by_id(h, l) ? 0 : where_locked(h, s, e, &l);
 	if (!r) {
 		*loc = l;
 		*dev_off = 0;
-		if (l > 0) {
+		if (l > 0 && dev_by_id(h, l)) {
 			pt_loc(&h->pt, s, &dp);
 			*dev_off = devmem_off(dev_by_id(h, l), dp);
 		}

@@ -219,6 +219,8 @@ static int setup(struct bench *b)
 	b->src = map_aligned(b->size);
 	if (!b->src)
 		return bench_err("mmap source", -errno);
+	/* the program's buffer may use huge pages, like the baselines' */
+	madvise(b->src, b->size, MADV_HUGEPAGE);
 	for (w = 0; w < b->size / sizeof(uint64_t); w++)
 		b->src[w] = pattern(w);
 	return 0;
