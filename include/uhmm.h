@@ -330,7 +330,8 @@ int uhmm_migrate_ex(struct uhmm *h, void *addr, size_t len, struct uhmm_dev *to,
  * uhmm_migrate would have returned), -ETIMEDOUT when it has not finished
  * within timeout_ms (0: just look; < 0: wait as long as it takes), -EINVAL
  * for a ticket never issued, and -ENOENT for one whose result is no longer
- * kept (the last 1024 are).  uhmm_close runs what is still queued first.
+ * kept (the last 1024 are; waiting again on a kept ticket returns the same
+ * result).  uhmm_close runs what is still queued first.
  */
 int uhmm_prefetch(struct uhmm *h, void *addr, size_t len, struct uhmm_dev *to,
                   unsigned flags, uint64_t *ticket);

@@ -164,6 +164,7 @@ struct uhmm_dev {
 	size_t scrub_todo;		/* free pages that need it */
 
 	struct counters stats;
+	struct sim_dma *dma;		/* sim_dma.c: its DMA engine, made at first use */
 };
 
 int  devmem_init(struct uhmm_dev *d);
@@ -292,6 +293,10 @@ struct uhmm {
 	/* the range being migrated, to notice foreign layout changes */
 	uintptr_t fence_start, fence_end;
 	uint64_t own_seq;		/* when our last mapping change was read */
+
+	/* mirror.c: every mirror of the context, released ones included */
+	struct uhmm_mirror *mirrors;
+	int initiator;			/* device whose range_fault is running */
 };
 
 static inline struct uhmm_dev *dev_by_id(struct uhmm *h, int id)
@@ -321,6 +326,7 @@ int uffd_continue(struct uhmm *h, uintptr_t start, size_t len);
 int uffd_place(struct uhmm *h, uintptr_t dst, const void *src, size_t len, bool move,
 	       size_t *placed);
 int uffd_poison(struct uhmm *h, uintptr_t dst, size_t len);
+bool uffd_pending(struct uhmm *h);
 /* mapping changes that raise events we caused ourselves */
 void *mm_map_fixed(struct uhmm *h, uintptr_t addr, size_t len, int prot,
 		   int flags, int fd, uint64_t off);
@@ -404,6 +410,22 @@ size_t private_poison_all(struct uhmm *h, struct uhmm_dev *d);
  * change mappings (fast: the reader's own) */
 enum { FAULT_FAST, FAULT_SLOW, FAULT_PARALLEL };
 int private_fault(struct uhmm *h, uintptr_t page, pid_t tid, int mode);
+
+/* mirror.c, with h->lock held.  mirror_invalidate runs the callbacks of
+ * every live mirror that may hold translations of [start, end), before the
+ * change takes effect; on the reader thread nothing may call it (see
+ * mirror_wants). */
+void mirror_invalidate(struct uhmm *h, uintptr_t start, uintptr_t end,
+		       enum uhmm_event ev, int initiator);
+bool mirror_wants(struct uhmm *h, uintptr_t start, uintptr_t end);
+void mirrors_release_dev(struct uhmm *h, struct uhmm_dev *d);
+void mirrors_fini(struct uhmm *h);
+/* a mirror of the library's own (sim_dma.c), opened with h->lock held */
+int  mirror_open_locked(struct uhmm_dev *dev, const struct uhmm_mirror_ops *ops,
+			void *priv, struct uhmm_mirror **out);
+
+/* sim_dma.c: the sim DMA engine of a device going away (unlocked) */
+void sim_dma_free(struct uhmm_dev *d);
 
 static inline int neg_errno(int e) { return e > 0 ? -e : e; }
 

@@ -309,6 +309,10 @@ static void read_ahead(struct uhmm *h, struct uhmm_dev *d, pid_t tid, uintptr_t 
 	for (int k = 0; k < READ_AHEAD; k++) {
 		uintptr_t s = e, lim = (s & ~(BLOCK_SIZE - 1)) + BLOCK_SIZE;
 
+		/* another thread waiting for its own window goes first */
+		if (uffd_pending(h))
+			break;
+
 		while (e < lim && pt_loc(&h->pt, e, NULL) == d->id)
 			e += PAGE_SIZE;
 		if (e == s || home_run(h, d, s, (e - s) >> PAGE_SHIFT))

@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <poll.h>
 #include <sched.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -185,6 +186,14 @@ int uffd_place(struct uhmm *h, uintptr_t dst, const void *src, size_t len, bool 
 	if (skipped)
 		uffd_wake(h, dst, *placed);
 	return r;
+}
+
+/* Has the kernel queued a fault or event for us to read? */
+bool uffd_pending(struct uhmm *h)
+{
+	struct pollfd p = { h->uffd, POLLIN, 0 };
+
+	return poll(&p, 1, 0) > 0;
 }
 
 /* Access to [dst, dst + len) raises SIGBUS from now on. */
