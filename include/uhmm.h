@@ -383,7 +383,7 @@ int uhmm_unpin(struct uhmm *h, void *addr, size_t len);          /* not yet */
 int uhmm_dev_evict(struct uhmm_dev *dev, size_t bytes);          /* not yet */
 
 /* ------------------------------------------------------------------ */
-/* Mirrors (not yet)                                                   */
+/* Mirrors                                                             */
 /* ------------------------------------------------------------------ */
 
 enum uhmm_event {
@@ -410,14 +410,49 @@ struct uhmm_mirror_ops {
 	void (*invalidate2)(struct uhmm_mirror *m, const struct uhmm_inval *inv);
 };
 
+/*
+ * A device's mirror of the address space (hmm_range_fault and
+ * mmu_interval_notifier).  ops must give invalidate or invalidate2
+ * (preferred when both are set); -EINVAL otherwise.
+ *
+ * invalidate runs, for every range the mirror may hold translations of
+ * (every range uhmm_range_fault answered; possibly more):
+ *  - before a change uhmm makes takes effect: UHMM_EV_MIGRATE for
+ *    migrations in both directions, eviction and CPU faults bringing
+ *    private pages home (initiator: the mirror's device when its own
+ *    uhmm_range_fault caused it, else 0); UHMM_EV_RELEASE at
+ *    uhmm_dev_remove or uhmm_close for the mirrors of that device, after
+ *    which no callback comes and uhmm_range_fault returns -ENODEV;
+ *  - for munmap (UNMAP), madvise DONTNEED/REMOVE/FREE (REMOVE) and mremap
+ *    (REMAP: the old and the new range) of memory the context manages, as
+ *    soon as the event is applied: before any uhmm call that starts after
+ *    the syscall returned completes.  uhmm_range_fault makes the private
+ *    anonymous memory it answers for managed, so that these events come.
+ *    Other mappings (files, shared memory, stacks) are answered but their
+ *    changes are not seen: not yet.  A plain mprotect is seen at the next
+ *    uhmm_range_fault only (uhmm_mprotect: not yet).
+ * Callbacks run with the library's lock held, on the calling thread or a
+ * library thread (never the one reading the userfaultfd).  They may sleep
+ * and take the driver's lock; they must not touch managed memory or call
+ * uhmm_* other than uhmm_mirror_priv, uhmm_stats and uhmm_dev_info.
+ * Never call uhmm_*, nor touch managed memory, while holding the lock
+ * your callback takes.  uhmm_mirror_close waits for a running callback
+ * (do not call it from one).  Each callback counts in `invalidations`.
+ */
 int   uhmm_mirror_open(struct uhmm_dev *dev, const struct uhmm_mirror_ops *ops,
                        void *priv, struct uhmm_mirror **out);
 void  uhmm_mirror_close(struct uhmm_mirror *m);
 void *uhmm_mirror_priv(const struct uhmm_mirror *m);
 
+/* One sequence count per mirror, odd while a callback of it runs;
+ * read_begin waits while it is odd.  The driver's loop: seq = read_begin;
+ * uhmm_range_fault; take the lock invalidate takes; if read_retry(seq):
+ * drop it and start again; program the device; drop the lock.  After
+ * RELEASE read_retry is always true. */
 uint64_t uhmm_mirror_read_begin(struct uhmm_mirror *m);
 bool     uhmm_mirror_read_retry(struct uhmm_mirror *m, uint64_t seq);
 
+/* not yet */
 struct uhmm_interval;
 int      uhmm_interval_insert(struct uhmm_mirror *m, uintptr_t start, size_t len,
                               struct uhmm_interval **out);
@@ -438,14 +473,55 @@ struct uhmm_pte {                  /* 24 bytes, frozen                      */
 	uint32_t flags;
 };
 
+/*
+ * One pte per page overlapping the range.  flags 0: a snapshot that
+ * faults and moves nothing:
+ *  - holes and PROT_NONE pages: ERROR (loc NONE);
+ *  - system pages: loc SYSTEM, host = the page's address, VALID when
+ *    present (a swapped-out page is not), WRITE when the mapping is
+ *    writable and the page needs no copy-on-write; ZERO for the shared
+ *    zero page where this process may see frame numbers in
+ *    /proc/self/pagemap (CAP_SYS_ADMIN), else such a page is VALID
+ *    without WRITE, like a copy-on-write page;
+ *  - not populated: loc NONE, not VALID;
+ *  - on a COHERENT device: its id, dev_off, host = the library's own view
+ *    of the page (valid until the next invalidate of it), VALID, WRITE
+ *    as the mapping allows;
+ *  - on this mirror's PRIVATE device: host 0, dev_off, VALID (and WRITE);
+ *    on another PRIVATE device: its id and dev_off, not VALID.
+ * UHMM_PTE_ORDER is 0 in this release.
+ * FAULT_READ: -EFAULT for a hole or PROT_NONE (nothing done); otherwise
+ * every page comes back VALID: pages private to another device come home
+ * first, missing pages are populated in system memory (by userfaultfd or
+ * MADV_POPULATE_*, never by touching them).  FAULT_WRITE (implies READ):
+ * -EPERM for a page of a mapping without PROT_WRITE (nothing done); zero
+ * and copy-on-write pages are made writable.  Protection is read afresh
+ * from /proc/self/maps on every call.  -EBUSY: an invalidation of the
+ * mirror ran during the call (this call's own faults included): start
+ * again from read_begin.  -ENODEV after RELEASE.
+ */
 #define UHMM_FAULT_READ  0x1
 #define UHMM_FAULT_WRITE 0x2
 int uhmm_range_fault(struct uhmm_mirror *m, const void *addr, size_t len,
                      unsigned flags, struct uhmm_pte *ptes);
 
-int uhmm_mprotect(struct uhmm *h, void *addr, size_t len, int prot);
-int uhmm_make_exclusive(struct uhmm_mirror *m, void *addr, size_t len);
+int uhmm_mprotect(struct uhmm *h, void *addr, size_t len, int prot);   /* not yet */
+int uhmm_make_exclusive(struct uhmm_mirror *m, void *addr, size_t len); /* not yet */
 
+/*
+ * The simulated device's DMA engine: device-side reads and writes through
+ * a mirror of the device's own, as a driver would (translations cached
+ * per page, dropped by its invalidate; missing ones faulted in with
+ * uhmm_range_fault, one round per call).  Returns the number of fault
+ * rounds (0 when every page was already mirrored; each counts in
+ * dev_faults) or -errno: -EFAULT for a hole or PROT_NONE, or memory
+ * unmapped under the access (never a crash); -EPERM for a write to a
+ * mapping without PROT_WRITE, which then writes nothing.  It never
+ * dereferences the program's addresses: system pages are reached with
+ * process_vm_readv/writev, COHERENT pages through the library's view,
+ * the device's PRIVATE pages through its driver's copy ops.  Works on any
+ * device of the context (the driver's copy ops for PRIVATE pages).
+ */
 int uhmm_sim_read(struct uhmm_dev *dev, const void *addr, void *buf, size_t len);
 int uhmm_sim_write(struct uhmm_dev *dev, void *addr, const void *buf, size_t len);
 

@@ -134,6 +134,7 @@ void uhmm_close(struct uhmm *h)
 		if (h->dev[i])
 			uhmm_dev_remove(h->dev[i]);
 	events_stop(h);
+	mirrors_fini(h);
 	ctx_free(h);
 }
 

@@ -335,6 +335,7 @@ int uhmm_dev_add_file(struct uhmm *h, const char *path, size_t size,
 int uhmm_dev_info(const struct uhmm_dev *dev, struct uhmm_dev_info *info)
 {
 	struct uhmm_dev_info i = { 0 };
+	bool held;
 	size_t n;
 	int r;
 
@@ -343,8 +344,12 @@ int uhmm_dev_info(const struct uhmm_dev *dev, struct uhmm_dev_info *info)
 	r = sz_check(info, info->sz, sizeof(i));
 	if (r)
 		return r;
-	ctx_lock(dev->h);
-	events_drain(dev->h);	/* a munmap that returned is reflected */
+	/* a mirror's callback may ask, with the context held by its thread */
+	held = atomic_load(&dev->h->migrator) == gettid();
+	if (!held) {
+		ctx_lock(dev->h);
+		events_drain(dev->h);	/* a munmap that returned is reflected */
+	}
 	i.sz = info->sz;
 	i.id = dev->id;
 	i.kind = dev->kind;
@@ -355,7 +360,8 @@ int uhmm_dev_info(const struct uhmm_dev *dev, struct uhmm_dev_info *info)
 		i.reserved = i.size;
 	i.granule = dev->granule;
 	snprintf(i.name, sizeof(i.name), "%s", dev->name);
-	ctx_unlock(dev->h);
+	if (!held)
+		ctx_unlock(dev->h);
 	n = sz_of(info->sz, sizeof(i));
 	memcpy(info, &i, n < sizeof(i) ? n : sizeof(i));
 	return 0;
@@ -372,8 +378,12 @@ int uhmm_dev_remove(struct uhmm_dev *dev)
 	ctx_lock(h);
 	events_drain(h);
 	/* faults copying from it with the context unlocked finish first */
-	while (dev->busy)
+	while (dev->busy) {
 		pthread_cond_wait(&h->idle, &h->lock);
+		atomic_store(&h->migrator, gettid());
+	}
+	/* its mirrors first: nothing they hold survives the device */
+	mirrors_release_dev(h, dev);
 	r = dev_pages_to_sys(h, dev);
 	/* what could not be read back must not read as anything else */
 	if (dev->kind == UHMM_MEM_PRIVATE && dev->used_pages && private_poison_all(h, dev))
@@ -382,6 +392,7 @@ int uhmm_dev_remove(struct uhmm_dev *dev)
 	if (dev->kind == UHMM_MEM_PRIVATE)
 		h->nprivate--;
 	ctx_unlock(h);
+	sim_dma_free(dev);
 	dev_registry_del(dev);
 	if (dev->ops.release)
 		dev->ops.release(dev->drv);

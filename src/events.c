@@ -457,12 +457,17 @@ static void apply(struct uhmm *h, const struct qmsg *m)
 		apply_fault(h, m, FAULT_SLOW);
 		break;
 	case UFFD_EVENT_UNMAP:
+		mirror_invalidate(h, m->a, m->b, UHMM_EV_UNMAP, 0);
 		forget_range(h, m->a, m->b);
 		break;
 	case UFFD_EVENT_REMOVE:
+		mirror_invalidate(h, m->a, m->b, UHMM_EV_REMOVE, 0);
 		apply_remove(h, m->a, m->b);
 		break;
 	case UFFD_EVENT_REMAP:
+		/* the old addresses are gone; the new ones held something else */
+		mirror_invalidate(h, m->a, m->a + m->c, UHMM_EV_REMAP, 0);
+		mirror_invalidate(h, m->b, m->b + m->c, UHMM_EV_REMAP, 0);
 		apply_remap(h, m->a, m->b, m->c);
 		break;
 	}
@@ -497,8 +502,11 @@ void events_drain(struct uhmm *h)
 
 	/* fault threads copying with the context unlocked finish first:
 	 * nothing we do may free a device page one of them reads */
-	while (h->ninflight)
+	while (h->ninflight) {
 		pthread_cond_wait(&h->idle, &h->lock);
+		/* ours again: whoever held it meanwhile cleared it */
+		atomic_store(&h->migrator, gettid());
+	}
 	events_barrier(h);
 
 	pthread_mutex_lock(&q->lock);

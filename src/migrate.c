@@ -132,6 +132,8 @@ static int migrate_vma(struct uhmm *h, const struct vma *v, struct uhmm_dev *to,
 
 		if (e > v->end)
 			e = v->end;
+		/* devices drop their translations before anything moves */
+		mirror_invalidate(h, s, e, UHMM_EV_MIGRATE, h->initiator);
 		r = load_batch(h, b, v, s, e);
 		if (r)
 			break;

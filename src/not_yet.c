@@ -53,36 +53,6 @@ int uhmm_dev_report_access(struct uhmm_dev *dev, const void *addr, size_t len,
 	return dev ? -ENOSYS : -EINVAL;
 }
 
-int uhmm_mirror_open(struct uhmm_dev *dev, const struct uhmm_mirror_ops *ops,
-		     void *priv, struct uhmm_mirror **out)
-{
-	(void)ops; (void)priv; (void)out;
-	return dev ? -ENOSYS : -EINVAL;
-}
-
-void uhmm_mirror_close(struct uhmm_mirror *m)
-{
-	(void)m;
-}
-
-void *uhmm_mirror_priv(const struct uhmm_mirror *m)
-{
-	(void)m;
-	return NULL;
-}
-
-uint64_t uhmm_mirror_read_begin(struct uhmm_mirror *m)
-{
-	(void)m;
-	return 0;
-}
-
-bool uhmm_mirror_read_retry(struct uhmm_mirror *m, uint64_t seq)
-{
-	(void)m; (void)seq;
-	return true;
-}
-
 int uhmm_interval_insert(struct uhmm_mirror *m, uintptr_t start, size_t len,
 			 struct uhmm_interval **out)
 {
@@ -107,13 +77,6 @@ bool uhmm_interval_read_retry(struct uhmm_interval *iv, uint64_t seq)
 	return true;
 }
 
-int uhmm_range_fault(struct uhmm_mirror *m, const void *addr, size_t len,
-		     unsigned flags, struct uhmm_pte *ptes)
-{
-	(void)addr; (void)len; (void)flags; (void)ptes;
-	return m ? -ENOSYS : -EINVAL;
-}
-
 int uhmm_mprotect(struct uhmm *h, void *addr, size_t len, int prot)
 {
 	(void)addr; (void)len; (void)prot;
@@ -124,16 +87,4 @@ int uhmm_make_exclusive(struct uhmm_mirror *m, void *addr, size_t len)
 {
 	(void)addr; (void)len;
 	return m ? -ENOSYS : -EINVAL;
-}
-
-int uhmm_sim_read(struct uhmm_dev *dev, const void *addr, void *buf, size_t len)
-{
-	(void)addr; (void)buf; (void)len;
-	return dev ? -ENOSYS : -EINVAL;
-}
-
-int uhmm_sim_write(struct uhmm_dev *dev, void *addr, const void *buf, size_t len)
-{
-	(void)addr; (void)buf; (void)len;
-	return dev ? -ENOSYS : -EINVAL;
 }

@@ -184,6 +184,8 @@ static int home_run_mode(struct uhmm *h, struct uhmm_dev *d, uintptr_t at, size_
 	struct homing one, *hm = &one;	/* 4 KiB on the stack: no mmap per fault */
 	int r;
 
+	/* before the copy: a device write after it would be lost */
+	mirror_invalidate(h, at, at + (n << PAGE_SHIFT), UHMM_EV_MIGRATE, h->initiator);
 	r = home_prepare(h, d, at, n, hm);
 	if (r)
 		return r;
@@ -315,6 +317,8 @@ static void read_ahead(struct uhmm *h, struct uhmm_dev *d, pid_t tid, uintptr_t 
 
 		while (e < lim && pt_loc(&h->pt, e, NULL) == d->id)
 			e += PAGE_SIZE;
+		if (reader_thread && mirror_wants(h, s, e))
+			break;
 		if (e == s || home_run(h, d, s, (e - s) >> PAGE_SHIFT))
 			break;
 		h->seq[i].next = e;
@@ -385,12 +389,20 @@ int private_fault(struct uhmm *h, uintptr_t page, pid_t tid, int mode)
 
 	if (!is_private(h, loc))
 		return -ENOENT;
+	/* the reader never runs a mirror's callback, which may wait for a
+	 * driver lock that a munmapping thread holds (hazard 3) */
+	if (fast && mirror_wants(h, page & ~(BLOCK_SIZE - 1),
+				 (page & ~(BLOCK_SIZE - 1)) + BLOCK_SIZE))
+		return -EWOULDBLOCK;
 	fault_window(h, page, tid, &ws, &we);
 	for (s = page; s > ws && pt_loc(&h->pt, s - PAGE_SIZE, NULL) == loc; s -= PAGE_SIZE)
 		;
 	for (e = page + PAGE_SIZE; e < we && pt_loc(&h->pt, e, NULL) == loc; e += PAGE_SIZE)
 		;
-	r = home_run_mode(h, d, s, (e - s) >> PAGE_SHIFT, mode == FAULT_PARALLEL);
+	/* a copy with the context unlocked only where no mirror may fault
+	 * the window in meanwhile: its device's writes would be lost */
+	r = home_run_mode(h, d, s, (e - s) >> PAGE_SHIFT,
+			  mode == FAULT_PARALLEL && !mirror_wants(h, s, e));
 	if (r == 0) {
 		/* the faulting thread runs again; a sequential reader's next
 		 * blocks come home meanwhile */

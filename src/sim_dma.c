@@ -1,0 +1,434 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The simulated device's DMA engine (uhmm_sim_read/uhmm_sim_write), the
+ * kernel's test_hmm "dmirror" in user space.  It goes through a mirror of
+ * its own exactly as a driver would: translations are cached per page,
+ * dropped by the invalidate callback under the engine's lock, and missing
+ * ones are faulted in with uhmm_range_fault, one round at a time, under
+ * the read_begin/read_retry protocol.
+ *
+ * It never dereferences a user address (hazard 5): system pages are
+ * reached with process_vm_readv/writev (an unmapped page is EFAULT, not a
+ * crash), COHERENT pages through the library's own view of the device,
+ * PRIVATE pages through the driver's copy ops.  Device memory is touched
+ * with the engine's lock held, so that once the callback returns the
+ * device no longer uses the range; system pages are reached through the
+ * program's own mapping, like a CPU access, with the lock dropped (the
+ * access may fault to uhmm, which may be running the callback), and an
+ * EFAULT there after an invalidation means the translation went stale.
+ * The caller's buffer is touched only with no lock held, through a bounce
+ * buffer of ours: it may be managed memory that faults.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define TC_BLOCKS	1024		/* cached 2 MiB blocks (2 GiB) */
+#define BOUNCE		(64 << 10)
+#define EFAULT_TRIES	3		/* stale-free EFAULTs before giving up */
+
+struct tblock {
+	uintptr_t base;			/* 0: free slot */
+	uint64_t valid[BLOCK_PAGES / 64];
+	struct uhmm_pte pte[BLOCK_PAGES];
+};
+
+struct sim_dma {
+	struct uhmm_dev *dev;
+	struct uhmm_mirror *m;
+	pthread_mutex_t lock;		/* the "driver lock" of the callback */
+	size_t nblk;
+	struct tblock blk[TC_BLOCKS];	/* open addressing, never deleted */
+};
+
+/* ---- the translation cache, under dma->lock ------------------------------ */
+
+static size_t slot_of(uintptr_t base)
+{
+	return (base >> BLOCK_SHIFT) * 0x9E3779B97F4A7C15ull >> 54;	/* 10 bits */
+}
+
+static struct tblock *tc_find(struct sim_dma *dma, uintptr_t a, bool create)
+{
+	uintptr_t base = a & ~(BLOCK_SIZE - 1);
+
+	for (size_t i = slot_of(base), k = 0; k < TC_BLOCKS; k++, i = (i + 1) % TC_BLOCKS) {
+		struct tblock *b = &dma->blk[i];
+
+		if (b->base == base)
+			return b;
+		if (b->base)
+			continue;
+		if (!create)
+			return NULL;
+		/* three quarters full: start afresh rather than probe long */
+		if (dma->nblk >= TC_BLOCKS * 3 / 4) {
+			for (size_t j = 0; j < TC_BLOCKS; j++)
+				dma->blk[j].base = 0;
+			dma->nblk = 0;
+			return tc_find(dma, a, true);
+		}
+		memset(b->valid, 0, sizeof(b->valid));
+		b->base = base;
+		dma->nblk++;
+		return b;
+	}
+	return NULL;
+}
+
+static const struct uhmm_pte *tc_get(struct sim_dma *dma, uintptr_t a)
+{
+	struct tblock *b = tc_find(dma, a, false);
+	size_t i = (a >> PAGE_SHIFT) & (BLOCK_PAGES - 1);
+
+	if (!b || !(b->valid[i / 64] & (1ull << (i % 64))))
+		return NULL;
+	return &b->pte[i];
+}
+
+static void tc_put(struct sim_dma *dma, uintptr_t a, const struct uhmm_pte *p)
+{
+	struct tblock *b = tc_find(dma, a, true);
+	size_t i = (a >> PAGE_SHIFT) & (BLOCK_PAGES - 1);
+
+	if (!b)
+		return;
+	b->pte[i] = *p;
+	b->valid[i / 64] |= 1ull << (i % 64);
+}
+
+static void tc_drop_block(struct tblock *b, uintptr_t s, uintptr_t e)
+{
+	uintptr_t lo = s > b->base ? s : b->base;
+	uintptr_t hi = e - b->base < BLOCK_SIZE ? e : b->base + BLOCK_SIZE;
+
+	for (uintptr_t a = page_down(lo); a < hi; a += PAGE_SIZE) {
+		size_t i = (a >> PAGE_SHIFT) & (BLOCK_PAGES - 1);
+
+		b->valid[i / 64] &= ~(1ull << (i % 64));
+	}
+}
+
+static void tc_drop(struct sim_dma *dma, uintptr_t s, uintptr_t e)
+{
+	if (((e - s) >> BLOCK_SHIFT) < 64) {
+		for (uintptr_t a = s & ~(BLOCK_SIZE - 1); a < e; a += BLOCK_SIZE) {
+			struct tblock *b = tc_find(dma, a, false);
+
+			if (b)
+				tc_drop_block(b, s, e);
+		}
+		return;
+	}
+	for (size_t j = 0; j < TC_BLOCKS; j++) {
+		struct tblock *b = &dma->blk[j];
+
+		if (b->base && b->base < e && b->base + BLOCK_SIZE > s)
+			tc_drop_block(b, s, e);
+	}
+}
+
+static void dma_invalidate(struct uhmm_mirror *m, const struct uhmm_inval *inv)
+{
+	struct sim_dma *dma = uhmm_mirror_priv(m);
+
+	pthread_mutex_lock(&dma->lock);
+	tc_drop(dma, inv->start, inv->end);
+	pthread_mutex_unlock(&dma->lock);
+}
+
+static const struct uhmm_mirror_ops dma_ops = {
+	.sz = sizeof(struct uhmm_mirror_ops),
+	.invalidate2 = dma_invalidate,
+};
+
+/* ---- the engine ------------------------------------------------------------ */
+
+static int dma_get(struct uhmm_dev *d, struct sim_dma **out)
+{
+	struct uhmm *h = d->h;
+	struct sim_dma *dma;
+	int r = 0;
+
+	ctx_lock(h);
+	/* a munmap that returned before this call is seen by it (hazard 3):
+	 * its invalidation reaches the cache before we look there */
+	events_drain(h);
+	dma = d->dma;
+	if (!dma) {
+		dma = mem_alloc(sizeof(*dma));
+		r = dma ? 0 : -ENOMEM;
+		if (!r) {
+			dma->dev = d;
+			pthread_mutex_init(&dma->lock, NULL);
+			r = mirror_open_locked(d, &dma_ops, dma, &dma->m);
+			if (r)
+				mem_free(dma);
+			else
+				d->dma = dma;
+		}
+	}
+	ctx_unlock(h);
+	*out = dma;
+	return r;
+}
+
+void sim_dma_free(struct uhmm_dev *d)
+{
+	struct sim_dma *dma = d->dma;
+
+	if (!dma)
+		return;
+	d->dma = NULL;
+	uhmm_mirror_close(dma->m);
+	pthread_mutex_destroy(&dma->lock);
+	mem_free(dma);
+}
+
+static uint32_t need_of(bool write)
+{
+	return write ? UHMM_PTE_VALID | UHMM_PTE_WRITE : UHMM_PTE_VALID;
+}
+
+/* The first page of [s, e) without a usable translation, or e. */
+static uintptr_t first_missing(struct sim_dma *dma, uintptr_t s, uintptr_t e, bool write)
+{
+	uint32_t need = need_of(write);
+
+	pthread_mutex_lock(&dma->lock);
+	for (; s < e; s += PAGE_SIZE) {
+		const struct uhmm_pte *p = tc_get(dma, s);
+
+		if (!p || (p->flags & need) != need)
+			break;
+	}
+	pthread_mutex_unlock(&dma->lock);
+	return s;
+}
+
+/*
+ * One device fault round: translations for [s, e), the driver's loop of
+ * the kernel (read_begin, range_fault, lock, read_retry, program).
+ */
+static int fault_round(struct sim_dma *dma, uintptr_t s, uintptr_t e, bool write,
+		       struct uhmm_pte *ptes)
+{
+	uint64_t seq = uhmm_mirror_read_begin(dma->m);
+	size_t n = (e - s) >> PAGE_SHIFT;
+	int r;
+
+	COUNT(dma->dev->h, dma->dev, dev_faults, 1);
+	r = uhmm_range_fault(dma->m, (void *)s, e - s,
+			     write ? UHMM_FAULT_WRITE : UHMM_FAULT_READ, ptes);
+	if (r)
+		return r;
+	pthread_mutex_lock(&dma->lock);
+	if (uhmm_mirror_read_retry(dma->m, seq)) {
+		pthread_mutex_unlock(&dma->lock);
+		return -EBUSY;
+	}
+	for (size_t i = 0; i < n; i++)
+		tc_put(dma, s + (i << PAGE_SHIFT), &ptes[i]);
+	pthread_mutex_unlock(&dma->lock);
+	return 0;
+}
+
+/* Rounds until every page of [s, e) is translated; *rounds counts them. */
+static int translate(struct sim_dma *dma, uintptr_t s, uintptr_t e, bool write,
+		     int *rounds)
+{
+	struct uhmm_pte *ptes = NULL;
+	size_t cap = 0;
+	int r = 0;
+
+	for (;;) {
+		uintptr_t a = first_missing(dma, s, e, write);
+		size_t n = (e - a) >> PAGE_SHIFT;
+
+		if (a == e)
+			break;
+		if (n > cap) {
+			mem_free(ptes);
+			ptes = mem_alloc(n * sizeof(*ptes));
+			cap = ptes ? n : 0;
+			if (!ptes) {
+				r = -ENOMEM;
+				break;
+			}
+		}
+		(*rounds)++;
+		r = fault_round(dma, a, e, write, ptes);
+		if (r && r != -EBUSY)
+			break;
+		r = 0;
+	}
+	mem_free(ptes);
+	return r;
+}
+
+static ssize_t vm_rw(uintptr_t at, char *local, size_t len, bool write)
+{
+	struct iovec l = { local, len }, rm = { (void *)at, len };
+
+	return syscall(write ? SYS_process_vm_writev : SYS_process_vm_readv, getpid(),
+		       &l, 1, &rm, 1, 0);
+}
+
+/*
+ * Move up to one page's worth (at .. at + len within one page) between the
+ * device's view of it and bounce.  Returns bytes moved, 0 when the
+ * translation is missing (a round is needed), -errno on failure.
+ */
+static ssize_t dev_page(struct sim_dma *dma, const struct uhmm_pte *p, uintptr_t at,
+			char *bounce, size_t len, bool write)
+{
+	struct uhmm_dev *d = dma->dev;
+	size_t off = at & (PAGE_SIZE - 1);
+	int r = 0;
+
+	if (p->host) {
+		/* COHERENT: the library's own view of the device page */
+		char *v = (char *)(uintptr_t)p->host + off;
+
+		if (write)
+			memcpy(v, bounce, len);
+		else
+			memcpy(bounce, v, len);
+		return len;
+	}
+	/* PRIVATE, this device's own memory: whole pages through its ops */
+	if (p->loc != d->id)
+		return -EIO;
+	if (write && len < PAGE_SIZE) {
+		char page[PAGE_SIZE];
+
+		r = d->ops.copy_from_dev(d->drv, page, p->dev_off, PAGE_SIZE);
+		if (!r) {
+			memcpy(page + off, bounce, len);
+			r = d->ops.copy_to_dev(d->drv, p->dev_off, page, PAGE_SIZE);
+		}
+	} else if (write) {
+		r = d->ops.copy_to_dev(d->drv, p->dev_off, bounce, PAGE_SIZE);
+	} else {
+		char page[PAGE_SIZE];
+
+		r = d->ops.copy_from_dev(d->drv, page, p->dev_off, PAGE_SIZE);
+		if (!r)
+			memcpy(bounce, page + off, len);
+	}
+	return r ? -EIO : (ssize_t)len;
+}
+
+/*
+ * One piece from `at`, at most `len` bytes (<= BOUNCE): a run of system
+ * pages, or one device page.  Returns bytes moved, 0 when a round is
+ * needed first, or -errno.
+ */
+static ssize_t move_piece(struct sim_dma *dma, uintptr_t at, char *bounce, size_t len,
+			  bool write, int *efaults)
+{
+	uint32_t need = need_of(write);
+	const struct uhmm_pte *p;
+	size_t run = 0;
+	ssize_t got;
+	/* before the lock: it waits while a callback, which takes the lock,
+	 * runs; a translation found below is valid as of this seq */
+	uint64_t seq = uhmm_mirror_read_begin(dma->m);
+
+	pthread_mutex_lock(&dma->lock);
+	p = tc_get(dma, at);
+	if (!p || (p->flags & need) != need) {
+		pthread_mutex_unlock(&dma->lock);
+		return 0;
+	}
+	if (p->loc != UHMM_LOC_SYSTEM) {
+		size_t n = PAGE_SIZE - (at & (PAGE_SIZE - 1));
+
+		got = dev_page(dma, p, at, bounce, n < len ? n : len, write);
+		pthread_mutex_unlock(&dma->lock);
+		return got;
+	}
+	/* a run of system pages, reached through the program's mapping */
+	while (run < len) {
+		uintptr_t a = at + run;
+		const struct uhmm_pte *q = tc_get(dma, a);
+		size_t n = PAGE_SIZE - (a & (PAGE_SIZE - 1));
+
+		if (!q || (q->flags & need) != need || q->loc != UHMM_LOC_SYSTEM)
+			break;
+		run += n < len - run ? n : len - run;
+	}
+	pthread_mutex_unlock(&dma->lock);
+	got = vm_rw(at, bounce, run, write);
+	if (got > 0)
+		return got;
+	if (errno != EFAULT && errno != ENOMEM && got < 0)
+		return -errno;
+	/* stale (an invalidation came meanwhile), or the program unmapped it
+	 * or is changing it: look again, a few times, before calling it gone */
+	pthread_mutex_lock(&dma->lock);
+	tc_drop(dma, page_down(at), page_down(at) + PAGE_SIZE);
+	pthread_mutex_unlock(&dma->lock);
+	if (!uhmm_mirror_read_retry(dma->m, seq) && ++*efaults >= EFAULT_TRIES)
+		return -EFAULT;
+	return 0;
+}
+
+static int dma_access(struct uhmm_dev *dev, uintptr_t addr, char *ubuf, size_t len,
+		      bool write)
+{
+	struct sim_dma *dma;
+	uintptr_t s, e;
+	int rounds = 0, efaults = 0, r;
+	size_t done = 0;
+	char *bounce;
+
+	if (!dev || !ubuf)
+		return -EINVAL;
+	r = range_pages((void *)addr, len, &s, &e);
+	if (r)
+		return r;
+	r = dma_get(dev, &dma);
+	if (r)
+		return r;
+	bounce = mem_alloc(BOUNCE);
+	if (!bounce)
+		return -ENOMEM;
+	/* everything translated first: a write refused anywhere writes nothing */
+	r = translate(dma, s, e, write, &rounds);
+	while (!r && done < len) {
+		size_t n = len - done < BOUNCE ? len - done : BOUNCE;
+		ssize_t got;
+
+		if (write)
+			memcpy(bounce, ubuf + done, n);
+		got = move_piece(dma, addr + done, bounce, n, write, &efaults);
+		if (got < 0) {
+			r = got;
+		} else if (!got) {
+			r = translate(dma, page_down(addr + done), e, write, &rounds);
+		} else {
+			if (!write)
+				memcpy(ubuf + done, bounce, got);
+			done += got;
+			efaults = 0;
+		}
+	}
+	mem_free(bounce);
+	return r ? r : rounds;
+}
+
+int uhmm_sim_read(struct uhmm_dev *dev, const void *addr, void *buf, size_t len)
+{
+	return dma_access(dev, (uintptr_t)addr, buf, len, false);
+}
+
+int uhmm_sim_write(struct uhmm_dev *dev, void *addr, const void *buf, size_t len)
+{
+	return dma_access(dev, (uintptr_t)addr, (char *)buf, len, true);
+}
