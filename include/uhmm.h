@@ -430,7 +430,8 @@ struct uhmm_mirror_ops {
  *    anonymous memory it answers for managed, so that these events come.
  *    Other mappings (files, shared memory, stacks) are answered but their
  *    changes are not seen: not yet.  A plain mprotect is seen at the next
- *    uhmm_range_fault only (uhmm_mprotect: not yet).
+ *    uhmm_range_fault only; uhmm_mprotect tells the mirrors first
+ *    (UHMM_EV_PROTECT over the range).
  * Callbacks run with the library's lock held, on the calling thread or a
  * library thread (never the one reading the userfaultfd).  They may sleep
  * and take the driver's lock; they must not touch managed memory or call
@@ -452,7 +453,15 @@ void *uhmm_mirror_priv(const struct uhmm_mirror *m);
 uint64_t uhmm_mirror_read_begin(struct uhmm_mirror *m);
 bool     uhmm_mirror_read_retry(struct uhmm_mirror *m, uint64_t seq);
 
-/* not yet */
+/*
+ * Finer intervals, as mmu_interval_notifier: an invalidation moves only the
+ * counts of the intervals it overlaps, so churn elsewhere forces no retry.
+ * Inserting one also makes the mirror hear invalidations of that range
+ * from then on.  insert: -EINVAL for a NULL mirror or out, len 0 or a
+ * wrapping range; -ENODEV after RELEASE.  remove waits for a running
+ * callback and must not be called from one.  read_begin(NULL) is 0 and
+ * read_retry(NULL, s) true, as for mirrors.
+ */
 struct uhmm_interval;
 int      uhmm_interval_insert(struct uhmm_mirror *m, uintptr_t start, size_t len,
                               struct uhmm_interval **out);
@@ -505,7 +514,10 @@ struct uhmm_pte {                  /* 24 bytes, frozen                      */
 int uhmm_range_fault(struct uhmm_mirror *m, const void *addr, size_t len,
                      unsigned flags, struct uhmm_pte *ptes);
 
-int uhmm_mprotect(struct uhmm *h, void *addr, size_t len, int prot);   /* not yet */
+/* mprotect(2) after the mirrors heard UHMM_EV_PROTECT over the range; prot
+ * takes PROT_READ, PROT_WRITE, PROT_EXEC (-EINVAL otherwise); the
+ * kernel's errors come back as -errno. */
+int uhmm_mprotect(struct uhmm *h, void *addr, size_t len, int prot);
 int uhmm_make_exclusive(struct uhmm_mirror *m, void *addr, size_t len); /* not yet */
 
 /*

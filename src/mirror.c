@@ -28,26 +28,13 @@
 
 #include "compat.h"
 #include "migrate.h"
+#include "mirror.h"
 
 #ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ 22
 #define MADV_POPULATE_WRITE 23
 #endif
 
-struct uhmm_mirror {
-	struct uhmm *h;
-	struct uhmm_dev *dev;		/* NULL once released */
-	int dev_id;
-	struct uhmm_mirror_ops ops;
-	void *priv;
-	struct uhmm_mirror *next;	/* h->mirrors, under h->lock */
-	uintptr_t lo, hi;		/* hull of what range_fault answered */
-	bool released;
-
-	pthread_mutex_t mu;		/* seq's waiters */
-	pthread_cond_t cv;
-	_Atomic uint64_t seq;		/* odd while a callback runs */
-};
 
 /* ---- invalidation, with h->lock held ------------------------------------ */
 
@@ -83,10 +70,12 @@ static void call_one(struct uhmm_mirror *m, uintptr_t start, uintptr_t end,
 	/* counted first: the callback may look at the counters */
 	COUNT(m->h, m->dev, invalidations, 1);
 	seq_bump(m);
+	intervals_begin(m, start, end);
 	if (m->ops.invalidate2)
 		m->ops.invalidate2(m, &inv);
 	else if (m->ops.invalidate)
 		m->ops.invalidate(m, start, end, ev);
+	intervals_end(m, start, end);
 	seq_bump(m);
 }
 
@@ -114,6 +103,7 @@ void mirrors_release_dev(struct uhmm *h, struct uhmm_dev *d)
 
 static void mirror_free(struct uhmm_mirror *m)
 {
+	intervals_free(m);
 	pthread_mutex_destroy(&m->mu);
 	pthread_cond_destroy(&m->cv);
 	mem_free(m);
@@ -631,13 +621,7 @@ int uhmm_range_fault(struct uhmm_mirror *m, const void *addr, size_t len,
 	}
 	seq = atomic_load(&m->seq);
 	/* from now on every change of the range reaches this mirror */
-	if (m->lo >= m->hi) {
-		m->lo = f.s;
-		m->hi = f.e;
-	} else {
-		m->lo = f.s < m->lo ? f.s : m->lo;
-		m->hi = f.e > m->hi ? f.e : m->hi;
-	}
+	mirror_widen(m, f.s, f.e);
 	r = range_fault_locked(h, &f, ptes);
 	if (!r && atomic_load(&m->seq) != seq)
 		r = -EBUSY;
@@ -645,5 +629,26 @@ out:
 	ctx_unlock(h);
 	mem_free(f.seg);
 	mem_free(f.pm);
+	return r;
+}
+
+/*
+ * mprotect, with the mirrors told first (UHMM_EV_PROTECT): a device must
+ * not go on writing a page the program just made read-only.
+ */
+int uhmm_mprotect(struct uhmm *h, void *addr, size_t len, int prot)
+{
+	uintptr_t s, e;
+	int r;
+
+	if (!h || range_pages(addr, len, &s, &e))
+		return -EINVAL;
+	if (prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC))
+		return -EINVAL;
+	ctx_lock(h);
+	events_drain(h);
+	mirror_invalidate(h, s, e, UHMM_EV_PROTECT, 0);
+	r = mprotect((void *)s, e - s, prot) ? -errno : 0;
+	ctx_unlock(h);
 	return r;
 }

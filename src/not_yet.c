@@ -53,36 +53,6 @@ int uhmm_dev_report_access(struct uhmm_dev *dev, const void *addr, size_t len,
 	return dev ? -ENOSYS : -EINVAL;
 }
 
-int uhmm_interval_insert(struct uhmm_mirror *m, uintptr_t start, size_t len,
-			 struct uhmm_interval **out)
-{
-	(void)start; (void)len; (void)out;
-	return m ? -ENOSYS : -EINVAL;
-}
-
-void uhmm_interval_remove(struct uhmm_interval *iv)
-{
-	(void)iv;
-}
-
-uint64_t uhmm_interval_read_begin(struct uhmm_interval *iv)
-{
-	(void)iv;
-	return 0;
-}
-
-bool uhmm_interval_read_retry(struct uhmm_interval *iv, uint64_t seq)
-{
-	(void)iv; (void)seq;
-	return true;
-}
-
-int uhmm_mprotect(struct uhmm *h, void *addr, size_t len, int prot)
-{
-	(void)addr; (void)len; (void)prot;
-	return h ? -ENOSYS : -EINVAL;
-}
-
 int uhmm_make_exclusive(struct uhmm_mirror *m, void *addr, size_t len)
 {
 	(void)addr; (void)len;

@@ -50,18 +50,15 @@ int main(void)
 	NOSYS(uhmm_unpin(h, p, len), "uhmm_unpin");
 	NOSYS(uhmm_dev_evict(dev, ut_page()), "uhmm_dev_evict");
 	NOSYS(uhmm_dev_report_access(dev, p, len, 1), "uhmm_dev_report_access");
-	NOSYS(uhmm_mprotect(h, p, len, PROT_READ), "uhmm_mprotect");
 	{
 		/* mirrors exist now (t_mirror_*); what builds on them does not */
 		struct uhmm_mirror_ops ops = { .sz = sizeof(ops), .invalidate = inval };
 		struct uhmm_mirror *m = NULL;
-		struct uhmm_interval *iv = NULL;
 
 		rc = uhmm_mirror_open(dev, &ops, NULL, &m);
 		if (!ok(rc == 0 && m, "uhmm_mirror_open works"))
 			diag("got %d (%s)", rc, ut_err(rc));
 		NOSYS(uhmm_make_exclusive(m, p, len), "uhmm_make_exclusive");
-		NOSYS(uhmm_interval_insert(m, (uintptr_t)p, len, &iv), "uhmm_interval_insert");
 		uhmm_mirror_close(m);
 	}
 	is_int(sizeof(struct uhmm_pte), 24, "struct uhmm_pte is 24 bytes (frozen)");
@@ -74,8 +71,6 @@ int main(void)
 	/* Nothing the calls were handed changed. */
 	ut_check_unmoved(h, p, len, "the range handed to the not-yet functions");
 	ut_ok64(p, len, 111, "its data");
-	p[0] = 1;	/* still writable after uhmm_mprotect(PROT_READ) */
-	ok(1, "still writable after uhmm_mprotect -> -ENOSYS");
 	is_int(ut_dev_used(dev), 0, "the device is empty");
 
 	/* uhmm_close_ex, on a context of its own. */
