@@ -265,7 +265,8 @@ int uhmm_dev_info(const struct uhmm_dev *dev, struct uhmm_dev_info *info);
 void *uhmm_alloc(struct uhmm *h, size_t size, struct uhmm_dev *dev, unsigned flags);
 int   uhmm_free(struct uhmm *h, void *p);      /* p from uhmm_alloc */
 
-/* Bring the range back to system memory and stop managing it. */
+/* Bring the range back to system memory and stop managing it.  Mirrors
+ * hear UHMM_EV_UNMAP for it (no later change of it reaches them). */
 int   uhmm_unmanage(struct uhmm *h, void *addr, size_t len);
 
 /* ------------------------------------------------------------------ */

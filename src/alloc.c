@@ -87,6 +87,7 @@ int uhmm_free(struct uhmm *h, void *p)
 		}
 	}
 	if (a) {
+		mirror_invalidate(h, a->start, a->start + a->len, UHMM_EV_UNMAP, 0);
 		forget_range(h, a->start, a->start + a->len);
 		expect_add(h, UFFD_EVENT_UNMAP, a->start, a->start + a->len, 0);
 		munmap(p, a->len);
@@ -111,6 +112,9 @@ int uhmm_unmanage(struct uhmm *h, void *addr, size_t len)
 	events_drain(h);
 	r = migrate_range(h, s, e, NULL, 0, NULL);
 	if (!r) {
+		/* no change of the range reaches a mirror after this: the
+		 * devices drop it now, as for an unmap */
+		mirror_invalidate(h, s, e, UHMM_EV_UNMAP, 0);
 		uffd_unregister(h, s, e - s);
 		forget_range(h, s, e);
 	}

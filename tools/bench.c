@@ -18,6 +18,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,9 @@ struct bench {
 	struct uhmm_dev *odev;
 	int odev_id;
 	double t_to_ocl, t_cl_write;
+	/* mirrors: a mirror of the private device */
+	struct uhmm_mirror *mirror;
+	double t_snapshot, t_pagemap, t_sim_read;
 };
 
 struct result {
@@ -872,6 +876,142 @@ static int fig_opencl(struct bench *b, struct result *r)
 }
 #endif /* UHMM_HAVE_OPENCL */
 
+/* ---- mirrors ---------------------------------------------------------------- */
+
+static void bench_invalidate(struct uhmm_mirror *m, uintptr_t s, uintptr_t e,
+			     enum uhmm_event ev)
+{
+	(void)m; (void)s; (void)e; (void)ev;
+}
+
+/* The source in system memory, and a mirror of the private device. */
+static int need_mirror(struct bench *b)
+{
+	static const struct uhmm_mirror_ops ops = {
+		.sz = sizeof(ops), .invalidate = bench_invalidate,
+	};
+	int err;
+
+	err = setup(b);
+	if (!err)
+		err = need_private(b);
+	if (!err && !b->mirror)
+		err = uhmm_mirror_open(b->pdev, &ops, NULL, &b->mirror);
+	if (!err)
+		err = uhmm_migrate(b->h, b->src, b->size, NULL, 0);
+	return err < 0 ? bench_err("a mirror of the private device", err) : 0;
+}
+
+/* Baseline: the same range's entries read from /proc/self/pagemap. */
+static int pagemap_once(struct bench *b, uint64_t *pm, double *t)
+{
+	size_t n = b->size / page_size(), done = 0;
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return bench_err("open /proc/self/pagemap", -errno);
+	*t = now_sec();
+	while (done < n) {
+		ssize_t got = pread(fd, pm + done, (n - done) * 8,
+				    ((uintptr_t)b->src / page_size() + done) * 8);
+
+		if (got <= 0)
+			break;
+		done += got / 8;
+	}
+	*t = now_sec() - *t;
+	close(fd);
+	return done == n ? 0 : bench_err("reading /proc/self/pagemap", -EIO);
+}
+
+static int measure_snapshot(struct bench *b)
+{
+	size_t n = b->size / page_size();
+	struct uhmm_pte *pte = NULL;
+	uint64_t *pm = NULL;
+	double t;
+	int i, err;
+
+	if (b->t_snapshot)
+		return 0;
+	err = need_mirror(b);
+	pte = err ? NULL : calloc(n, sizeof(*pte));
+	pm = pte ? calloc(n, sizeof(*pm)) : NULL;
+	if (!err && !pm)
+		err = bench_err("memory for the snapshot", -ENOMEM);
+	for (i = 0; i < b->repeat && !err; i++) {
+		t = now_sec();
+		err = uhmm_range_fault(b->mirror, b->src, b->size, 0, pte);
+		t = now_sec() - t;
+		if (err)
+			err = bench_err("uhmm_range_fault snapshot", err);
+		else if (!(pte[n - 1].flags & UHMM_PTE_VALID) || pte[0].host != (uintptr_t)b->src)
+			err = bench_err("the snapshot's entries", -EIO);
+		b->t_snapshot = err ? b->t_snapshot : best(b->t_snapshot, t);
+		if (!err && !(err = pagemap_once(b, pm, &t)))
+			b->t_pagemap = best(b->t_pagemap, t);
+	}
+	free(pte);
+	free(pm);
+	return err;
+}
+
+static int measure_sim_read(struct bench *b)
+{
+	uint64_t *dst;
+	double t;
+	int i, err;
+
+	if (b->t_sim_read)
+		return 0;
+	err = need_mirror(b);
+	if (err)
+		return err;
+	dst = map_aligned(b->size);
+	if (!dst)
+		return bench_err("mmap", -errno);
+	madvise(dst, b->size, MADV_POPULATE_WRITE);
+	for (i = 0; i < b->repeat && !err; i++) {
+		t = now_sec();
+		err = uhmm_sim_read(b->pdev, b->src, dst, b->size);
+		t = now_sec() - t;
+		if (err < 0)
+			err = bench_err("uhmm_sim_read", err);
+		else
+			err = 0;
+		if (!err)
+			b->t_sim_read = best(b->t_sim_read, t);
+	}
+	if (!err && check_sample(dst, b->size, false))
+		err = bench_err("the bytes the device read", -EIO);
+	munmap(dst, b->size);
+	return err;
+}
+
+static int fig_snapshot(struct bench *b, struct result *r)
+{
+	int err = measure_snapshot(b);
+
+	if (err)
+		return err;
+	r->value = b->size / page_size() / b->t_snapshot / 1e6;
+	r->baseline = "pagemap_read";
+	r->baseline_value = b->size / page_size() / b->t_pagemap / 1e6;
+	return 0;
+}
+
+static int fig_sim_read(struct bench *b, struct result *r)
+{
+	int err = measure_memcpy(b);
+
+	if (err || (err = measure_sim_read(b)))
+		return err;
+	r->value = gbps(b, b->t_sim_read);
+	r->baseline = "memcpy_populated";
+	r->baseline_value = gbps(b, b->t_memcpy);
+	return 0;
+}
+
 static const struct figure figures[] = {
 	{ "migrate_sys_to_coherent_1g", "GB/s", true,  fig_to_dev },
 	{ "migrate_coherent_to_sys_1g", "GB/s", true,  fig_to_sys },
@@ -880,6 +1020,8 @@ static const struct figure figures[] = {
 	{ "migrate_private_to_sys_1g",  "GB/s", true,  fig_from_private },
 	{ "cpu_seq_read_private_1g",    "GB/s", true,  fig_seq_read },
 	{ "cpu_fault_4k_private",       "us",   false, fig_fault },
+	{ "range_fault_snapshot_1g",    "Mpages/s", true, fig_snapshot },
+	{ "sim_read_1g",                "GB/s", true,  fig_sim_read },
 #if UHMM_HAVE_OPENCL
 	{ "migrate_opencl_1g",          "GB/s", true,  fig_opencl },
 #endif
