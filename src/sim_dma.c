@@ -329,8 +329,8 @@ static ssize_t dev_page(struct sim_dma *dma, const struct uhmm_pte *p, uintptr_t
  * pages, or one device page.  Returns bytes moved, 0 when a round is
  * needed first, or -errno.
  */
-static ssize_t move_piece(struct sim_dma *dma, uintptr_t at, char *bounce, size_t len,
-			  bool write, int *efaults)
+static ssize_t move_piece(struct sim_dma *dma, uintptr_t at, char *bounce, char *direct,
+			  size_t len, bool write, int *efaults, bool *used_direct)
 {
 	uint32_t need = need_of(write);
 	const struct uhmm_pte *p;
@@ -346,6 +346,7 @@ static ssize_t move_piece(struct sim_dma *dma, uintptr_t at, char *bounce, size_
 		pthread_mutex_unlock(&dma->lock);
 		return 0;
 	}
+	*used_direct = false;
 	if (p->loc != UHMM_LOC_SYSTEM) {
 		size_t n = PAGE_SIZE - (at & (PAGE_SIZE - 1));
 
@@ -353,6 +354,8 @@ static ssize_t move_piece(struct sim_dma *dma, uintptr_t at, char *bounce, size_
 		pthread_mutex_unlock(&dma->lock);
 		return got;
 	}
+	if (!direct && len > BOUNCE)
+		len = BOUNCE;
 	/* a run of system pages, reached through the program's mapping */
 	while (run < len) {
 		uintptr_t a = at + run;
@@ -364,6 +367,18 @@ static ssize_t move_piece(struct sim_dma *dma, uintptr_t at, char *bounce, size_
 		run += n < len - run ? n : len - run;
 	}
 	pthread_mutex_unlock(&dma->lock);
+	/* straight between the program's pages and the caller's buffer, one
+	 * copy; where the caller's buffer cannot take a kernel-mode access
+	 * (a page of it on a private device, user-mode-only), the bounce */
+	if (direct) {
+		got = vm_rw(at, direct, run, write);
+		if (got > 0) {
+			*used_direct = true;
+			return got;
+		}
+		if (run > BOUNCE)
+			run = BOUNCE;
+	}
 	got = vm_rw(at, bounce, run, write);
 	if (got > 0)
 		return got;
@@ -403,17 +418,19 @@ static int dma_access(struct uhmm_dev *dev, uintptr_t addr, char *ubuf, size_t l
 	r = translate(dma, s, e, write, &rounds);
 	while (!r && done < len) {
 		size_t n = len - done < BOUNCE ? len - done : BOUNCE;
+		bool direct = false;
 		ssize_t got;
 
 		if (write)
 			memcpy(bounce, ubuf + done, n);
-		got = move_piece(dma, addr + done, bounce, n, write, &efaults);
+		got = move_piece(dma, addr + done, bounce, ubuf + done, len - done, write,
+				 &efaults, &direct);
 		if (got < 0) {
 			r = got;
 		} else if (!got) {
 			r = translate(dma, page_down(addr + done), e, write, &rounds);
 		} else {
-			if (!write)
+			if (!write && !direct)
 				memcpy(ubuf + done, bounce, got);
 			done += got;
 			efaults = 0;
