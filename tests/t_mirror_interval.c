@@ -17,16 +17,31 @@ struct seen {
 	enum uhmm_event ev;
 };
 
+/* The callback may run on a library thread: what it saw is read under a lock. */
+static pthread_mutex_t seen_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static void inval(struct uhmm_mirror *m, uintptr_t s, uintptr_t e, enum uhmm_event ev)
 {
 	struct seen *w = uhmm_mirror_priv(m);
 
+	pthread_mutex_lock(&seen_lock);
 	w->n++;
 	w->start = s;
 	w->end = e;
 	w->ev = ev;
 	if (ev == UHMM_EV_PROTECT)
 		w->protect++;
+	pthread_mutex_unlock(&seen_lock);
+}
+
+static struct seen seen_now(const struct seen *w)
+{
+	struct seen c;
+
+	pthread_mutex_lock(&seen_lock);
+	c = *w;
+	pthread_mutex_unlock(&seen_lock);
+	return c;
 }
 
 static void write_one(void *a)
@@ -38,7 +53,7 @@ int main(void)
 {
 	struct uhmm_mirror_ops ops = { .sz = sizeof(ops), .invalidate = inval };
 	struct uhmm_interval *a = NULL, *b = NULL, *bad = NULL;
-	struct seen w = { 0 };
+	struct seen w = { 0 }, c;
 	struct uhmm_mirror *m = NULL;
 	struct uhmm_dev *dev;
 	struct uhmm *h;
@@ -79,18 +94,22 @@ int main(void)
 	/* churn in B's half only: A's count stays, B's moves */
 	rc = uhmm_migrate(h, p + len, len, dev, 0);
 	is_int(rc, 0, "the second half to the device");
-	ok(w.n >= 1 && w.ev == UHMM_EV_MIGRATE, "the mirror heard MIGRATE before any range_fault (the interval widened it)");
+	c = seen_now(&w);
+	ok(c.n >= 1 && c.ev == UHMM_EV_MIGRATE, "the mirror heard MIGRATE before any range_fault (the interval widened it)");
 	ok(!uhmm_interval_read_retry(a, sa), "A: no retry (nothing happened in its range)");
 	ok(uhmm_interval_read_retry(b, sb), "B: retry (its range migrated)");
 	sb = uhmm_interval_read_begin(b);
 	ok(!uhmm_interval_read_retry(b, sb), "B: a fresh read_begin is current");
 
 	/* uhmm_mprotect: PROTECT over the range, before the change */
+	pthread_mutex_lock(&seen_lock);
 	w.protect = 0;
+	pthread_mutex_unlock(&seen_lock);
 	rc = uhmm_mprotect(h, p, len, PROT_READ);
 	is_int(rc, 0, "uhmm_mprotect(first half, PROT_READ)");
-	is_int(w.protect, 1, "the mirror heard PROTECT once");
-	ok(w.start <= (uintptr_t)p && w.end >= (uintptr_t)p + len, "over the whole range");
+	c = seen_now(&w);
+	is_int(c.protect, 1, "the mirror heard PROTECT once");
+	ok(c.start <= (uintptr_t)p && c.end >= (uintptr_t)p + len, "over the whole range");
 	ok(uhmm_interval_read_retry(a, sa), "A: retry after the protection change");
 	ok(!uhmm_interval_read_retry(b, sb), "B: no retry (not in its range)");
 	is_int(ut_child(write_one, p), SIGSEGV, "a write to the range now faults (SIGSEGV in a child)");
@@ -111,7 +130,8 @@ int main(void)
 	/* RELEASE: then inserting is -ENODEV */
 	rc = uhmm_dev_remove(dev);
 	is_int(rc, 0, "device removed with pages on it");
-	is_int(w.ev, UHMM_EV_RELEASE, "the mirror heard RELEASE last");
+	c = seen_now(&w);
+	is_int(c.ev, UHMM_EV_RELEASE, "the mirror heard RELEASE last");
 	is_int(uhmm_interval_insert(m, (uintptr_t)p, len, &bad), -ENODEV, "interval_insert after RELEASE: -ENODEV");
 	ut_ok64(p, 2 * len, 5, "the data after the device went away");
 	uhmm_mirror_close(m);
