@@ -117,19 +117,25 @@ static bool expected(struct evqueue *q, const struct qmsg *m)
 	return false;
 }
 
-static int enqueue(struct evqueue *q, const struct qmsg *m)
+/* Append m to a growing array of messages (with q.lock held). */
+static int msg_push(struct qmsg **msg, size_t *n, size_t *cap, const struct qmsg *m)
 {
-	if (q->n == q->cap) {
-		size_t cap = q->cap ? q->cap * 2 : 64;
-		struct qmsg *nm = mem_realloc(q->msg, cap * sizeof(*nm));
+	if (*n == *cap) {
+		size_t c = *cap ? *cap * 2 : 64;
+		struct qmsg *nm = mem_realloc(*msg, c * sizeof(*nm));
 
 		if (!nm)
 			return -ENOMEM;
-		q->msg = nm;
-		q->cap = cap;
+		*msg = nm;
+		*cap = c;
 	}
-	q->msg[q->n++] = *m;
+	(*msg)[(*n)++] = *m;
 	return 0;
+}
+
+static int enqueue(struct evqueue *q, const struct qmsg *m)
+{
+	return msg_push(&q->msg, &q->n, &q->cap, m);
 }
 
 static void to_qmsg(const struct uffd_msg *u, struct qmsg *m)
@@ -204,17 +210,7 @@ static uint64_t now_ns(void);
 /* With q.lock held. */
 static int fq_push(struct uhmm *h, const struct qmsg *m)
 {
-	if (h->fq_n == h->fq_cap) {
-		size_t cap = h->fq_cap ? h->fq_cap * 2 : 64;
-		struct qmsg *nm = mem_realloc(h->fq, cap * sizeof(*nm));
-
-		if (!nm)
-			return -ENOMEM;
-		h->fq = nm;
-		h->fq_cap = cap;
-	}
-	h->fq[h->fq_n++] = *m;
-	return 0;
+	return msg_push(&h->fq, &h->fq_n, &h->fq_cap, m);
 }
 
 /*
