@@ -305,3 +305,59 @@ int finish_to_sys(struct uhmm *h, struct batch *b, const struct request *rq)
 		rq->res->moved += b->n;
 	return fence_end(h);
 }
+
+/*
+ * The remap fence over system pages: they leave the batch's range in one
+ * call (MREMAP_DONTUNMAP), which stays mapped, empty and registered, so
+ * that every access waits, empty pages included.  b->present says which
+ * held data; *src is where they are now (NULL when none did), readable
+ * whatever the program made the range meanwhile.
+ */
+int sys_pages_out(struct uhmm *h, struct batch *b, char **src)
+{
+	size_t len = b->end - b->start;
+	int r;
+
+	*src = NULL;
+	r = uffd_register_missing(h, b->start, len);
+	memset(b->present, 0, b->n);
+	if (!r)
+		r = pagemap_present(h, b->start, b->n, b->present, true);
+	if (r || !memchr(b->present, 1, b->n))
+		return r;
+	*src = arena_get(h, b->start, len);
+	if (!*src)
+		return -ENOMEM;
+	if (mm_move_keep(h, b->start, len, (uintptr_t)*src) == MAP_FAILED) {
+		r = -errno;
+		arena_put(h, *src);
+		*src = NULL;
+		return r;
+	}
+	mprotect(*src, len, PROT_READ);
+	return 0;
+}
+
+/* Nothing moved after all: the pages go back where they were. */
+void sys_pages_back(struct uhmm *h, struct batch *b, char *src)
+{
+	size_t len = b->end - b->start;
+
+	if (src) {
+		mprotect(src, len, b->prot);
+		mm_move(h, src, len, b->start);
+		arena_put(h, src);
+	}
+	uffd_register(h, b->start, len, false);
+}
+
+/* They moved: the old pages are the worker's to free. */
+void sys_pages_drop(struct uhmm *h, struct batch *b, char *src)
+{
+	size_t len = b->end - b->start;
+
+	if (!src)
+		return;
+	uffd_unregister(h, (uintptr_t)src, len);
+	trash_add(h, src, len);
+}

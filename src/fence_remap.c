@@ -97,7 +97,7 @@ int batch_to_dev_remap(struct uhmm *h, struct batch *b, struct uhmm_dev *d,
 {
 	size_t zero = 0, n, len;
 	char *src = NULL;
-	bool any, cut;
+	bool cut;
 	int r;
 
 	r = reserve_batch(h, d, b, rq, &cut);
@@ -107,25 +107,7 @@ int batch_to_dev_remap(struct uhmm *h, struct batch *b, struct uhmm_dev *d,
 	len = n << PAGE_SHIFT;
 	fence_track(h, b);
 	if (!b->src) {
-		/* empty pages must wait too while the range is empty */
-		r = uffd_register_missing(h, b->start, len);
-		memset(b->present, 0, n);
-		if (!r)
-			r = pagemap_present(h, b->start, n, b->present, true);
-		any = memchr(b->present, 1, n) != NULL;
-		if (!r && any) {
-			src = arena_get(h, b->start, len);
-			if (!src)
-				r = -ENOMEM;
-			else if (mm_move_keep(h, b->start, len, (uintptr_t)src) == MAP_FAILED) {
-				r = -errno;
-				arena_put(h, src);
-				src = NULL;
-			} else {
-				/* readable whatever the program made it meanwhile */
-				mprotect(src, len, PROT_READ);
-			}
-		}
+		r = sys_pages_out(h, b, &src);
 	} else {
 		memset(b->present, 1, n);
 		src = take_device_ptes(h, b);
@@ -144,17 +126,14 @@ int batch_to_dev_remap(struct uhmm *h, struct batch *b, struct uhmm_dev *d,
 	}
 	if (r) {
 		/* put back what we took: the range is empty, nothing moved */
-		if (src && !b->src) {
-			mprotect(src, len, b->prot);
-			mm_move(h, src, len, b->start);
-			arena_put(h, src);
-		} else if (src)
-			mm_map_fixed(h, b->start, len, b->prot, MAP_SHARED, b->src->fd,
-				     devmem_off(b->src, b->dsrc[0]));
-		if (!b->src)
-			uffd_register(h, b->start, len, false);
-		else
+		if (!b->src) {
+			sys_pages_back(h, b, src);
+		} else {
+			if (src)
+				mm_map_fixed(h, b->start, len, b->prot, MAP_SHARED, b->src->fd,
+					     devmem_off(b->src, b->dsrc[0]));
 			uffd_register(h, b->start, len, true);
+		}
 		for (size_t i = 0; i < n; i++)
 			devmem_free(d, b->ddst[i]);
 		uffd_wake(h, b->start, len);
@@ -163,10 +142,8 @@ int batch_to_dev_remap(struct uhmm *h, struct batch *b, struct uhmm_dev *d,
 	}
 	commit(h, b, 0, n, d, landed_stray(h));
 	uffd_wake(h, b->start, len);
-	if (src && !b->src) {
-		uffd_unregister(h, (uintptr_t)src, len);
-		trash_add(h, src, len);
-	}
+	if (!b->src)
+		sys_pages_drop(h, b, src);
 	return finish_to_dev(h, d, rq, n, zero, cut);
 }
 

@@ -58,6 +58,9 @@ int  finish_to_dev(struct uhmm *h, struct uhmm_dev *d, const struct request *rq,
 char *stage_alloc(struct uhmm *h, uintptr_t at, size_t len, bool populate);
 int  stage_into_place(struct uhmm *h, struct batch *b, char *st);
 int  finish_to_sys(struct uhmm *h, struct batch *b, const struct request *rq);
+int  sys_pages_out(struct uhmm *h, struct batch *b, char **src);
+void sys_pages_back(struct uhmm *h, struct batch *b, char *src);
+void sys_pages_drop(struct uhmm *h, struct batch *b, char *src);
 
 /* fence_wp.c: writers write-protected, readers go on */
 int batch_to_dev(struct uhmm *h, struct batch *b, struct uhmm_dev *d,

@@ -259,14 +259,24 @@ bool range_has_private(struct uhmm *h, uintptr_t start, uintptr_t end)
  * page, or, for a thread reading on from where the last window ended,
  * twice the last window (up to 2 MiB), forward, within the 2 MiB block.
  */
+#define NSEQ (sizeof(((struct uhmm *)0)->seq) / sizeof(((struct uhmm *)0)->seq[0]))
+
+/* The sequential-reader slot of thread tid, or NSEQ. */
+static size_t seq_slot(const struct uhmm *h, pid_t tid)
+{
+	size_t i;
+
+	for (i = 0; i < NSEQ && h->seq[i].tid != tid; i++)
+		;
+	return i;
+}
+
 static void fault_window(struct uhmm *h, uintptr_t page, pid_t tid, uintptr_t *ws,
 			 uintptr_t *we)
 {
-	size_t fa = h->opts.fault_around, n = sizeof(h->seq) / sizeof(h->seq[0]), i;
+	size_t fa = h->opts.fault_around, n = NSEQ, i = seq_slot(h, tid);
 	uintptr_t block_end = (page & ~(BLOCK_SIZE - 1)) + BLOCK_SIZE;
 
-	for (i = 0; i < n && h->seq[i].tid != tid; i++)
-		;
 	if (i == n) {
 		i = h->seq_victim++ % n;
 		h->seq[i].tid = tid;
@@ -301,12 +311,10 @@ static void fault_window(struct uhmm *h, uintptr_t page, pid_t tid, uintptr_t *w
 
 static void read_ahead(struct uhmm *h, struct uhmm_dev *d, pid_t tid, uintptr_t at)
 {
-	size_t n = sizeof(h->seq) / sizeof(h->seq[0]), i;
+	size_t i = seq_slot(h, tid);
 	uintptr_t e = at;
 
-	for (i = 0; i < n && h->seq[i].tid != tid; i++)
-		;
-	if (!tid || i == n || h->seq[i].window < BLOCK_SIZE || h->seq[i].next != at)
+	if (!tid || i == NSEQ || h->seq[i].window < BLOCK_SIZE || h->seq[i].next != at)
 		return;
 	for (int k = 0; k < READ_AHEAD; k++) {
 		uintptr_t s = e, lim = (s & ~(BLOCK_SIZE - 1)) + BLOCK_SIZE;
@@ -529,44 +537,6 @@ static void unreserve(struct uhmm_dev *d, struct batch *b)
 			devmem_free(d, b->ddst[i]);
 }
 
-/* The remap fence: the pages leave the range at once, every access waits. */
-static int take_pages(struct uhmm *h, struct batch *b, char **src)
-{
-	size_t len = b->end - b->start;
-	int r;
-
-	*src = NULL;
-	r = uffd_register_missing(h, b->start, len);
-	memset(b->present, 0, b->n);
-	if (!r)
-		r = pagemap_present(h, b->start, b->n, b->present, true);
-	if (r || !memchr(b->present, 1, b->n))
-		return r;
-	*src = arena_get(h, b->start, len);
-	if (!*src)
-		return -ENOMEM;
-	if (mm_move_keep(h, b->start, len, (uintptr_t)*src) == MAP_FAILED) {
-		r = -errno;
-		arena_put(h, *src);
-		*src = NULL;
-		return r;
-	}
-	mprotect(*src, len, PROT_READ);
-	return 0;
-}
-
-static void give_back(struct uhmm *h, struct batch *b, char *src)
-{
-	size_t len = b->end - b->start;
-
-	if (src) {
-		mprotect(src, len, b->prot);
-		mm_move(h, src, len, b->start);
-		arena_put(h, src);
-	}
-	uffd_register(h, b->start, len, false);
-}
-
 /*
  * The write-protect fence, without MREMAP_DONTUNMAP: writers wait while
  * the pages are read (with process_vm_readv: an unmapped range is EFAULT,
@@ -624,7 +594,7 @@ int batch_to_private(struct uhmm *h, struct batch *b, struct uhmm_dev *d,
 		return cut ? -ENOMEM : 0;
 	len = b->end - b->start;
 	fence_track(h, b);
-	r = remap ? take_pages(h, b, &src) : copy_out_wp(h, b, &src);
+	r = remap ? sys_pages_out(h, b, &src) : copy_out_wp(h, b, &src);
 	if (!r)
 		r = fill(h, d, b, src, rq, &zero);
 	if (!r && fence_broken(h))
@@ -633,7 +603,7 @@ int batch_to_private(struct uhmm *h, struct batch *b, struct uhmm_dev *d,
 		r = mm_zap(h, b->start, len);
 	if (r) {
 		if (remap)
-			give_back(h, b, src);
+			sys_pages_back(h, b, src);
 		else if (src)
 			arena_put(h, src);
 		if (!remap && (h->feat & UHMM_FEAT_WP))
@@ -655,11 +625,9 @@ int batch_to_private(struct uhmm *h, struct batch *b, struct uhmm_dev *d,
 	if (!remap && (h->feat & UHMM_FEAT_WP))
 		uffd_wp(h, b->start, len, false);
 	uffd_wake(h, b->start, len);
-	if (src && remap) {
-		uffd_unregister(h, (uintptr_t)src, len);
-		trash_add(h, src, len);
-	} else if (src) {
+	if (remap)
+		sys_pages_drop(h, b, src);
+	else if (src)
 		arena_put(h, src);
-	}
 	return finish_to_dev(h, d, rq, n, zero, cut);
 }
