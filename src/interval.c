@@ -18,19 +18,11 @@ static bool overlaps(const struct uhmm_interval *iv, uintptr_t start, uintptr_t 
 	return start < iv->end && end > iv->start;
 }
 
-static void bump(struct uhmm_interval *iv)
-{
-	pthread_mutex_lock(&iv->mu);
-	atomic_fetch_add(&iv->seq, 1);
-	pthread_cond_broadcast(&iv->cv);
-	pthread_mutex_unlock(&iv->mu);
-}
-
 void intervals_begin(struct uhmm_mirror *m, uintptr_t start, uintptr_t end)
 {
 	for (struct uhmm_interval *iv = m->intervals; iv; iv = iv->next)
 		if (overlaps(iv, start, end))
-			bump(iv);
+			seqcount_bump(&iv->sc);
 }
 
 void intervals_end(struct uhmm_mirror *m, uintptr_t start, uintptr_t end)
@@ -40,8 +32,7 @@ void intervals_end(struct uhmm_mirror *m, uintptr_t start, uintptr_t end)
 
 static void interval_free(struct uhmm_interval *iv)
 {
-	pthread_mutex_destroy(&iv->mu);
-	pthread_cond_destroy(&iv->cv);
+	seqcount_fini(&iv->sc);
 	mem_free(iv);
 }
 
@@ -87,8 +78,7 @@ int uhmm_interval_insert(struct uhmm_mirror *m, uintptr_t start, size_t len,
 	iv->m = m;
 	iv->start = s;
 	iv->end = e;
-	pthread_mutex_init(&iv->mu, NULL);
-	pthread_cond_init(&iv->cv, NULL);
+	seqcount_init(&iv->sc);
 	ctx_lock(m->h);
 	if (m->released) {
 		ctx_unlock(m->h);
@@ -124,23 +114,12 @@ void uhmm_interval_remove(struct uhmm_interval *iv)
 
 uint64_t uhmm_interval_read_begin(struct uhmm_interval *iv)
 {
-	uint64_t s;
-
-	if (!iv)
-		return 0;
-	s = atomic_load(&iv->seq);
-	if (!(s & 1))
-		return s;
-	pthread_mutex_lock(&iv->mu);
-	while ((s = atomic_load(&iv->seq)) & 1)
-		pthread_cond_wait(&iv->cv, &iv->mu);
-	pthread_mutex_unlock(&iv->mu);
-	return s;
+	return iv ? seqcount_begin(&iv->sc) : 0;
 }
 
 bool uhmm_interval_read_retry(struct uhmm_interval *iv, uint64_t seq)
 {
 	if (!iv)
 		return true;
-	return iv->m->released || atomic_load(&iv->seq) != seq;
+	return iv->m->released || atomic_load(&iv->sc.seq) != seq;
 }

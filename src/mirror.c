@@ -51,12 +51,38 @@ bool mirror_wants(struct uhmm *h, uintptr_t start, uintptr_t end)
 	return false;
 }
 
-static void seq_bump(struct uhmm_mirror *m)
+void seqcount_init(struct seqcount *c)
 {
-	pthread_mutex_lock(&m->mu);
-	atomic_fetch_add(&m->seq, 1);
-	pthread_cond_broadcast(&m->cv);
-	pthread_mutex_unlock(&m->mu);
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->cv, NULL);
+	atomic_store(&c->seq, 0);
+}
+
+void seqcount_fini(struct seqcount *c)
+{
+	pthread_mutex_destroy(&c->mu);
+	pthread_cond_destroy(&c->cv);
+}
+
+void seqcount_bump(struct seqcount *c)
+{
+	pthread_mutex_lock(&c->mu);
+	atomic_fetch_add(&c->seq, 1);
+	pthread_cond_broadcast(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+}
+
+uint64_t seqcount_begin(struct seqcount *c)
+{
+	uint64_t s = atomic_load(&c->seq);
+
+	if (!(s & 1))
+		return s;
+	pthread_mutex_lock(&c->mu);
+	while ((s = atomic_load(&c->seq)) & 1)
+		pthread_cond_wait(&c->cv, &c->mu);
+	pthread_mutex_unlock(&c->mu);
+	return s;
 }
 
 static void call_one(struct uhmm_mirror *m, uintptr_t start, uintptr_t end,
@@ -69,14 +95,14 @@ static void call_one(struct uhmm_mirror *m, uintptr_t start, uintptr_t end,
 
 	/* counted first: the callback may look at the counters */
 	COUNT(m->h, m->dev, invalidations, 1);
-	seq_bump(m);
+	seqcount_bump(&m->sc);
 	intervals_begin(m, start, end);
 	if (m->ops.invalidate2)
 		m->ops.invalidate2(m, &inv);
 	else if (m->ops.invalidate)
 		m->ops.invalidate(m, start, end, ev);
 	intervals_end(m, start, end);
-	seq_bump(m);
+	seqcount_bump(&m->sc);
 }
 
 void mirror_invalidate(struct uhmm *h, uintptr_t start, uintptr_t end,
@@ -104,8 +130,7 @@ void mirrors_release_dev(struct uhmm *h, struct uhmm_dev *d)
 static void mirror_free(struct uhmm_mirror *m)
 {
 	intervals_free(m);
-	pthread_mutex_destroy(&m->mu);
-	pthread_cond_destroy(&m->cv);
+	seqcount_fini(&m->sc);
 	mem_free(m);
 }
 
@@ -137,8 +162,7 @@ int mirror_open_locked(struct uhmm_dev *dev, const struct uhmm_mirror_ops *ops,
 	n = sz_of(ops->sz, sizeof(m->ops));
 	memcpy(&m->ops, ops, n < sizeof(m->ops) ? n : sizeof(m->ops));
 	m->priv = priv;
-	pthread_mutex_init(&m->mu, NULL);
-	pthread_cond_init(&m->cv, NULL);
+	seqcount_init(&m->sc);
 	m->next = dev->h->mirrors;
 	dev->h->mirrors = m;
 	*out = m;
@@ -189,18 +213,7 @@ void *uhmm_mirror_priv(const struct uhmm_mirror *m)
 
 uint64_t uhmm_mirror_read_begin(struct uhmm_mirror *m)
 {
-	uint64_t s;
-
-	if (!m)
-		return 0;
-	s = atomic_load(&m->seq);
-	if (!(s & 1))
-		return s;
-	pthread_mutex_lock(&m->mu);
-	while ((s = atomic_load(&m->seq)) & 1)
-		pthread_cond_wait(&m->cv, &m->mu);
-	pthread_mutex_unlock(&m->mu);
-	return s;
+	return m ? seqcount_begin(&m->sc) : 0;
 }
 
 bool uhmm_mirror_read_retry(struct uhmm_mirror *m, uint64_t seq)
@@ -209,7 +222,7 @@ bool uhmm_mirror_read_retry(struct uhmm_mirror *m, uint64_t seq)
 		return true;
 	/* a released mirror has nothing to program: the driver's next
 	 * range_fault says -ENODEV */
-	return m->released || atomic_load(&m->seq) != seq;
+	return m->released || atomic_load(&m->sc.seq) != seq;
 }
 
 /* ---- uhmm_range_fault ------------------------------------------------------- */
@@ -619,11 +632,11 @@ int uhmm_range_fault(struct uhmm_mirror *m, const void *addr, size_t len,
 		r = -ENODEV;
 		goto out;
 	}
-	seq = atomic_load(&m->seq);
+	seq = atomic_load(&m->sc.seq);
 	/* from now on every change of the range reaches this mirror */
 	mirror_widen(m, f.s, f.e);
 	r = range_fault_locked(h, &f, ptes);
-	if (!r && atomic_load(&m->seq) != seq)
+	if (!r && atomic_load(&m->sc.seq) != seq)
 		r = -EBUSY;
 out:
 	ctx_unlock(h);

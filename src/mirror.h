@@ -8,6 +8,18 @@
 
 #include "internal.h"
 
+/* A sequence count, odd while an invalidation runs; readers may wait. */
+struct seqcount {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	_Atomic uint64_t seq;
+};
+
+void     seqcount_init(struct seqcount *c);
+void     seqcount_fini(struct seqcount *c);
+void     seqcount_bump(struct seqcount *c);
+uint64_t seqcount_begin(struct seqcount *c);	/* waits while odd */
+
 struct uhmm_mirror {
 	struct uhmm *h;
 	struct uhmm_dev *dev;		/* NULL once released */
@@ -18,9 +30,7 @@ struct uhmm_mirror {
 	uintptr_t lo, hi;		/* hull of what range_fault answered */
 	bool released;
 
-	pthread_mutex_t mu;		/* seq's waiters */
-	pthread_cond_t cv;
-	_Atomic uint64_t seq;		/* odd while a callback runs */
+	struct seqcount sc;		/* odd while a callback runs */
 	struct uhmm_interval *intervals;	/* under h->lock */
 };
 
@@ -28,9 +38,7 @@ struct uhmm_interval {
 	struct uhmm_mirror *m;
 	uintptr_t start, end;
 	struct uhmm_interval *next;	/* m->intervals, under h->lock */
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	_Atomic uint64_t seq;		/* odd while an invalidation of it runs */
+	struct seqcount sc;		/* odd while an invalidation of it runs */
 };
 
 /* interval.c, with h->lock held */
