@@ -97,7 +97,7 @@ struct uhmm_opts {
 	                              least a page; 0 = 64 KiB.  A thread
 	                              reading on from its last window gets
 	                              twice that window, up to 2 MiB, and at
-	                              2 MiB the next two blocks are brought
+	                              2 MiB the next four blocks are brought
 	                              home while it works (read-ahead)       */
 	uint32_t fault_threads;    /* threads serving CPU faults; 0 = 1.  With
 	                              1, the thread reading the userfaultfd
