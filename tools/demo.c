@@ -45,35 +45,6 @@ struct demo {
 	size_t len;
 };
 
-static void say(const struct demo *d, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void fail(struct demo *d, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void say(const struct demo *d, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (d->quiet)
-		return;
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-}
-
-/* Failures are printed even with --quiet: they are the point of a check. */
-static void fail(struct demo *d, const char *fmt, ...)
-{
-	va_list ap;
-
-	fflush(stdout);
-	fputs("uhmm demo: FAILED: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	d->failed = true;
-}
 
 /* The byte at buffer offset i: depends on the offset, so a page that ends
  * up in the wrong place is caught, not just a page that lost its data. */
@@ -111,23 +82,23 @@ static void print_where(struct demo *d, const char *when, int want)
 
 	err = count_where(d->h, d->buf, d->len, counts);
 	if (err < 0) {
-		fail(d, "uhmm_where: %s", uhmm_strerror(err));
+		demo_fail(&d->failed, "uhmm_where: %s", uhmm_strerror(err));
 		return;
 	}
-	say(d, "   placement %s (uhmm_where, %zu pages):", when, n);
+	demo_say(d->quiet, "   placement %s (uhmm_where, %zu pages):", when, n);
 	for (loc = UHMM_LOC_NONE; loc < WHERE_SLOTS - 1; loc++) {
 		if (!counts[loc + 1])
 			continue;
 		if (loc == UHMM_LOC_NONE)
-			say(d, " not populated %zu", counts[0]);
+			demo_say(d->quiet, " not populated %zu", counts[0]);
 		else if (loc == UHMM_LOC_SYSTEM)
-			say(d, " system %zu", counts[1]);
+			demo_say(d->quiet, " system %zu", counts[1]);
 		else
-			say(d, " device #%d %zu", loc, counts[loc + 1]);
+			demo_say(d->quiet, " device #%d %zu", loc, counts[loc + 1]);
 	}
-	say(d, "\n");
+	demo_say(d->quiet, "\n");
 	if (counts[want + 1] != n)
-		fail(d, "%zu of %zu pages are not where they should be (%d)",
+		demo_fail(&d->failed, "%zu of %zu pages are not where they should be (%d)",
 		     n - counts[want + 1], n, want);
 }
 
@@ -155,15 +126,15 @@ static int step_open(struct demo *d)
 	uint64_t feat = 0;
 	int err;
 
-	say(d, "1. Open a uhmm context (userfaultfd, event thread).\n");
+	demo_say(d->quiet, "1. Open a uhmm context (userfaultfd, event thread).\n");
 	err = uhmm_open(&d->h, NULL);
 	if (err < 0) {
-		fail(d, "uhmm_open: %s (run 'uhmm info' to see why)",
+		demo_fail(&d->failed, "uhmm_open: %s (run 'uhmm info' to see why)",
 		     uhmm_strerror(err));
 		return err;
 	}
 	uhmm_features(d->h, &feat);
-	say(d, "   mode: %s\n", feat & UHMM_FEAT_KERNEL_FAULTS ?
+	demo_say(d->quiet, "   mode: %s\n", feat & UHMM_FEAT_KERNEL_FAULTS ?
 	    "privileged (kernel-mode accesses are served)" :
 	    "user-mode only (kernel-mode accesses to device-private pages fail)");
 	return 0;
@@ -199,27 +170,27 @@ static int step_device(struct demo *d)
 	struct uhmm_dev_info info = { .sz = sizeof(info) };
 	int err;
 
-	say(d, "2. Make a cache-coherent device: a 16 MiB memfd, populated once,\n"
+	demo_say(d->quiet, "2. Make a cache-coherent device: a 16 MiB memfd, populated once,\n"
 	       "   registered with uhmm_dev_add, and mapped a second time by us\n"
 	       "   as \"the device's view\" of its own memory.\n");
 	err = make_device_memory(d);
 	if (err < 0) {
-		fail(d, "device memory: %s", strerror(-err));
+		demo_fail(&d->failed, "device memory: %s", strerror(-err));
 		return err;
 	}
 	desc.fd = d->fd;
 	err = uhmm_dev_add(d->h, &desc, &d->dev);
 	if (err < 0) {
-		fail(d, "uhmm_dev_add: %s", uhmm_strerror(err));
+		demo_fail(&d->failed, "uhmm_dev_add: %s", uhmm_strerror(err));
 		return err;
 	}
 	err = uhmm_dev_info(d->dev, &info);
 	if (err < 0) {
-		fail(d, "uhmm_dev_info: %s", uhmm_strerror(err));
+		demo_fail(&d->failed, "uhmm_dev_info: %s", uhmm_strerror(err));
 		return err;
 	}
 	d->dev_id = info.id;
-	say(d, "   device #%d \"%s\": %zu MiB, granule %zu bytes\n",
+	demo_say(d->quiet, "   device #%d \"%s\": %zu MiB, granule %zu bytes\n",
 	    info.id, info.name, info.size / MIB, info.granule);
 	return 0;
 }
@@ -227,14 +198,14 @@ static int step_device(struct demo *d)
 static int step_buffer(struct demo *d)
 {
 	d->len = DEMO_BUF_SIZE;
-	say(d, "3. malloc() an 8 MiB buffer and fill it with a known pattern.\n");
+	demo_say(d->quiet, "3. malloc() an 8 MiB buffer and fill it with a known pattern.\n");
 	d->buf = malloc(d->len);
 	if (!d->buf) {
-		fail(d, "malloc: out of memory");
+		demo_fail(&d->failed, "malloc: out of memory");
 		return -ENOMEM;
 	}
 	fill(d->buf, d->len, SEED_INITIAL);
-	say(d, "   buffer at %p (%zu bytes into its page: not aligned)\n",
+	demo_say(d->quiet, "   buffer at %p (%zu bytes into its page: not aligned)\n",
 	    (void *)d->buf, (uintptr_t)d->buf & (page_size() - 1));
 	print_where(d, "now", UHMM_LOC_SYSTEM);
 	return 0;
@@ -247,21 +218,21 @@ static int step_migrate_to_dev(struct demo *d)
 	double t;
 	int err;
 
-	say(d, "4. uhmm_migrate() the buffer to the device.  The pointer does not\n"
+	demo_say(d->quiet, "4. uhmm_migrate() the buffer to the device.  The pointer does not\n"
 	       "   change: each page is copied into device memory and the device\n"
 	       "   file is mapped at the page's own address.\n");
 	t = now_sec();
 	err = uhmm_migrate_ex(d->h, d->buf, d->len, d->dev, 0, &res);
 	t = now_sec() - t;
 	if (err < 0) {
-		fail(d, "uhmm_migrate to device: %s", uhmm_strerror(err));
+		demo_fail(&d->failed, "uhmm_migrate to device: %s", uhmm_strerror(err));
 		return err;
 	}
-	say(d, "   %zu pages moved (%zu without a copy) in %.1f ms\n",
+	demo_say(d->quiet, "   %zu pages moved (%zu without a copy) in %.1f ms\n",
 	    res.moved, res.zero_filled, t * 1e3);
 	print_where(d, "now", d->dev_id);
 	if (!uhmm_dev_info(d->dev, &info))
-		say(d, "   device memory used %zu KiB, reserved %zu KiB; "
+		demo_say(d->quiet, "   device memory used %zu KiB, reserved %zu KiB; "
 		       "the buffer is %d mapping(s) in /proc/self/maps\n",
 		    info.used / 1024, info.reserved / 1024,
 		    count_vmas(d->buf, d->len));
@@ -307,13 +278,13 @@ static void show_first_page(struct demo *d)
 	if (uhmm_dev_offset(d->h, d->buf, &loc, &off) < 0)
 		return;
 	off += (uintptr_t)d->buf & (page_size() - 1);
-	say(d, "   buf[0..7]              =");
+	demo_say(d->quiet, "   buf[0..7]              =");
 	for (i = 0; i < 8; i++)
-		say(d, " %02x", d->buf[i]);
-	say(d, "\n   device view @0x%06llx =", (unsigned long long)off);
+		demo_say(d->quiet, " %02x", d->buf[i]);
+	demo_say(d->quiet, "\n   device view @0x%06llx =", (unsigned long long)off);
 	for (i = 0; i < 8; i++)
-		say(d, " %02x", d->view[off + i]);
-	say(d, "\n");
+		demo_say(d->quiet, " %02x", d->view[off + i]);
+	demo_say(d->quiet, "\n");
 }
 
 static void step_view(struct demo *d, unsigned seed, const char *what)
@@ -322,11 +293,11 @@ static void step_view(struct demo *d, unsigned seed, const char *what)
 
 	show_first_page(d);
 	if (bad) {
-		fail(d, "%zu bytes of the device's view differ from %s",
+		demo_fail(&d->failed, "%zu bytes of the device's view differ from %s",
 		     bad, what);
 		return;
 	}
-	say(d, "   all %zu bytes match %s (read at uhmm_dev_offset())\n",
+	demo_say(d->quiet, "   all %zu bytes match %s (read at uhmm_dev_offset())\n",
 	    d->len, what);
 }
 
@@ -338,7 +309,7 @@ static int get_stats(struct demo *d, struct uhmm_stats *st)
 	st->sz = sizeof(*st);
 	err = uhmm_stats(d->h, st);
 	if (err < 0)
-		fail(d, "uhmm_stats: %s", uhmm_strerror(err));
+		demo_fail(&d->failed, "uhmm_stats: %s", uhmm_strerror(err));
 	return err;
 }
 
@@ -355,7 +326,7 @@ static void step_cpu_writes(struct demo *d)
 	struct uhmm_stats before, after;
 	long f0, f1;
 
-	say(d, "5. The CPU writes new bytes into the buffer with plain stores.\n");
+	demo_say(d->quiet, "5. The CPU writes new bytes into the buffer with plain stores.\n");
 	if (get_stats(d, &before) < 0)
 		return;
 	minflt();			/* warm getrusage's own path */
@@ -364,23 +335,23 @@ static void step_cpu_writes(struct demo *d)
 	f1 = minflt();
 	if (get_stats(d, &after) < 0)
 		return;
-	say(d, "   during the writes: bytes copied by uhmm %llu, CPU faults "
+	demo_say(d->quiet, "   during the writes: bytes copied by uhmm %llu, CPU faults "
 	       "served by uhmm %llu,\n"
 	       "   minor page faults of the process (getrusage) %ld\n",
 	    (unsigned long long)(after.bytes_copied - before.bytes_copied),
 	    (unsigned long long)(after.cpu_faults - before.cpu_faults),
 	    f1 - f0);
 	if (after.bytes_copied != before.bytes_copied)
-		fail(d, "uhmm copied bytes during plain CPU writes");
+		demo_fail(&d->failed, "uhmm copied bytes during plain CPU writes");
 	if (after.cpu_faults != before.cpu_faults)
-		fail(d, "uhmm served CPU faults during plain CPU writes");
+		demo_fail(&d->failed, "uhmm served CPU faults during plain CPU writes");
 	if (f1 != f0)
-		say(d, "   (the kernel took %ld minor faults: some pages were not "
+		demo_say(d->quiet, "   (the kernel took %ld minor faults: some pages were not "
 		       "mapped writable in advance)\n", f1 - f0);
 	else
-		say(d, "   no fault at all: uhmm mapped the device pages "
+		demo_say(d->quiet, "   no fault at all: uhmm mapped the device pages "
 		       "writable in advance\n");
-	say(d, "   The device's view of its memory already holds the new bytes:\n");
+	demo_say(d->quiet, "   The device's view of its memory already holds the new bytes:\n");
 	step_view(d, SEED_CPU, "the CPU's writes");
 }
 
@@ -390,21 +361,21 @@ static int step_migrate_back(struct demo *d)
 	size_t bad;
 	int err;
 
-	say(d, "6. Migrate the buffer back to system memory (to = NULL).\n");
+	demo_say(d->quiet, "6. Migrate the buffer back to system memory (to = NULL).\n");
 	t = now_sec();
 	err = uhmm_migrate(d->h, d->buf, d->len, NULL, 0);
 	t = now_sec() - t;
 	if (err < 0) {
-		fail(d, "uhmm_migrate to system: %s", uhmm_strerror(err));
+		demo_fail(&d->failed, "uhmm_migrate to system: %s", uhmm_strerror(err));
 		return err;
 	}
-	say(d, "   done in %.1f ms\n", t * 1e3);
+	demo_say(d->quiet, "   done in %.1f ms\n", t * 1e3);
 	print_where(d, "now", UHMM_LOC_SYSTEM);
 	bad = count_bad(d->buf, d->len, SEED_CPU);
 	if (bad)
-		fail(d, "%zu bytes differ after coming back", bad);
+		demo_fail(&d->failed, "%zu bytes differ after coming back", bad);
 	else
-		say(d, "   every one of the %zu bytes is what the CPU wrote\n",
+		demo_say(d->quiet, "   every one of the %zu bytes is what the CPU wrote\n",
 		    d->len);
 	return 0;
 }
@@ -415,7 +386,7 @@ static void step_stats(struct demo *d)
 
 	if (get_stats(d, &st) < 0)
 		return;
-	say(d, "7. Library counters (uhmm_stats):\n"
+	demo_say(d->quiet, "7. Library counters (uhmm_stats):\n"
 	       "   pages to device %llu, to system %llu, zero-filled %llu,\n"
 	       "   bytes copied %llu, CPU faults %llu, evictions %llu\n",
 	    (unsigned long long)st.pages_to_dev,
@@ -465,7 +436,7 @@ static void run_steps(struct demo *d)
 	if (step_open(d) || step_device(d) || step_buffer(d) ||
 	    step_migrate_to_dev(d))
 		return;
-	say(d, "   The device's view holds the buffer's bytes:\n");
+	demo_say(d->quiet, "   The device's view holds the buffer's bytes:\n");
 	step_view(d, SEED_INITIAL, "the buffer");
 	step_cpu_writes(d);
 	if (step_migrate_back(d))
@@ -489,7 +460,7 @@ int cmd_demo(int argc, char **argv)
 		fprintf(stderr, "uhmm demo: some checks failed\n");
 		return EXIT_FAIL;
 	}
-	say(&d, "8. uhmm_close() closed the context; the buffer was ordinary "
+	demo_say(d.quiet, "8. uhmm_close() closed the context; the buffer was ordinary "
 	        "memory again and was free()d.\n");
 	printf("uhmm demo: all checks passed\n");
 	return 0;

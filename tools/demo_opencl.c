@@ -66,34 +66,6 @@ struct odemo {
 	char cache[4096];		/* our POCL_CACHE_DIR, if we made one */
 };
 
-static void say(const struct odemo *d, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void fail(struct odemo *d, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void say(const struct odemo *d, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (d->quiet)
-		return;
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-}
-
-static void fail(struct odemo *d, const char *fmt, ...)
-{
-	va_list ap;
-
-	fflush(stdout);
-	fputs("uhmm demo: FAILED: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	d->failed = true;
-}
 
 static uint32_t xval(size_t i)
 {
@@ -107,23 +79,23 @@ static void print_where(struct odemo *d, const char *when, int want)
 
 	err = count_where(d->h, d->x, d->len, counts);
 	if (err < 0) {
-		fail(d, "uhmm_where: %s", uhmm_strerror(err));
+		demo_fail(&d->failed, "uhmm_where: %s", uhmm_strerror(err));
 		return;
 	}
-	say(d, "   placement %s (uhmm_where, %zu pages):", when, n);
+	demo_say(d->quiet, "   placement %s (uhmm_where, %zu pages):", when, n);
 	for (loc = UHMM_LOC_NONE; loc < WHERE_SLOTS - 1; loc++) {
 		if (!counts[loc + 1])
 			continue;
 		if (loc == UHMM_LOC_NONE)
-			say(d, " not populated %zu", counts[0]);
+			demo_say(d->quiet, " not populated %zu", counts[0]);
 		else if (loc == UHMM_LOC_SYSTEM)
-			say(d, " system %zu", counts[1]);
+			demo_say(d->quiet, " system %zu", counts[1]);
 		else
-			say(d, " device #%d %zu", loc, counts[loc + 1]);
+			demo_say(d->quiet, " device #%d %zu", loc, counts[loc + 1]);
 	}
-	say(d, "\n");
+	demo_say(d->quiet, "\n");
 	if (counts[want + 1] != n)
-		fail(d, "%zu of %zu pages are not where they should be (%d)",
+		demo_fail(&d->failed, "%zu of %zu pages are not where they should be (%d)",
 		     n - counts[want + 1], n, want);
 }
 
@@ -135,7 +107,7 @@ static int get_stats(struct odemo *d, struct uhmm_stats *st)
 	st->sz = sizeof(*st);
 	err = uhmm_stats(d->h, st);
 	if (err < 0)
-		fail(d, "uhmm_stats: %s", uhmm_strerror(err));
+		demo_fail(&d->failed, "uhmm_stats: %s", uhmm_strerror(err));
 	return err;
 }
 
@@ -168,15 +140,15 @@ static int step_open(struct odemo *d)
 	uint64_t feat = 0;
 	int err;
 
-	say(d, "1. Open a uhmm context (userfaultfd, event thread).\n");
+	demo_say(d->quiet, "1. Open a uhmm context (userfaultfd, event thread).\n");
 	err = uhmm_open(&d->h, NULL);
 	if (err < 0) {
-		fail(d, "uhmm_open: %s (run 'uhmm info' to see why)",
+		demo_fail(&d->failed, "uhmm_open: %s (run 'uhmm info' to see why)",
 		     uhmm_strerror(err));
 		return err;
 	}
 	uhmm_features(d->h, &feat);
-	say(d, "   mode: %s\n", feat & UHMM_FEAT_KERNEL_FAULTS ?
+	demo_say(d->quiet, "   mode: %s\n", feat & UHMM_FEAT_KERNEL_FAULTS ?
 	    "privileged (kernel-mode accesses are served)" :
 	    "user-mode only (kernel-mode accesses to device-private pages fail)");
 	return 0;
@@ -187,32 +159,32 @@ static int step_device(struct odemo *d)
 	struct uhmm_dev_info info = { .sz = sizeof(info) };
 	int err;
 
-	say(d, "2. Register 64 MiB of OpenCL device memory (platform 0, device 0)\n"
+	demo_say(d->quiet, "2. Register 64 MiB of OpenCL device memory (platform 0, device 0)\n"
 	       "   with uhmm_dev_add_opencl: one cl_mem buffer is the device's\n"
 	       "   memory.  It is PRIVATE memory: the CPU never maps it; uhmm moves\n"
 	       "   pages in and out with clEnqueueWriteBuffer/clEnqueueReadBuffer.\n");
 	err = uhmm_dev_add_opencl(d->h, 0, 0, DEMO_DEV_SIZE, &d->dev);
 	if (err == -ENODEV) {
-		fail(d, "no OpenCL platform or device here (OpenCL status %d): "
+		demo_fail(&d->failed, "no OpenCL platform or device here (OpenCL status %d): "
 		     "install an OpenCL implementation, e.g. pocl-opencl-icd",
 		     uhmm_opencl_last_error());
 		return err;
 	}
 	if (err < 0) {
-		fail(d, "uhmm_dev_add_opencl: %s (OpenCL status %d)",
+		demo_fail(&d->failed, "uhmm_dev_add_opencl: %s (OpenCL status %d)",
 		     uhmm_strerror(err), uhmm_opencl_last_error());
 		return err;
 	}
 	err = uhmm_dev_info(d->dev, &info);
 	if (err < 0) {
-		fail(d, "uhmm_dev_info: %s", uhmm_strerror(err));
+		demo_fail(&d->failed, "uhmm_dev_info: %s", uhmm_strerror(err));
 		return err;
 	}
 	d->dev_id = info.id;
-	say(d, "   device #%d \"%s\": %zu MiB, %s\n", info.id, info.name,
+	demo_say(d->quiet, "   device #%d \"%s\": %zu MiB, %s\n", info.id, info.name,
 	    info.size / MIB, info.kind == UHMM_MEM_PRIVATE ? "PRIVATE" : "COHERENT?");
 	if (info.kind != UHMM_MEM_PRIVATE)
-		fail(d, "the device is not PRIVATE");
+		demo_fail(&d->failed, "the device is not PRIVATE");
 	return 0;
 }
 
@@ -224,28 +196,28 @@ static int step_kernel(struct odemo *d)
 	cl_int e;
 	int err;
 
-	say(d, "3. Build an OpenCL kernel for it: y[i] = 2 * x[i] + 1.  It gets the\n"
+	demo_say(d->quiet, "3. Build an OpenCL kernel for it: y[i] = 2 * x[i] + 1.  It gets the\n"
 	       "   device buffer and the byte offset where our data sits in it.\n");
 	err = uhmm_opencl_context(d->dev, &ctx, &did, NULL);
 	if (err < 0) {
-		fail(d, "uhmm_opencl_context: %s", uhmm_strerror(err));
+		demo_fail(&d->failed, "uhmm_opencl_context: %s", uhmm_strerror(err));
 		return err;
 	}
 	d->prog = clCreateProgramWithSource(ctx, 1, &kernel_src, NULL, &e);
 	if (!d->prog) {
-		fail(d, "clCreateProgramWithSource: OpenCL status %d", e);
+		demo_fail(&d->failed, "clCreateProgramWithSource: OpenCL status %d", e);
 		return -EIO;
 	}
 	e = clBuildProgram(d->prog, 1, &did, "", NULL, NULL);
 	if (e != CL_SUCCESS) {
 		clGetProgramBuildInfo(d->prog, did, CL_PROGRAM_BUILD_LOG,
 				      sizeof(log) - 1, log, NULL);
-		fail(d, "clBuildProgram: OpenCL status %d\n%s", e, log);
+		demo_fail(&d->failed, "clBuildProgram: OpenCL status %d\n%s", e, log);
 		return -EIO;
 	}
 	d->k = clCreateKernel(d->prog, "twice_plus_one", &e);
 	if (!d->k) {
-		fail(d, "clCreateKernel: OpenCL status %d", e);
+		demo_fail(&d->failed, "clCreateKernel: OpenCL status %d", e);
 		return -EIO;
 	}
 	return 0;
@@ -257,18 +229,18 @@ static int step_buffer(struct odemo *d)
 
 	d->n = DEMO_N;
 	d->len = 2 * d->n * sizeof(uint32_t);
-	say(d, "4. malloc() an 8 MiB buffer: x = its first 4 MiB, y = the rest.\n"
+	demo_say(d->quiet, "4. malloc() an 8 MiB buffer: x = its first 4 MiB, y = the rest.\n"
 	       "   The CPU fills x (1M numbers) and clears y.\n");
 	d->x = malloc(d->len);
 	if (!d->x) {
-		fail(d, "malloc: out of memory");
+		demo_fail(&d->failed, "malloc: out of memory");
 		return -ENOMEM;
 	}
 	for (i = 0; i < d->n; i++) {
 		d->x[i] = xval(i);
 		d->x[d->n + i] = 0;
 	}
-	say(d, "   buffer at %p\n", (void *)d->x);
+	demo_say(d->quiet, "   buffer at %p\n", (void *)d->x);
 	print_where(d, "now", UHMM_LOC_SYSTEM);
 	return 0;
 }
@@ -280,20 +252,20 @@ static int step_migrate(struct odemo *d)
 	double t;
 	int err;
 
-	say(d, "5. uhmm_migrate() the buffer to the OpenCL device.  Each page is\n"
+	demo_say(d->quiet, "5. uhmm_migrate() the buffer to the OpenCL device.  Each page is\n"
 	       "   copied into the device buffer and its system memory is freed;\n"
 	       "   the pointer stays the same, but nothing is mapped behind it now.\n");
 	t = now_sec();
 	err = uhmm_migrate_ex(d->h, d->x, d->len, d->dev, 0, &res);
 	t = now_sec() - t;
 	if (err < 0) {
-		fail(d, "uhmm_migrate to the device: %s", uhmm_strerror(err));
+		demo_fail(&d->failed, "uhmm_migrate to the device: %s", uhmm_strerror(err));
 		return err;
 	}
-	say(d, "   %zu pages moved in %.1f ms\n", res.moved, t * 1e3);
+	demo_say(d->quiet, "   %zu pages moved in %.1f ms\n", res.moved, t * 1e3);
 	print_where(d, "now", d->dev_id);
 	if (!uhmm_dev_info(d->dev, &info))
-		say(d, "   device memory used %zu KiB of %zu MiB\n",
+		demo_say(d->quiet, "   device memory used %zu KiB of %zu MiB\n",
 		    info.used / 1024, info.size / MIB);
 	return 0;
 }
@@ -305,27 +277,27 @@ static int step_run(struct odemo *d)
 	double t;
 	int err, loc = 0;
 
-	say(d, "6. Run the kernel there with uhmm_opencl_run(): it finds where x\n"
+	demo_say(d->quiet, "6. Run the kernel there with uhmm_opencl_run(): it finds where x\n"
 	       "   lives in the device buffer (uhmm_dev_offset), passes the buffer\n"
 	       "   and that offset to the kernel, and waits for it.  The CPU does\n"
 	       "   not touch the data; the device computes y in its own memory.\n");
 	if (clSetKernelArg(d->k, 2, sizeof(n), &n) != CL_SUCCESS) {
-		fail(d, "clSetKernelArg");
+		demo_fail(&d->failed, "clSetKernelArg");
 		return -EIO;
 	}
 	uhmm_dev_offset(d->h, d->x, &loc, &off);
-	say(d, "   x[0] is at byte 0x%llx of the device buffer\n",
+	demo_say(d->quiet, "   x[0] is at byte 0x%llx of the device buffer\n",
 	    (unsigned long long)(off + ((uintptr_t)d->x & (page_size() - 1))));
 	t = now_sec();
 	err = uhmm_opencl_run(d->h, d->dev, d->k, 0, 1, d->x, d->len,
 			      (d->n + 63) / 64 * 64, 64);
 	t = now_sec() - t;
 	if (err < 0) {
-		fail(d, "uhmm_opencl_run: %s (OpenCL status %d)",
+		demo_fail(&d->failed, "uhmm_opencl_run: %s (OpenCL status %d)",
 		     uhmm_strerror(err), uhmm_opencl_last_error());
 		return err;
 	}
-	say(d, "   the kernel ran in %.1f ms (the first launch includes the\n"
+	demo_say(d->quiet, "   the kernel ran in %.1f ms (the first launch includes the\n"
 	       "   OpenCL implementation's own compiling)\n", t * 1e3);
 	print_where(d, "after the kernel", d->dev_id);
 	return 0;
@@ -337,7 +309,7 @@ static void step_read(struct odemo *d)
 	size_t i, bad = 0;
 	double t;
 
-	say(d, "7. The CPU reads x and y with plain loads.  The first access to\n"
+	demo_say(d->quiet, "7. The CPU reads x and y with plain loads.  The first access to\n"
 	       "   each page faults; uhmm copies that page and its neighbours\n"
 	       "   (64 KiB) back from the device and the load goes on.\n");
 	if (get_stats(d, &before) < 0)
@@ -346,23 +318,23 @@ static void step_read(struct odemo *d)
 	for (i = 0; i < d->n; i++)
 		bad += d->x[i] != xval(i) || d->x[d->n + i] != 2 * xval(i) + 1;
 	t = now_sec() - t;
-	say(d, "   y[0..3] = %u %u %u %u (x[0..3] = %u %u %u %u)\n",
+	demo_say(d->quiet, "   y[0..3] = %u %u %u %u (x[0..3] = %u %u %u %u)\n",
 	    d->x[d->n], d->x[d->n + 1], d->x[d->n + 2], d->x[d->n + 3],
 	    d->x[0], d->x[1], d->x[2], d->x[3]);
 	print_where(d, "now", UHMM_LOC_SYSTEM);	/* waits for the counters */
 	if (get_stats(d, &after) < 0)
 		return;
-	say(d, "   reading took %.1f ms: %llu CPU faults served by uhmm, %llu pages\n"
+	demo_say(d->quiet, "   reading took %.1f ms: %llu CPU faults served by uhmm, %llu pages\n"
 	       "   came back to system memory\n", t * 1e3,
 	    (unsigned long long)(after.cpu_faults - before.cpu_faults),
 	    (unsigned long long)(after.pages_to_sys - before.pages_to_sys));
 	if (after.cpu_faults == before.cpu_faults)
-		fail(d, "no CPU fault was served: the pages did not come back "
+		demo_fail(&d->failed, "no CPU fault was served: the pages did not come back "
 		     "from the device");
 	if (bad)
-		fail(d, "%zu of %zu results are wrong", bad, d->n);
+		demo_fail(&d->failed, "%zu of %zu results are wrong", bad, d->n);
 	else
-		say(d, "   all %zu results are 2 * x + 1, and x is intact\n",
+		demo_say(d->quiet, "   all %zu results are 2 * x + 1, and x is intact\n",
 		    d->n);
 }
 
@@ -372,7 +344,7 @@ static void step_stats(struct odemo *d)
 
 	if (get_stats(d, &st) < 0)
 		return;
-	say(d, "8. Library counters (uhmm_stats):\n"
+	demo_say(d->quiet, "8. Library counters (uhmm_stats):\n"
 	       "   pages to device %llu, to system %llu, zero-filled %llu,\n"
 	       "   bytes copied %llu, CPU faults %llu, evictions %llu\n",
 	    (unsigned long long)st.pages_to_dev,
@@ -411,7 +383,7 @@ int demo_opencl(bool quiet)
 		fprintf(stderr, "uhmm demo --opencl: some checks failed\n");
 		return EXIT_FAIL;
 	}
-	say(&d, "9. uhmm_close() closed the context and released the OpenCL\n"
+	demo_say(d.quiet, "9. uhmm_close() closed the context and released the OpenCL\n"
 	        "   device; the buffer was free()d.\n");
 	printf("uhmm demo --opencl: all checks passed\n");
 	return 0;

@@ -42,4 +42,7 @@ int count_where(struct uhmm *h, const void *addr, size_t len, size_t *counts);
 /* counts[] of count_where(): index loc + 1, so NONE is 0, SYSTEM is 1. */
 #define WHERE_SLOTS	66
 
+void demo_say(bool quiet, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void demo_fail(bool *failed, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 #endif /* UHMM_TOOL_H */

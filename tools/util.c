@@ -148,3 +148,29 @@ out:
 	free(loc);
 	return err;
 }
+
+/* A demo's explanations, unless --quiet. */
+void demo_say(bool quiet, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (quiet)
+		return;
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+}
+
+/* A demo's failed check: printed even with --quiet, it is the point. */
+void demo_fail(bool *failed, const char *fmt, ...)
+{
+	va_list ap;
+
+	fflush(stdout);
+	fputs("uhmm demo: FAILED: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	*failed = true;
+}
