@@ -446,11 +446,16 @@ int   uhmm_mirror_open(struct uhmm_dev *dev, const struct uhmm_mirror_ops *ops,
 void  uhmm_mirror_close(struct uhmm_mirror *m);
 void *uhmm_mirror_priv(const struct uhmm_mirror *m);
 
-/* One sequence count per mirror, odd while a callback of it runs;
- * read_begin waits while it is odd.  The driver's loop: seq = read_begin;
- * uhmm_range_fault; take the lock invalidate takes; if read_retry(seq):
- * drop it and start again; program the device; drop the lock.  After
- * RELEASE read_retry is always true. */
+/* One sequence count per mirror, odd from the start of a change uhmm
+ * makes to a range the mirror holds (a migration, before its callbacks)
+ * until the change is complete, as the kernel's from invalidate_range_start
+ * to _end; read_begin waits while it is odd.  The driver's loop: seq =
+ * read_begin; uhmm_range_fault; take the lock invalidate takes; if
+ * read_retry(seq): drop it and start again; program the device; drop the
+ * lock.  After RELEASE read_retry is always true.  Progress: a driver
+ * whose read_retry failed gets its next round in before a uhmm_migrate
+ * that starts within 10 ms (waiting up to 1 ms for it), so a thread
+ * migrating in a loop cannot starve it. */
 uint64_t uhmm_mirror_read_begin(struct uhmm_mirror *m);
 bool     uhmm_mirror_read_retry(struct uhmm_mirror *m, uint64_t seq);
 

@@ -2,9 +2,11 @@
 /* uhmm_open/uhmm_close: one address-space manager and its threads. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -13,19 +15,76 @@
 __thread bool lib_thread;
 __thread bool reader_thread;
 
+/*
+ * glibc's mutex lets the thread that unlocks take the lock straight back,
+ * before the waiter it woke has run: a thread migrating in a loop would
+ * starve every other caller (a driver's range_fault, a CPU fault waiting
+ * for the worker).  So a thread that let the lock go while others waited
+ * for it, or after waking mirror readers (who come for it next, from
+ * range_fault), yields until another thread has had it.  Bounded in time,
+ * in case the waiter is descheduled or the reader never comes: fairness,
+ * not correctness, depends on it.
+ */
+#define HANDOFF_NS (1000 * 1000)
+
+uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static bool handed_off(struct uhmm *h, uint32_t gen)
+{
+	if (atomic_load(&h->lock_gen) != gen)
+		return true;
+	return !atomic_load(&h->handoff_readers) && atomic_load(&h->lock_waiters) <= 1;
+}
+
+static void ctx_wait_handoff(struct uhmm *h, pid_t me)
+{
+	uint32_t gen;
+	uint64_t until;
+
+	if (atomic_load(&h->handoff_from) != me)
+		return;
+	gen = atomic_load(&h->handoff_gen);
+	if (handed_off(h, gen))
+		return;
+	until = mono_ns() + HANDOFF_NS;
+	do
+		sched_yield();
+	while (!handed_off(h, gen) && mono_ns() < until);
+}
+
 void ctx_lock(struct uhmm *h)
 {
+	pid_t me = gettid();
+
+	atomic_fetch_add(&h->lock_waiters, 1);
+	ctx_wait_handoff(h, me);
 	pthread_mutex_lock(&h->lock);
-	atomic_store(&h->migrator, gettid());
+	atomic_fetch_sub(&h->lock_waiters, 1);
+	atomic_fetch_add(&h->lock_gen, 1);
+	atomic_store(&h->migrator, me);
 }
 
 void ctx_unlock(struct uhmm *h)
 {
-	bool scrub = atomic_load(&h->scrub);
+	bool scrub = atomic_load(&h->scrub), woke;
 
 	if (!lib_thread)
 		note_activity(h);
+	woke = mirrors_settle(h);
 	atomic_store(&h->migrator, 0);
+	if (woke || atomic_load(&h->lock_waiters)) {
+		atomic_store(&h->handoff_gen, atomic_load(&h->lock_gen));
+		atomic_store(&h->handoff_readers, woke);
+		atomic_store(&h->handoff_from, gettid());
+	} else {
+		atomic_store(&h->handoff_from, 0);
+	}
 	pthread_mutex_unlock(&h->lock);
 	if (scrub) {
 		/* the worker makes freed device memory ready again */

@@ -203,7 +203,6 @@ static void reader_take(struct uhmm *h, const struct uffd_msg *u,
 }
 
 static bool served_minor(struct uhmm *h, uintptr_t page);
-static uint64_t now_ns(void);
 
 #define READER_SPIN_NS (50 * 1000)
 
@@ -271,7 +270,7 @@ static void *reader_main(void *arg)
 		 * per fault.
 		 */
 		n = poll(p, 2, spin_until ? 0 : -1);
-		if (n == 0 && now_ns() < spin_until)
+		if (n == 0 && mono_ns() < spin_until)
 			continue;
 		if (n <= 0) {
 			spin_until = 0;
@@ -298,7 +297,7 @@ static void *reader_main(void *arg)
 			if (!serve_fast(h, &fault[i]))
 				fault[left++] = fault[i];
 		if (nfault > left)
-			spin_until = now_ns() + READER_SPIN_NS;
+			spin_until = mono_ns() + READER_SPIN_NS;
 		if (!left)
 			continue;
 		pthread_mutex_lock(&h->q.lock);
@@ -558,23 +557,15 @@ void trash_flush(struct uhmm *h)
 	pthread_mutex_unlock(&h->q.lock);
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + ts.tv_nsec;
-}
-
 void note_activity(struct uhmm *h)
 {
-	atomic_store(&h->last_call_ns, now_ns());
+	atomic_store(&h->last_call_ns, mono_ns());
 }
 
 /* True when it slept instead (the program is busy with us). */
 static bool scrub_wait(struct uhmm *h)
 {
-	uint64_t quiet = atomic_load(&h->last_call_ns) + SCRUB_QUIET_NS, t = now_ns();
+	uint64_t quiet = atomic_load(&h->last_call_ns) + SCRUB_QUIET_NS, t = mono_ns();
 
 	if (t >= quiet)
 		return false;

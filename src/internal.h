@@ -262,6 +262,13 @@ struct uhmm {
 	int stop_fd;			/* eventfd waking the reader */
 	bool stopping;
 	_Atomic pid_t migrator;		/* thread holding h->lock, for faults */
+	/* context.c: a thread that lets h->lock go while others wait for it
+	 * does not take it again before one of them has had it */
+	_Atomic int lock_waiters;
+	_Atomic uint32_t lock_gen;	/* acquisitions so far */
+	_Atomic pid_t handoff_from;	/* who let it go to waiters last */
+	_Atomic uint32_t handoff_gen;	/* lock_gen when it did */
+	_Atomic bool handoff_readers;	/* ... to mirror readers it woke */
 	char *zero_page;		/* PAGE_SIZE zeros */
 	char *sentinel;			/* registered page: events_barrier */
 
@@ -296,6 +303,9 @@ struct uhmm {
 
 	/* mirror.c: every mirror of the context, released ones included */
 	struct uhmm_mirror *mirrors;
+	bool inval_open;		/* some mirror's count is odd */
+	_Atomic uint64_t starved_ns;	/* a read_retry failed then; 0: passed */
+	_Atomic uint32_t retry_checks;	/* read_retry calls so far */
 	int initiator;			/* device whose range_fault is running */
 };
 
@@ -309,6 +319,7 @@ extern __thread bool lib_thread;
 extern __thread bool reader_thread;	/* reads the uffd: must never wait on it */
 void ctx_lock(struct uhmm *h);
 void ctx_unlock(struct uhmm *h);
+uint64_t mono_ns(void);
 
 /* probe.c */
 int  probe_open_uffd(struct uhmm *h);
@@ -418,7 +429,11 @@ int private_fault(struct uhmm *h, uintptr_t page, pid_t tid, int mode);
 void mirror_invalidate(struct uhmm *h, uintptr_t start, uintptr_t end,
 		       enum uhmm_event ev, int initiator);
 bool mirror_wants(struct uhmm *h, uintptr_t start, uintptr_t end);
+void mirror_begin_change(struct uhmm *h, uintptr_t start, uintptr_t end);
+/* may let the context go for a moment: call before anything is looked at */
+void mirror_yield_to_drivers(struct uhmm *h, uintptr_t start, uintptr_t end);
 void mirrors_release_dev(struct uhmm *h, struct uhmm_dev *d);
+bool mirrors_settle(struct uhmm *h);	/* before h->lock is let go */
 void mirrors_fini(struct uhmm *h);
 /* a mirror of the library's own (sim_dma.c), opened with h->lock held */
 int  mirror_open_locked(struct uhmm_dev *dev, const struct uhmm_mirror_ops *ops,

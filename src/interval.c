@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * Intervals: a mirror's finer sequence counts, as mmu_interval_notifier
- * gives a kernel driver one per range.  An invalidation makes odd, then
- * even again, only the counts of the intervals it overlaps, so that a
+ * gives a kernel driver one per range.  An invalidation makes odd, until
+ * its change is complete, only the counts of the intervals it overlaps, so that a
  * driver faulting one range is not sent back to read_begin by churn in
  * another.  Inserting an interval also tells the mirror that the device
  * may hold translations there: it hears invalidations of that range from
@@ -18,16 +18,20 @@ static bool overlaps(const struct uhmm_interval *iv, uintptr_t start, uintptr_t 
 	return start < iv->end && end > iv->start;
 }
 
-void intervals_begin(struct uhmm_mirror *m, uintptr_t start, uintptr_t end)
+void intervals_open(struct uhmm_mirror *m, uintptr_t start, uintptr_t end)
 {
 	for (struct uhmm_interval *iv = m->intervals; iv; iv = iv->next)
 		if (overlaps(iv, start, end))
-			seqcount_bump(&iv->sc);
+			seqcount_open(&iv->sc);
 }
 
-void intervals_end(struct uhmm_mirror *m, uintptr_t start, uintptr_t end)
+bool intervals_close(struct uhmm_mirror *m)
 {
-	intervals_begin(m, start, end);
+	bool woke = false;
+
+	for (struct uhmm_interval *iv = m->intervals; iv; iv = iv->next)
+		woke |= seqcount_close(&iv->sc);
+	return woke;
 }
 
 static void interval_free(struct uhmm_interval *iv)
@@ -121,5 +125,5 @@ bool uhmm_interval_read_retry(struct uhmm_interval *iv, uint64_t seq)
 {
 	if (!iv)
 		return true;
-	return iv->m->released || atomic_load(&iv->sc.seq) != seq;
+	return iv->m->released || retry_note(iv->m->h, atomic_load(&iv->sc.seq) != seq);
 }

@@ -261,6 +261,9 @@ int migrate_range(struct uhmm *h, uintptr_t start, uintptr_t end,
 	size_t n;
 	int r;
 
+	/* drivers starting a fault of the range now wait for the result,
+	 * rather than fault what is about to change and retry */
+	mirror_begin_change(h, start, end);
 	r = scan_checked(h, start, end, &vv, &n);
 	if (r)
 		return r;
@@ -336,6 +339,7 @@ int uhmm_migrate_ex(struct uhmm *h, void *addr, size_t len, struct uhmm_dev *to,
 	if (res && (r = sz_check(res, res->sz, sizeof(*res))))
 		return r;
 	ctx_lock(h);
+	mirror_yield_to_drivers(h, s, e);
 	events_drain(h);
 	r = migrate_range(h, s, e, to, flags, &out);
 	ctx_unlock(h);

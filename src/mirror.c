@@ -20,6 +20,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,12 +65,33 @@ void seqcount_fini(struct seqcount *c)
 	pthread_cond_destroy(&c->cv);
 }
 
-void seqcount_bump(struct seqcount *c)
+/* woke readers? */
+static bool seqcount_bump(struct seqcount *c)
 {
+	bool woke;
+
 	pthread_mutex_lock(&c->mu);
 	atomic_fetch_add(&c->seq, 1);
+	woke = c->waiting > 0;
 	pthread_cond_broadcast(&c->cv);
 	pthread_mutex_unlock(&c->mu);
+	return woke;
+}
+
+void seqcount_open(struct seqcount *c)
+{
+	if (c->open)
+		return;
+	c->open = true;
+	seqcount_bump(c);
+}
+
+bool seqcount_close(struct seqcount *c)
+{
+	if (!c->open)
+		return false;
+	c->open = false;
+	return seqcount_bump(c);
 }
 
 uint64_t seqcount_begin(struct seqcount *c)
@@ -79,10 +101,20 @@ uint64_t seqcount_begin(struct seqcount *c)
 	if (!(s & 1))
 		return s;
 	pthread_mutex_lock(&c->mu);
+	c->waiting++;
 	while ((s = atomic_load(&c->seq)) & 1)
 		pthread_cond_wait(&c->cv, &c->mu);
+	c->waiting--;
 	pthread_mutex_unlock(&c->mu);
 	return s;
+}
+
+/* odd until the change is complete: mirrors_settle */
+static void change_begins(struct uhmm_mirror *m, uintptr_t start, uintptr_t end)
+{
+	seqcount_open(&m->sc);
+	intervals_open(m, start, end);
+	m->h->inval_open = true;
 }
 
 static void call_one(struct uhmm_mirror *m, uintptr_t start, uintptr_t end,
@@ -95,14 +127,76 @@ static void call_one(struct uhmm_mirror *m, uintptr_t start, uintptr_t end,
 
 	/* counted first: the callback may look at the counters */
 	COUNT(m->h, m->dev, invalidations, 1);
-	seqcount_bump(&m->sc);
-	intervals_begin(m, start, end);
+	change_begins(m, start, end);
 	if (m->ops.invalidate2)
 		m->ops.invalidate2(m, &inv);
 	else if (m->ops.invalidate)
 		m->ops.invalidate(m, start, end, ev);
-	intervals_end(m, start, end);
-	seqcount_bump(&m->sc);
+}
+
+/*
+ * A driver whose read_retry keeps failing, against a thread that migrates
+ * its range in a loop, could retry forever: its read_begin, taken between
+ * two migrations, is stale by the time its range_fault gets the context.
+ * read_retry notes who failed; a migration starting soon after lets that
+ * driver's next round through first (mirror_yield_to_drivers).
+ */
+#define STARVED_NS	(10 * 1000 * 1000)	/* failed this recently */
+#define YIELD_NS	(1000 * 1000)		/* wait no longer for it */
+
+bool retry_note(struct uhmm *h, bool stale)
+{
+	atomic_store(&h->starved_ns, stale ? mono_ns() : 0);
+	atomic_fetch_add(&h->retry_checks, 1);
+	return stale;
+}
+
+void mirror_yield_to_drivers(struct uhmm *h, uintptr_t start, uintptr_t end)
+{
+	uint64_t t = atomic_load(&h->starved_ns), now, until;
+	uint32_t checks;
+
+	if (!t || !mirror_wants(h, start, end))
+		return;
+	now = mono_ns();
+	if (now - t > STARVED_NS)
+		return;
+	checks = atomic_load(&h->retry_checks);
+	ctx_unlock(h);
+	until = now + YIELD_NS;
+	while (atomic_load(&h->retry_checks) == checks && mono_ns() < until)
+		sched_yield();
+	ctx_lock(h);
+}
+
+/*
+ * A change of [start, end) is coming: read_begin waits for it, as from the
+ * kernel's invalidate_range_start, before the callbacks run.
+ */
+void mirror_begin_change(struct uhmm *h, uintptr_t start, uintptr_t end)
+{
+	for (struct uhmm_mirror *m = h->mirrors; m; m = m->next)
+		if (wants(m, start, end))
+			change_begins(m, start, end);
+}
+
+/*
+ * The changes invalidated under this hold of the context are complete.
+ * Woke readers waiting in read_begin?  They go on to range_fault, which
+ * needs the context: the caller lets them have it before taking it back.
+ */
+bool mirrors_settle(struct uhmm *h)
+{
+	bool woke = false;
+
+	if (!h->inval_open)
+		return false;
+	h->inval_open = false;
+	for (struct uhmm_mirror *m = h->mirrors; m; m = m->next) {
+		woke |= intervals_close(m);
+		woke |= seqcount_close(&m->sc);
+	}
+	return woke;
 }
 
 void mirror_invalidate(struct uhmm *h, uintptr_t start, uintptr_t end,
@@ -222,7 +316,7 @@ bool uhmm_mirror_read_retry(struct uhmm_mirror *m, uint64_t seq)
 		return true;
 	/* a released mirror has nothing to program: the driver's next
 	 * range_fault says -ENODEV */
-	return m->released || atomic_load(&m->sc.seq) != seq;
+	return m->released || retry_note(m->h, atomic_load(&m->sc.seq) != seq);
 }
 
 /* ---- uhmm_range_fault ------------------------------------------------------- */

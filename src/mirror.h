@@ -8,16 +8,26 @@
 
 #include "internal.h"
 
-/* A sequence count, odd while an invalidation runs; readers may wait. */
+/*
+ * A sequence count, odd from the first invalidation of a change until the
+ * change is complete (the context lock is let go: every change uhmm makes
+ * is made under it), as the kernel's is from invalidate_range_start to
+ * _end.  Readers wait while it is odd, so that a driver's read_begin
+ * taken during a migration is not stale by the time its range_fault
+ * gets the lock.
+ */
 struct seqcount {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	_Atomic uint64_t seq;
+	bool open;			/* odd, under h->lock */
+	int waiting;			/* readers waiting for even, under mu */
 };
 
 void     seqcount_init(struct seqcount *c);
 void     seqcount_fini(struct seqcount *c);
-void     seqcount_bump(struct seqcount *c);
+void     seqcount_open(struct seqcount *c);	/* with h->lock held */
+bool     seqcount_close(struct seqcount *c);	/* with h->lock held; woke readers? */
 uint64_t seqcount_begin(struct seqcount *c);	/* waits while odd */
 
 struct uhmm_mirror {
@@ -30,7 +40,7 @@ struct uhmm_mirror {
 	uintptr_t lo, hi;		/* hull of what range_fault answered */
 	bool released;
 
-	struct seqcount sc;		/* odd while a callback runs */
+	struct seqcount sc;		/* odd while a change is made */
 	struct uhmm_interval *intervals;	/* under h->lock */
 };
 
@@ -41,9 +51,11 @@ struct uhmm_interval {
 	struct seqcount sc;		/* odd while an invalidation of it runs */
 };
 
+bool retry_note(struct uhmm *h, bool stale);	/* -> stale */
+
 /* interval.c, with h->lock held */
-void intervals_begin(struct uhmm_mirror *m, uintptr_t start, uintptr_t end);
-void intervals_end(struct uhmm_mirror *m, uintptr_t start, uintptr_t end);
+void intervals_open(struct uhmm_mirror *m, uintptr_t start, uintptr_t end);
+bool intervals_close(struct uhmm_mirror *m);	/* woke readers? */
 void intervals_free(struct uhmm_mirror *m);
 void mirror_widen(struct uhmm_mirror *m, uintptr_t start, uintptr_t end);
 

@@ -197,7 +197,7 @@ static void run(struct uhmm *h, struct uhmm_dev *dev, struct uhmm_dev *other, co
 	{
 		struct churn c = { h, dev, p, len / 2, 0, 0, 0 };
 		pthread_t t;
-		int good = 0, retries = 0, torn = 0, errs = 0;
+		int good = 0, busy = 0, retries = 0, torn = 0, errs = 0;
 		double until = ut_now() + (UT_SANITIZED ? 1.0 : 0.5);
 
 		pthread_create(&t, NULL, churn_thread, &c);
@@ -206,7 +206,7 @@ static void run(struct uhmm *h, struct uhmm_dev *dev, struct uhmm_dev *other, co
 
 			rc = uhmm_range_fault(m, p, len / 2, 0, pt);
 			if (rc == -EBUSY) {
-				retries++;
+				busy++;
 				continue;
 			}
 			if (rc) {
@@ -226,8 +226,8 @@ static void run(struct uhmm *h, struct uhmm_dev *dev, struct uhmm_dev *other, co
 		}
 		__atomic_store_n(&c.stop, 1, __ATOMIC_SEQ_CST);
 		pthread_join(t, NULL);
-		ok(good > 0 && !errs && !c.errs, "%s: driver loop vs migrations: %d programmed, %d retried, "
-		   "%d migrations, no error", kind, good, retries, c.iters);
+		ok(good > 0 && !errs && !c.errs, "%s: driver loop vs migrations: %d programmed, %d -EBUSY, "
+		   "%d retried, %d migrations, no error", kind, good, busy, retries, c.iters);
 		is_int(torn, 0, "%s: no torn snapshot", kind);
 	}
 
