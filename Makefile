@@ -170,7 +170,7 @@ UBSAN_OPTIONS_DEFAULT := halt_on_error=1:print_stacktrace=1
 TSAN_OPTIONS_DEFAULT  := handle_segv=0:handle_sigbus=0:allow_user_segv_handler=1:halt_on_error=0:second_deadlock_stack=1$(if $(wildcard tests/tsan.supp),:suppressions=$(CURDIR)/tests/tsan.supp)
 
 check:
-	@mkdir -p $(CHECK_DIR); rm -f $(CHECK_DIR)/*.sum; \
+	@mkdir -p $(CHECK_DIR); rm -f $(CHECK_DIR)/*.sum $(CHECK_DIR)/*.sum.fail; \
 	status=0; tp=0; tf=0; ts=0; \
 	for p in $(CHECK_PASSES); do \
 		$(MAKE) --no-print-directory check-$$p CHECK_SUM=$(abspath $(CHECK_DIR))/$$p.sum || status=1; \
@@ -188,6 +188,9 @@ check:
 		printf '  %-9s %d passed, %d failed, %d skipped %s\n' "$$p" $$np $$nf $$ns "$$note"; \
 	done; \
 	[ $$tf -eq 0 ] || status=1; \
+	if ls $(CHECK_DIR)/*.sum.fail >/dev/null 2>&1; then \
+		echo; echo "== what failed =="; cat $(CHECK_DIR)/*.sum.fail; echo; \
+	fi; \
 	echo "$$tp passed, $$tf failed, $$ts skipped"; \
 	exit $$status
 

@@ -67,6 +67,7 @@ if [ ! -d "$build/tests" ]; then
 	finish 0 1 0
 fi
 
+[ -n "$counts_file" ] && rm -f "$counts_file.fail"
 tmpdir=$(mktemp -d "${TMPDIR:-/tmp}/uhmm-tests.XXXXXX") || exit 1
 chmod 755 "$tmpdir"
 trap 'rm -rf "$tmpdir"' EXIT
@@ -161,6 +162,13 @@ for bin in "$build"/tests/t_*; do
 	else
 		verdict=FAIL
 		failed_tests+=("$name")
+		# for the summary at the end of make check, where a CI log's
+		# tail shows it
+		[ -n "$counts_file" ] && {
+			grep -E '^not ok|ThreadSanitizer|AddressSanitizer|runtime error' "$log" |
+				grep -v '# TODO' | head -n 20 | sed "s/^/  [$label] $name: /"
+			[ -n "$why" ] && echo "  [$label] $name: $why"
+		} >> "$counts_file.fail"
 	fi
 	say "--- [$label] $name: $verdict ($p passed, $f failed, $s skipped; ${secs}s${why:+; $why})"
 	total_p=$((total_p + p)) total_f=$((total_f + f)) total_s=$((total_s + s))
@@ -171,4 +179,4 @@ if [ "$ntests" -eq 0 ]; then
 	finish 0 1 0
 fi
 say "=== [$label] $ntests programs${failed_tests[0]+; failed: ${failed_tests[*]}}"
-finish "$total_p" "$total_f" "$total_s"
+finish "$total_p" "$total_f" "$total_s" "${failed_tests[0]+(failed: ${failed_tests[*]})}"
