@@ -122,7 +122,8 @@ struct uhmm_opts {
  *
  * The environment variable UHMM_DISABLE, a comma-separated list of
  * "move", "wp_unpopulated", "wp_shmem", "minor", "pagemap_scan", "poison",
- * "kernel_faults", "remap_fence" (or "all": every one of them but "minor",
+ * "kernel_faults", "remap_fence", "procmap_query", "events_other" (or
+ * "all": every one of them but "minor",
  * which coherent devices cannot do without), switches features off to
  * exercise the fallback paths.
  */
@@ -150,6 +151,11 @@ int  uhmm_close_ex(struct uhmm *h, unsigned flags);          /* not yet */
 #define UHMM_FEAT_EVENTS        (1ull << 9)  /* unmap/remove/remap events   */
 #define UHMM_FEAT_REMAP_FENCE   (1ull << 10) /* migrations move page tables
                                                 (mremap MREMAP_DONTUNMAP)  */
+#define UHMM_FEAT_PROCMAP_QUERY (1ull << 11) /* mappings asked one by one
+                                                (PROCMAP_QUERY ioctl, 6.11) */
+#define UHMM_FEAT_EVENTS_OTHER  (1ull << 12) /* unmap/remove/remap events on
+                                                shared and file mappings
+                                                (UFFD_FEATURE_WP_ASYNC, 6.7) */
 int uhmm_features(const struct uhmm *h, uint64_t *feat);
 
 /* ------------------------------------------------------------------ */
@@ -479,6 +485,8 @@ bool     uhmm_interval_read_retry(struct uhmm_interval *iv, uint64_t seq);
 #define UHMM_PTE_WRITE 0x2         /* ... and write it                     */
 #define UHMM_PTE_ERROR 0x4         /* no mapping, or no access             */
 #define UHMM_PTE_ZERO  0x8         /* the shared zero page                 */
+#define UHMM_PTE_EXCLUSIVE 0x10    /* held by this mirror alone
+                                      (uhmm_make_exclusive)               */
 #define UHMM_PTE_ORDER(f) (((f) >> 24) & 0x1f)  /* log2 pages of its mapping */
 
 struct uhmm_pte {                  /* 24 bytes, frozen                      */
@@ -542,6 +550,20 @@ int uhmm_make_exclusive(struct uhmm_mirror *m, void *addr, size_t len); /* not y
  */
 int uhmm_sim_read(struct uhmm_dev *dev, const void *addr, void *buf, size_t len);
 int uhmm_sim_write(struct uhmm_dev *dev, void *addr, const void *buf, size_t len);
+
+/*
+ * A device atomic of the sim engine: *addr += val as one indivisible
+ * step against the CPU and other devices, the old value in *old (NULL:
+ * not wanted).  The page is made the device's alone first
+ * (uhmm_make_exclusive on the engine's mirror), then the add is done
+ * where the device reaches it; a CPU access in between takes the page back
+ * and the engine starts again.  Returns the fault rounds taken (at least
+ * one), or -errno: -EINVAL for a NULL dev or addr, or addr not 8-byte
+ * aligned; the errors of uhmm_make_exclusive (-EFAULT, -EPERM, -EINVAL
+ * for a shared or file mapping).  The page stays the device's until the
+ * CPU, another device or a change of the range takes it back.
+ */
+int uhmm_sim_atomic_add(struct uhmm_dev *dev, void *addr, uint64_t val, uint64_t *old);
 
 /* ------------------------------------------------------------------ */
 /* Counters                                                            */

@@ -131,6 +131,8 @@ static void ctx_free(struct uhmm *h)
 		munmap(h->zero_page, PAGE_SIZE);
 	if (h->uffd >= 0)
 		close(h->uffd);
+	if (h->uffd_other >= 0)
+		close(h->uffd_other);
 	pthread_mutex_destroy(&h->lock);
 	pthread_cond_destroy(&h->idle);
 	pthread_mutex_destroy(&h->q.lock);
@@ -151,7 +153,7 @@ int uhmm_open(struct uhmm **out, const struct uhmm_opts *opts)
 	h = mem_alloc(sizeof(*h));
 	if (!h)
 		return -ENOMEM;
-	h->uffd = -1;
+	h->uffd = h->uffd_other = -1;
 	pthread_mutex_init(&h->lock, NULL);
 	pthread_cond_init(&h->idle, NULL);
 	pthread_mutex_init(&h->q.lock, NULL);

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "compat.h"
+#include "exclusive.h"
 #include "internal.h"
 
 void expect_add(struct uhmm *h, uint8_t event, uint64_t a, uint64_t b, uint64_t c)
@@ -228,6 +229,9 @@ static bool serve_fast(struct uhmm *h, const struct qmsg *m)
 	pthread_mutex_lock(&h->q.lock);
 	quiet = !h->q.n;
 	pthread_mutex_unlock(&h->q.lock);
+	/* a page a device holds alone: its callback must run, not here */
+	if (excl_owner(h, page))
+		quiet = false;
 	if (quiet) {
 		int r;
 
@@ -416,6 +420,9 @@ static void apply_fault(struct uhmm *h, const struct qmsg *m, int mode)
 		return;
 	}
 	COUNT(h, (struct uhmm_dev *)NULL, cpu_faults, 1);
+	/* a page a device holds alone: it gives it back, which wakes us */
+	if (excl_cpu_fault(h, page))
+		return;
 	/* a page on a private device comes home */
 	if (private_fault(h, page, m->tid, mode) != -ENOENT)
 		return;
@@ -456,10 +463,13 @@ static void apply(struct uhmm *h, const struct qmsg *m)
 		forget_range(h, m->a, m->b);
 		break;
 	case UFFD_EVENT_REMOVE:
+		excl_removed(h, m->a, m->b);
 		mirror_invalidate(h, m->a, m->b, UHMM_EV_REMOVE, 0);
 		apply_remove(h, m->a, m->b);
 		break;
 	case UFFD_EVENT_REMAP:
+		/* what a device held alone is put back where it went */
+		excl_remapped(h, m->a, m->b, m->c);
 		/* the old addresses are gone; the new ones held something else */
 		mirror_invalidate(h, m->a, m->a + m->c, UHMM_EV_REMAP, 0);
 		mirror_invalidate(h, m->b, m->b + m->c, UHMM_EV_REMAP, 0);

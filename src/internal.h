@@ -242,6 +242,7 @@ struct uhmm {
 	pthread_cond_t idle;		/* a fault's unlocked copy ended */
 	int ninflight;			/* such copies going on */
 	int uffd;
+	int uffd_other;			/* events of mappings we cannot manage, or -1 */
 	bool user_mode_only;
 	uint64_t feat;			/* UHMM_FEAT_* after UHMM_DISABLE */
 	uint64_t uffd_feat;		/* features enabled on uffd */
@@ -307,6 +308,7 @@ struct uhmm {
 	_Atomic uint64_t starved_ns;	/* a read_retry failed then; 0: passed */
 	_Atomic uint32_t retry_checks;	/* read_retry calls so far */
 	int initiator;			/* device whose range_fault is running */
+	struct excl *excl;		/* exclusive.c, made at first use */
 };
 
 static inline struct uhmm_dev *dev_by_id(struct uhmm *h, int id)
@@ -336,6 +338,8 @@ int uffd_continue(struct uhmm *h, uintptr_t start, size_t len);
 /* *placed: the bytes from dst that hold data now, whatever it returns */
 int uffd_place(struct uhmm *h, uintptr_t dst, const void *src, size_t len, bool move,
 	       size_t *placed);
+/* MOVE where the kernel can, else COPY; *placed as for uffd_place */
+int uffd_hand_over(struct uhmm *h, uintptr_t dst, char *buf, size_t len, size_t *placed);
 int uffd_poison(struct uhmm *h, uintptr_t dst, size_t len);
 bool uffd_pending(struct uhmm *h);
 /* mapping changes that raise events we caused ourselves */
@@ -390,9 +394,13 @@ struct vma {
 	uint64_t pgoff;
 	dev_t sd;
 	ino_t si;
+	size_t page_size;		/* hugetlb's; 0 where unknown */
 	char name[32];
 };
-/* vmas overlapping [start, end), clipped; -EFAULT on a hole */
+/* vmas overlapping [start, end), clipped, in order; holes are the gaps */
+int vma_list(struct uhmm *h, uintptr_t start, uintptr_t end,
+	     struct vma **out, size_t *n);
+/* the same, but -EFAULT on a hole */
 int vma_scan(struct uhmm *h, uintptr_t start, uintptr_t end,
 	     struct vma **out, size_t *n);
 int vma_check_migratable(struct uhmm *h, const struct vma *v);

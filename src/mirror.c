@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "compat.h"
+#include "exclusive.h"
 #include "migrate.h"
 #include "mirror.h"
 
@@ -117,8 +118,8 @@ static void change_begins(struct uhmm_mirror *m, uintptr_t start, uintptr_t end)
 	m->h->inval_open = true;
 }
 
-static void call_one(struct uhmm_mirror *m, uintptr_t start, uintptr_t end,
-		     enum uhmm_event ev, int initiator)
+void mirror_tell(struct uhmm_mirror *m, uintptr_t start, uintptr_t end,
+		 enum uhmm_event ev, int initiator)
 {
 	struct uhmm_inval inv = {
 		.sz = sizeof(inv), .start = start, .end = end, .ev = ev,
@@ -206,7 +207,10 @@ void mirror_invalidate(struct uhmm *h, uintptr_t start, uintptr_t end,
 		return;
 	for (struct uhmm_mirror *m = h->mirrors; m; m = m->next)
 		if (wants(m, start, end))
-			call_one(m, start, end, ev, initiator);
+			mirror_tell(m, start, end, ev, initiator);
+	/* pages a device holds alone come back before the change */
+	if (ev != UHMM_EV_EXCLUSIVE)
+		excl_revoke(h, start, end, initiator, NULL);
 }
 
 /* The device goes away: its mirrors hear RELEASE, then nothing more. */
@@ -215,8 +219,9 @@ void mirrors_release_dev(struct uhmm *h, struct uhmm_dev *d)
 	for (struct uhmm_mirror *m = h->mirrors; m; m = m->next) {
 		if (m->dev != d || m->released)
 			continue;
-		call_one(m, 0, UINTPTR_MAX, UHMM_EV_RELEASE, 0);
+		mirror_tell(m, 0, UINTPTR_MAX, UHMM_EV_RELEASE, 0);
 		m->released = true;
+		excl_drop_mirror(h, m);
 		m->dev = NULL;
 	}
 }
@@ -231,6 +236,7 @@ static void mirror_free(struct uhmm_mirror *m)
 /* uhmm_close: no handle outlives its context. */
 void mirrors_fini(struct uhmm *h)
 {
+	excl_fini(h);
 	while (h->mirrors) {
 		struct uhmm_mirror *m = h->mirrors;
 
@@ -296,6 +302,8 @@ void uhmm_mirror_close(struct uhmm_mirror *m)
 			break;
 		}
 	}
+	/* what it held alone is the program's again */
+	excl_drop_mirror(h, m);
 	ctx_unlock(h);
 	mirror_free(m);
 }
@@ -321,29 +329,6 @@ bool uhmm_mirror_read_retry(struct uhmm_mirror *m, uint64_t seq)
 
 /* ---- uhmm_range_fault ------------------------------------------------------- */
 
-#define PM_PRESENT	(1ull << 63)
-#define PM_SWAPPED	(1ull << 62)
-#define PM_FILE		(1ull << 61)
-#define PM_UFFD_WP	(1ull << 57)
-#define PM_EXCLUSIVE	(1ull << 56)
-#define PM_PFN		((1ull << 55) - 1)
-
-/* A piece of the range: a hole, or part of one mapping. */
-struct seg {
-	uintptr_t start, end;
-	bool hole;
-	struct vma v;
-};
-
-struct rf {
-	struct uhmm_mirror *m;
-	uintptr_t s, e;
-	unsigned flags;
-	struct seg *seg;
-	size_t nseg, cap;
-	uint64_t *pm;			/* pagemap entry per page */
-};
-
 static int seg_add(struct rf *f, const struct seg *sg)
 {
 	if (f->nseg == f->cap) {
@@ -359,103 +344,34 @@ static int seg_add(struct rf *f, const struct seg *sg)
 	return 0;
 }
 
-/* The mapped runs of [s, e), from /proc/self/maps read with read(2) into
- * our stack (see vma.c): each run then gets vma_scan's full account. */
-#define MAPS_BUF 8192
-
-static int mapped_runs(uintptr_t s, uintptr_t e, uintptr_t *runs, size_t max, size_t *n)
-{
-	char buf[MAPS_BUF];
-	size_t len = 0, k = 0;
-	bool eof = false, done = false;
-	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC), r = 0;
-
-	if (fd < 0)
-		return -errno;
-	while (!done && !r) {
-		char *nl = memchr(buf, '\n', len);
-		unsigned long a, b;
-
-		if (!nl) {
-			ssize_t got;
-
-			if (eof || len == sizeof(buf) - 1)
-				break;
-			got = read(fd, buf + len, sizeof(buf) - 1 - len);
-			if (got <= 0)
-				eof = true;
-			else
-				len += got;
-			continue;
-		}
-		*nl = 0;
-		if (sscanf(buf, "%lx-%lx", &a, &b) == 2) {
-			done = a >= e;
-			if (a < s)
-				a = s;
-			if (b > e)
-				b = e;
-			if (done || b <= a)
-				;
-			else if (k && runs[2 * k - 1] == a)
-				runs[2 * k - 1] = b;
-			else if (k == max)
-				r = -ENOMEM;
-			else {
-				runs[2 * k] = a;
-				runs[2 * k + 1] = b;
-				k++;
-			}
-		}
-		len -= nl + 1 - buf;
-		memmove(buf, nl + 1, len);
-	}
-	close(fd);
-	*n = k;
-	return r;
-}
-
-#define MAX_RUNS 256
-
+/* The range as holes and pieces of mappings, in order. */
 static int load_segs(struct uhmm *h, struct rf *f)
 {
-	uintptr_t runs[2 * MAX_RUNS], at = f->s;
-	size_t nr = 0;
+	struct vma *vv = NULL;
+	uintptr_t at = f->s;
+	size_t nv = 0;
 	int r;
 
 	f->nseg = 0;
-	r = mapped_runs(f->s, f->e, runs, MAX_RUNS, &nr);
-	for (size_t i = 0; !r && i <= nr; i++) {
-		uintptr_t rs = i < nr ? runs[2 * i] : f->e;
-		struct vma *vv = NULL;
-		size_t nv = 0;
+	r = vma_list(h, f->s, f->e, &vv, &nv);
+	for (size_t i = 0; !r && i <= nv; i++) {
+		uintptr_t vs = i < nv ? vv[i].start : f->e;
+		struct seg sg;
 
-		if (rs > at)
-			r = seg_add(f, &(struct seg){ .start = at, .end = rs, .hole = true });
-		if (r || i == nr)
+		if (vs > at)
+			r = seg_add(f, &(struct seg){ .start = at, .end = vs, .hole = true });
+		if (r || i == nv)
 			break;
-		/* the layout changed since we looked: start again */
-		r = vma_scan(h, rs, runs[2 * i + 1], &vv, &nv);
-		if (r == -EFAULT)
-			return -EBUSY;
-		for (size_t j = 0; !r && j < nv; j++) {
-			struct seg sg = { .start = vv[j].start, .end = vv[j].end, .v = vv[j] };
-
-			/* our own memory is no part of the program's */
-			if (vv[j].kind == VMA_ANON && (mem_owns(sg.start, sg.end) ||
-						       arena_owns(h, sg.start, sg.end)))
-				sg.hole = true;
-			r = seg_add(f, &sg);
-		}
-		mem_free(vv);
-		at = runs[2 * i + 1];
+		sg = (struct seg){ .start = vv[i].start, .end = vv[i].end, .v = vv[i] };
+		/* our own memory is no part of the program's */
+		if (vv[i].kind == VMA_ANON && (mem_owns(sg.start, sg.end) ||
+					       arena_owns(h, sg.start, sg.end)))
+			sg.hole = true;
+		r = seg_add(f, &sg);
+		at = vv[i].end;
 	}
+	mem_free(vv);
 	return r;
-}
-
-static bool seg_error(const struct seg *sg)
-{
-	return sg->hole || sg->v.prot == PROT_NONE;
 }
 
 static int load_pagemap(struct rf *f)
@@ -480,92 +396,24 @@ static int load_pagemap(struct rf *f)
 	return r;
 }
 
-/*
- * The shared zero page's frame, where this process may see frame numbers
- * (CAP_SYS_ADMIN); 0 where it cannot tell.  Our own zero page is a private
- * read-only mapping: reading it maps the shared zero page there.
- */
-static uint64_t zero_pfn(struct uhmm *h)
-{
-	static _Atomic uint64_t pfn = UINT64_MAX;
-	uint64_t v = atomic_load(&pfn), e = 0;
-	int fd;
-
-	if (v != UINT64_MAX)
-		return v;
-	(void)*(volatile char *)h->zero_page;
-	fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		if (pread(fd, &e, 8, ((uintptr_t)h->zero_page >> PAGE_SHIFT) * 8) != 8)
-			e = 0;
-		close(fd);
-	}
-	v = (e & PM_PRESENT) ? e & PM_PFN : 0;
-	atomic_store(&pfn, v);
-	return v;
-}
-
-/* Would the device write this system page without a copy-on-write? */
-static bool sys_writable(const struct seg *sg, uint64_t pm)
-{
-	if (!(sg->v.prot & PROT_WRITE) || !(pm & PM_PRESENT) || (pm & PM_UFFD_WP))
-		return false;
-	return sg->v.shared || ((pm & PM_EXCLUSIVE) && !(pm & PM_FILE));
-}
-
-static void pte_of(struct uhmm *h, struct rf *f, const struct seg *sg, uintptr_t a,
-		   struct uhmm_pte *p)
-{
-	uint64_t pm = f->pm[(a - f->s) >> PAGE_SHIFT], zp;
-	uint32_t w = (sg->v.prot & PROT_WRITE) ? UHMM_PTE_WRITE : 0;
-	uint32_t dp = 0;
-	int loc;
-	struct uhmm_dev *d;
-
-	memset(p, 0, sizeof(*p));
-	p->loc = UHMM_LOC_NONE;
-	if (seg_error(sg)) {
-		p->flags = UHMM_PTE_ERROR;
-		return;
-	}
-	loc = pt_loc(&h->pt, a, &dp);
-	d = dev_by_id(h, loc);
-	if (d && d->kind == UHMM_MEM_PRIVATE && sg->v.kind == VMA_ANON) {
-		p->loc = d->id;
-		p->dev_off = devmem_off(d, dp);
-		if (d == f->m->dev)
-			p->flags = UHMM_PTE_VALID | w;
-		return;
-	}
-	if (sg->v.kind == VMA_DEV) {
-		/* a page we did not put there reads as zeros once touched */
-		if (d != sg->v.dev)
-			return;
-		p->loc = d->id;
-		p->dev_off = devmem_off(d, dp);
-		p->host = (uintptr_t)d->view + ((uintptr_t)dp << PAGE_SHIFT);
-		p->flags = UHMM_PTE_VALID | w;
-		return;
-	}
-	if (!(pm & (PM_PRESENT | PM_SWAPPED)))
-		return;
-	p->loc = UHMM_LOC_SYSTEM;
-	if (!(pm & PM_PRESENT))
-		return;		/* swapped out: the device cannot reach it now */
-	p->host = a;
-	p->flags = UHMM_PTE_VALID;
-	if (sys_writable(sg, pm))
-		p->flags |= UHMM_PTE_WRITE;
-	zp = zero_pfn(h);
-	if (zp && !(pm & PM_FILE) && (pm & PM_PFN) == zp)
-		p->flags |= UHMM_PTE_ZERO;
-}
-
+/* Whole blocks at a time: a snapshot of a GiB asks this of 512 blocks. */
 static bool all_managed(struct uhmm *h, uintptr_t s, uintptr_t e)
 {
-	for (uintptr_t a = s; a < e; a += PAGE_SIZE)
-		if (pt_loc(&h->pt, a, NULL) == LOC_UNMANAGED)
+	for (uintptr_t a = s; a < e;) {
+		uintptr_t lim = (a & ~(BLOCK_SIZE - 1)) + BLOCK_SIZE;
+		struct vblock *b = pt_block(&h->pt, a, false);
+
+		if (lim > e)
+			lim = e;
+		if (!b)
 			return false;
+		if (b->nmanaged < BLOCK_PAGES) {
+			for (; a < lim; a += PAGE_SIZE)
+				if (b->loc[(a >> PAGE_SHIFT) & (BLOCK_PAGES - 1)] == LOC_UNMANAGED)
+					return false;
+		}
+		a = lim;
+	}
 	return true;
 }
 
@@ -606,7 +454,7 @@ static int fault_sys(struct uhmm *h, const struct seg *sg, uintptr_t a, uint64_t
 		return uffd_zeropage(h, a, write);
 	if (!write && (pm & PM_PRESENT))
 		return 0;
-	if (write && sys_writable(sg, pm))
+	if (write && pm_writable(sg, pm))
 		return 0;
 	if ((pm & PM_UFFD_WP) && managed)
 		uffd_wp(h, a, PAGE_SIZE, false);	/* no fence is up: stale */
@@ -643,6 +491,8 @@ static int fault_segs(struct uhmm *h, struct rf *f)
 			}
 			if (d && d->kind == UHMM_MEM_PRIVATE)
 				continue;	/* this mirror's own device */
+			if (excl_owner(h, a) == f->m)
+				continue;	/* in our copy, reachable as it is */
 			r = fault_sys(h, sg, a, f->pm[(a - f->s) >> PAGE_SHIFT], write);
 		}
 	}
@@ -664,20 +514,13 @@ static int fill_ptes(struct uhmm *h, struct rf *f, struct uhmm_pte *ptes)
 {
 	uint32_t need = (f->flags & UHMM_FAULT_WRITE) ? UHMM_PTE_VALID | UHMM_PTE_WRITE
 						      : UHMM_PTE_VALID;
-	int r = load_pagemap(f);
+	size_t n = (f->e - f->s) >> PAGE_SHIFT;
+	int r = snapshot_fill(h, f, ptes);
 
-	for (size_t i = 0; !r && i < f->nseg; i++) {
-		struct seg *sg = &f->seg[i];
-
-		for (uintptr_t a = sg->start; a < sg->end; a += PAGE_SIZE) {
-			struct uhmm_pte *p = &ptes[(a - f->s) >> PAGE_SHIFT];
-
-			pte_of(h, f, sg, a, p);
-			/* the program changed it again meanwhile */
-			if (f->flags && (p->flags & need) != need)
-				r = -EBUSY;
-		}
-	}
+	/* the program changed it again meanwhile */
+	for (size_t i = 0; !r && f->flags && i < n; i++)
+		if ((ptes[i].flags & need) != need)
+			r = -EBUSY;
 	return r;
 }
 
@@ -691,6 +534,8 @@ static int range_fault_locked(struct uhmm *h, struct rf *f, struct uhmm_pte *pte
 		r = manage_segs(h, f);
 	if (!r && f->flags) {
 		h->initiator = f->m->dev_id;
+		/* what another device holds alone comes back first */
+		excl_revoke(h, f->s, f->e, f->m->dev_id, f->m);
 		r = fault_segs(h, f);
 		h->initiator = 0;
 		if (!r)
@@ -716,9 +561,12 @@ int uhmm_range_fault(struct uhmm_mirror *m, const void *addr, size_t len,
 		return r;
 	if (flags & UHMM_FAULT_WRITE)
 		f.flags |= UHMM_FAULT_READ;
-	f.pm = mem_alloc(((f.e - f.s) >> PAGE_SHIFT) * sizeof(*f.pm));
-	if (!f.pm)
-		return -ENOMEM;
+	/* what faulting needs to know page by page; a snapshot asks in runs */
+	if (f.flags) {
+		f.pm = mem_alloc(((f.e - f.s) >> PAGE_SHIFT) * sizeof(*f.pm));
+		if (!f.pm)
+			return -ENOMEM;
+	}
 	h = m->h;
 	ctx_lock(h);
 	events_drain(h);
@@ -734,6 +582,74 @@ int uhmm_range_fault(struct uhmm_mirror *m, const void *addr, size_t len,
 		r = -EBUSY;
 out:
 	ctx_unlock(h);
+	mem_free(f.seg);
+	mem_free(f.pm);
+	return r;
+}
+
+/*
+ * Sole access for m's device: the range is faulted in writable as for
+ * FAULT_WRITE (what other devices hold alone comes back, pages private to
+ * other devices come home), then taken from the CPU (exclusive.c).
+ */
+static int make_exclusive_locked(struct uhmm *h, struct rf *f)
+{
+	int r = load_segs(h, f);
+
+	if (!r)
+		r = check_segs(f);
+	/* as the kernel's: anonymous memory (and device memory in its place) */
+	for (size_t i = 0; !r && i < f->nseg; i++)
+		if (f->seg[i].v.kind == VMA_OTHER)
+			r = -EINVAL;
+	if (!r)
+		r = manage_segs(h, f);
+	if (!r) {
+		h->initiator = f->m->dev_id;
+		excl_revoke(h, f->s, f->e, f->m->dev_id, f->m);
+		r = fault_segs(h, f);
+		h->initiator = 0;
+	}
+	if (!r)
+		r = load_segs(h, f);
+	for (size_t i = 0; !r && i < f->nseg; i++)
+		if (seg_error(&f->seg[i]) || !(f->seg[i].v.prot & PROT_WRITE))
+			r = -EBUSY;	/* the program changed it meanwhile */
+	if (!r) {
+		/* their translations of the pages go stale; the holder's too
+		 * (host moves to our copy) */
+		mirror_invalidate(h, f->s, f->e, UHMM_EV_EXCLUSIVE, f->m->dev_id);
+		r = excl_grant(h, f->m, f);
+	}
+	return r == -EAGAIN ? -EBUSY : r;
+}
+
+int uhmm_make_exclusive(struct uhmm_mirror *m, void *addr, size_t len)
+{
+	struct rf f = { .m = m, .flags = UHMM_FAULT_READ | UHMM_FAULT_WRITE };
+	struct uhmm *h;
+	int r;
+
+	if (!m)
+		return -EINVAL;
+	r = range_pages(addr, len, &f.s, &f.e);
+	if (r)
+		return r;
+	f.pm = mem_alloc(((f.e - f.s) >> PAGE_SHIFT) * sizeof(*f.pm));
+	if (!f.pm)
+		return -ENOMEM;
+	h = m->h;
+	excl_fork_lock();
+	ctx_lock(h);
+	events_drain(h);
+	if (m->released) {
+		r = -ENODEV;
+	} else {
+		mirror_widen(m, f.s, f.e);
+		r = make_exclusive_locked(h, &f);
+	}
+	ctx_unlock(h);
+	excl_fork_unlock();
 	mem_free(f.seg);
 	mem_free(f.pm);
 	return r;

@@ -6,6 +6,8 @@
 #ifndef UHMM_MIRROR_H
 #define UHMM_MIRROR_H
 
+#include <sys/mman.h>
+
 #include "internal.h"
 
 /*
@@ -52,6 +54,46 @@ struct uhmm_interval {
 };
 
 bool retry_note(struct uhmm *h, bool stale);	/* -> stale */
+/* Run m's callback for [start, end) now (with h->lock held). */
+void mirror_tell(struct uhmm_mirror *m, uintptr_t start, uintptr_t end,
+		 enum uhmm_event ev, int initiator);
+
+/* ---- inside uhmm_range_fault (mirror.c, snapshot.c) ---- */
+
+/* /proc/self/pagemap entry bits */
+#define PM_PRESENT	(1ull << 63)
+#define PM_SWAPPED	(1ull << 62)
+#define PM_FILE		(1ull << 61)
+#define PM_UFFD_WP	(1ull << 57)
+#define PM_EXCLUSIVE	(1ull << 56)
+#define PM_PFN		((1ull << 55) - 1)
+
+/* A piece of the range: a hole, or part of one mapping. */
+struct seg {
+	uintptr_t start, end;
+	bool hole;
+	struct vma v;
+};
+
+struct rf {
+	struct uhmm_mirror *m;
+	uintptr_t s, e;
+	unsigned flags;
+	struct seg *seg;
+	size_t nseg, cap;
+	uint64_t *pm;			/* pagemap entry per page, when faulting */
+};
+
+static inline bool seg_error(const struct seg *sg)
+{
+	return sg->hole || sg->v.prot == PROT_NONE;
+}
+
+/* Would the device write this system page without a copy-on-write? */
+bool pm_writable(const struct seg *sg, uint64_t pm);
+/* snapshot.c: one entry per page of the range, as the page table and the
+ * kernel say now (with h->lock held) */
+int snapshot_fill(struct uhmm *h, struct rf *f, struct uhmm_pte *ptes);
 
 /* interval.c, with h->lock held */
 void intervals_open(struct uhmm_mirror *m, uintptr_t start, uintptr_t end);

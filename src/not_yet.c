@@ -52,9 +52,3 @@ int uhmm_dev_report_access(struct uhmm_dev *dev, const void *addr, size_t len,
 	(void)addr; (void)len; (void)count;
 	return dev ? -ENOSYS : -EINVAL;
 }
-
-int uhmm_make_exclusive(struct uhmm_mirror *m, void *addr, size_t len)
-{
-	(void)addr; (void)len;
-	return m ? -ENOSYS : -EINVAL;
-}

@@ -78,24 +78,6 @@ static void buffer_put(struct uhmm *h, char *p, bool pooled)
 		arena_put(h, p);
 }
 
-/* The bytes are ours at buf: hand them to the program's range.  *placed
- * says how many from the start hold data now, even on failure. */
-static int place(struct uhmm *h, uintptr_t at, char *buf, size_t len, size_t *placed)
-{
-	size_t more = 0;
-	int r = -ENOTSUP;
-
-	*placed = 0;
-	if (h->feat & UHMM_FEAT_MOVE)
-		r = uffd_place(h, at, buf, len, true, placed);
-	/* MOVE wants both sides writable and exclusive: else copy */
-	if (r && r != -EAGAIN) {
-		r = uffd_place(h, at + *placed, buf + *placed, len - *placed, false, &more);
-		*placed += more;
-	}
-	return r;
-}
-
 /*
  * Pages on their way home: n pages from `at`, every one on private device
  * d.  A fault served by one of several fault threads copies with the
@@ -153,7 +135,7 @@ static int home_commit(struct uhmm *h, struct homing *hm, int r)
 		counted = true;
 		COUNT(h, hm->d, pages_to_sys, hm->n);
 		COUNT(h, hm->d, bytes_copied, hm->n << PAGE_SHIFT);
-		r = place(h, hm->at, hm->buf, hm->n << PAGE_SHIFT, &placed);
+		r = uffd_hand_over(h, hm->at, hm->buf, hm->n << PAGE_SHIFT, &placed);
 	}
 	buffer_put(h, hm->buf, hm->pooled);
 	/* what holds data in system memory now is system memory, even if

@@ -32,6 +32,8 @@ static const struct disable_name disable_names[] = {
 	{ "poison", UHMM_FEAT_POISON },
 	{ "kernel_faults", UHMM_FEAT_KERNEL_FAULTS },
 	{ "remap_fence", UHMM_FEAT_REMAP_FENCE },
+	{ "procmap_query", UHMM_FEAT_PROCMAP_QUERY },
+	{ "events_other", UHMM_FEAT_EVENTS_OTHER },
 };
 
 /* UHMM_DISABLE=move,wp_shmem,... (or all): features to leave unused. */
@@ -118,6 +120,24 @@ static bool have_pagemap_scan(void)
 	return ok;
 }
 
+/* One mapping's account, in binary (6.11): a query of our own code. */
+static bool have_procmap_query(void)
+{
+	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	struct procmap_query q = {
+		.size = sizeof(q),
+		.query_addr = (uintptr_t)have_procmap_query,
+	};
+	bool ok;
+
+	if (fd < 0)
+		return false;
+	ok = !ioctl(fd, PROCMAP_QUERY, &q) && q.vma_start <= q.query_addr &&
+	     q.query_addr < q.vma_end;
+	close(fd);
+	return ok;
+}
+
 /* MREMAP_DONTUNMAP of private anonymous (5.7) and shared (5.13) memory. */
 static bool have_dontunmap(void)
 {
@@ -169,6 +189,39 @@ static uint64_t wanted(uint64_t avail, uint64_t off)
 	return w & avail;
 }
 
+/*
+ * A second userfaultfd, for events alone: mappings uhmm cannot manage
+ * (shared anonymous, shmem, files) registered with it in write-protect
+ * mode, which the kernel allows on any memory only with WP_ASYNC (a write
+ * to a protected page is resolved by the kernel, and no page is ever
+ * protected).  Our own descriptor cannot take WP_ASYNC: its fences need
+ * writers to wait.
+ */
+static int open_events_uffd(struct uhmm *h)
+{
+	uint64_t need = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_EVENT_UNMAP |
+			UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_REMAP;
+	uint64_t avail = 0, got = 0;
+	int fd = new_uffd(true), r;
+
+	if (fd < 0)
+		return fd;
+	r = api_handshake(fd, 0, &avail);
+	close(fd);
+	if (r || (avail & need) != need)
+		return r ? r : -ENOTSUP;
+	fd = new_uffd(true);
+	if (fd < 0)
+		return fd;
+	r = api_handshake(fd, need, &got);
+	if (r) {
+		close(fd);
+		return r;
+	}
+	h->uffd_other = fd;
+	return 0;
+}
+
 int probe_open_uffd(struct uhmm *h)
 {
 	uint64_t off = probe_disabled(), avail = 0, got = 0;
@@ -202,5 +255,9 @@ int probe_open_uffd(struct uhmm *h)
 		h->feat |= UHMM_FEAT_PAGEMAP_SCAN;
 	if (!(off & UHMM_FEAT_REMAP_FENCE) && have_dontunmap())
 		h->feat |= UHMM_FEAT_REMAP_FENCE;
+	if (!(off & UHMM_FEAT_PROCMAP_QUERY) && have_procmap_query())
+		h->feat |= UHMM_FEAT_PROCMAP_QUERY;
+	if (!(off & UHMM_FEAT_EVENTS_OTHER) && !open_events_uffd(h))
+		h->feat |= UHMM_FEAT_EVENTS_OTHER;
 	return 0;
 }

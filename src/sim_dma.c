@@ -347,7 +347,8 @@ static ssize_t move_piece(struct sim_dma *dma, uintptr_t at, char *bounce, char 
 		return 0;
 	}
 	*used_direct = false;
-	if (p->loc != UHMM_LOC_SYSTEM) {
+	/* device pages, and pages a device holds alone: through `host` */
+	if (p->loc != UHMM_LOC_SYSTEM || (p->flags & UHMM_PTE_EXCLUSIVE)) {
 		size_t n = PAGE_SIZE - (at & (PAGE_SIZE - 1));
 
 		got = dev_page(dma, p, at, bounce, n < len ? n : len, write);
@@ -362,7 +363,8 @@ static ssize_t move_piece(struct sim_dma *dma, uintptr_t at, char *bounce, char 
 		const struct uhmm_pte *q = tc_get(dma, a);
 		size_t n = PAGE_SIZE - (a & (PAGE_SIZE - 1));
 
-		if (!q || (q->flags & need) != need || q->loc != UHMM_LOC_SYSTEM)
+		if (!q || (q->flags & need) != need || q->loc != UHMM_LOC_SYSTEM ||
+		    (q->flags & UHMM_PTE_EXCLUSIVE))
 			break;
 		run += n < len - run ? n : len - run;
 	}
@@ -438,6 +440,72 @@ static int dma_access(struct uhmm_dev *dev, uintptr_t addr, char *ubuf, size_t l
 	}
 	mem_free(bounce);
 	return r ? r : rounds;
+}
+
+/*
+ * A device atomic: the word's page is made the device's alone, then
+ * changed where the device reaches it, with the engine's lock held (the
+ * callback that takes the page back waits for it).  A CPU access in
+ * between takes the page back first; then we start again.
+ */
+static int atomic_once(struct sim_dma *dma, uintptr_t a, uint64_t val, uint64_t *old,
+		       int *rounds)
+{
+	struct uhmm_dev *d = dma->dev;
+	uintptr_t page = page_down(a);
+	struct uhmm_pte p;
+	uint64_t seq, v;
+	int r;
+
+	r = uhmm_make_exclusive(dma->m, (void *)a, sizeof(v));
+	if (r)
+		return r;
+	seq = uhmm_mirror_read_begin(dma->m);
+	(*rounds)++;
+	COUNT(d->h, d, dev_faults, 1);
+	r = uhmm_range_fault(dma->m, (void *)page, PAGE_SIZE, UHMM_FAULT_WRITE, &p);
+	if (r)
+		return r;
+	pthread_mutex_lock(&dma->lock);
+	if (uhmm_mirror_read_retry(dma->m, seq)) {
+		r = -EBUSY;
+	} else if (p.flags & UHMM_PTE_EXCLUSIVE) {
+		*old = __atomic_fetch_add((uint64_t *)(uintptr_t)(p.host + (a - page)), val,
+					  __ATOMIC_SEQ_CST);
+	} else if (p.loc == d->id && !p.host) {
+		/* a page of its own private memory: nobody else reaches it */
+		char buf[PAGE_SIZE];
+
+		r = d->ops.copy_from_dev(d->drv, buf, p.dev_off, PAGE_SIZE) ? -EIO : 0;
+		memcpy(&v, buf + (a - page), sizeof(v));
+		*old = v;
+		v += val;
+		memcpy(buf + (a - page), &v, sizeof(v));
+		if (!r && d->ops.copy_to_dev(d->drv, p.dev_off, buf, PAGE_SIZE))
+			r = -EIO;
+	} else {
+		r = -EBUSY;	/* taken back meanwhile */
+	}
+	pthread_mutex_unlock(&dma->lock);
+	return r;
+}
+
+int uhmm_sim_atomic_add(struct uhmm_dev *dev, void *addr, uint64_t val, uint64_t *old)
+{
+	struct sim_dma *dma;
+	uint64_t o = 0;
+	int rounds = 0, r;
+
+	if (!dev || !addr || ((uintptr_t)addr & (sizeof(uint64_t) - 1)))
+		return -EINVAL;
+	r = dma_get(dev, &dma);
+	while (!r && (r = atomic_once(dma, (uintptr_t)addr, val, &o, &rounds)) == -EBUSY)
+		r = 0;
+	if (r)
+		return r;
+	if (old)
+		*old = o;
+	return rounds;
 }
 
 int uhmm_sim_read(struct uhmm_dev *dev, const void *addr, void *buf, size_t len)

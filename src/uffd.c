@@ -188,6 +188,24 @@ int uffd_place(struct uhmm *h, uintptr_t dst, const void *src, size_t len, bool 
 	return r;
 }
 
+/* Our pages at buf go to dst: moved where the kernel allows it (no copy),
+ * else copied.  *placed: the bytes from dst that hold data now. */
+int uffd_hand_over(struct uhmm *h, uintptr_t dst, char *buf, size_t len, size_t *placed)
+{
+	size_t more = 0;
+	int r = -ENOTSUP;
+
+	*placed = 0;
+	if (h->feat & UHMM_FEAT_MOVE)
+		r = uffd_place(h, dst, buf, len, true, placed);
+	/* MOVE wants both sides writable and exclusive: else copy */
+	if (r && r != -EAGAIN) {
+		r = uffd_place(h, dst + *placed, buf + *placed, len - *placed, false, &more);
+		*placed += more;
+	}
+	return r;
+}
+
 /* Has the kernel queued a fault or event for us to read? */
 bool uffd_pending(struct uhmm *h)
 {

@@ -31,6 +31,19 @@ static struct uhmm_dev *dev_for_file(struct uhmm *h, dev_t sd, ino_t si)
 	return NULL;
 }
 
+/* What kind of memory a mapping is, from its file and name. */
+static void classify(struct uhmm *h, struct vma *v, const char *path)
+{
+	snprintf(v->name, sizeof(v->name), "%s", path);
+	v->dev = v->si ? dev_for_file(h, v->sd, v->si) : NULL;
+	if (v->dev && v->shared)
+		v->kind = VMA_DEV;
+	else if (!v->si && !v->shared && (!path[0] || !strcmp(path, "[heap]")))
+		v->kind = VMA_ANON;
+	else
+		v->kind = VMA_OTHER;
+}
+
 static int parse_line(struct uhmm *h, const char *line, struct vma *v)
 {
 	char perms[8] = "", path[256] = "";
@@ -51,14 +64,41 @@ static int parse_line(struct uhmm *h, const char *line, struct vma *v)
 	v->pgoff = off;
 	v->sd = makedev(maj, mn);
 	v->si = ino;
-	snprintf(v->name, sizeof(v->name), "%s", path);
-	v->dev = ino ? dev_for_file(h, v->sd, v->si) : NULL;
-	if (v->dev && v->shared)
-		v->kind = VMA_DEV;
-	else if (!ino && !v->shared && (!path[0] || !strcmp(path, "[heap]")))
-		v->kind = VMA_ANON;
-	else
-		v->kind = VMA_OTHER;
+	classify(h, v, path);
+	return 0;
+}
+
+/*
+ * The mapping holding addr (or, with `next`, the first one above it) from
+ * PROCMAP_QUERY: one ioctl, no text to make and parse.  -ENOENT: none.
+ */
+static int query(struct uhmm *h, int fd, uintptr_t addr, bool next, struct vma *v)
+{
+	char path[256];
+	struct procmap_query q = {
+		.size = sizeof(q),
+		.query_flags = next ? PROCMAP_QUERY_COVERING_OR_NEXT_VMA : 0,
+		.query_addr = addr,
+		.vma_name_size = sizeof(path),
+		.vma_name_addr = (uintptr_t)path,
+	};
+
+	if (ioctl(fd, PROCMAP_QUERY, &q))
+		return -errno;
+	if (!q.vma_name_size)
+		path[0] = 0;
+	memset(v, 0, sizeof(*v));
+	v->start = q.vma_start;
+	v->end = q.vma_end;
+	v->prot = (q.vma_flags & PROCMAP_QUERY_VMA_READABLE ? PROT_READ : 0) |
+		  (q.vma_flags & PROCMAP_QUERY_VMA_WRITABLE ? PROT_WRITE : 0) |
+		  (q.vma_flags & PROCMAP_QUERY_VMA_EXECUTABLE ? PROT_EXEC : 0);
+	v->shared = q.vma_flags & PROCMAP_QUERY_VMA_SHARED;
+	v->pgoff = q.vma_offset;
+	v->sd = makedev(q.dev_major, q.dev_minor);
+	v->si = q.inode;
+	v->page_size = q.vma_page_size;
+	classify(h, v, path);
 	return 0;
 }
 
@@ -130,50 +170,91 @@ static char *maps_line(struct maps *m)
 	}
 }
 
-int vma_scan(struct uhmm *h, uintptr_t start, uintptr_t end,
-	     struct vma **out, size_t *n)
+static int vma_push(struct vma **arr, size_t *cnt, size_t *cap, const struct vma *v)
 {
-	struct vma *arr = NULL, v;
-	size_t cap = 0, cnt = 0;
-	uintptr_t expect = start;
+	if (*cnt == *cap) {
+		size_t c = *cap ? *cap * 2 : 16;
+		struct vma *na = mem_realloc(*arr, c * sizeof(**arr));
+
+		if (!na)
+			return -ENOMEM;
+		*arr = na;
+		*cap = c;
+	}
+	(*arr)[(*cnt)++] = *v;
+	return 0;
+}
+
+static void clip(struct vma *v, uintptr_t start, uintptr_t end)
+{
+	if (v->start < start)
+		v->start = start;
+	if (v->end > end)
+		v->end = end;
+}
+
+static int list_query(struct uhmm *h, uintptr_t start, uintptr_t end,
+		      struct vma **arr, size_t *cnt, size_t *cap)
+{
+	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC), r = 0;
+	uintptr_t at = start;
+	struct vma v;
+
+	if (fd < 0)
+		return -errno;
+	while (at < end && !r) {
+		r = query(h, fd, at, true, &v);
+		if (r == -ENOENT || (!r && v.start >= end)) {
+			r = 0;
+			break;
+		}
+		if (!r && v.end <= at)
+			r = -EIO;	/* the kernel would not say that */
+		if (r)
+			break;
+		at = v.end;
+		clip(&v, start, end);
+		r = vma_push(arr, cnt, cap, &v);
+	}
+	close(fd);
+	return r;
+}
+
+static int list_text(struct uhmm *h, uintptr_t start, uintptr_t end,
+		     struct vma **arr, size_t *cnt, size_t *cap)
+{
 	struct maps m;
+	struct vma v;
 	char *line;
 	int r = maps_open(&m);
 
 	if (r)
 		return r;
 	while ((line = maps_line(&m))) {
-		if (parse_line(h, line, &v))
-			continue;
-		if (v.end <= start)
+		if (parse_line(h, line, &v) || v.end <= start)
 			continue;
 		if (v.start >= end)
 			break;
-		if (v.start > expect) {
-			r = -EFAULT;
+		clip(&v, start, end);
+		r = vma_push(arr, cnt, cap, &v);
+		if (r)
 			break;
-		}
-		if (v.start < start)
-			v.start = start;
-		if (v.end > end)
-			v.end = end;
-		if (cnt == cap) {
-			struct vma *na;
-
-			cap = cap ? cap * 2 : 16;
-			na = mem_realloc(arr, cap * sizeof(*arr));
-			if (!na) {
-				r = -ENOMEM;
-				break;
-			}
-			arr = na;
-		}
-		arr[cnt++] = v;
-		expect = v.end;
 	}
 	maps_close(&m);
-	if (!r && expect < end)
-		r = -EFAULT;
+	return r;
+}
+
+int vma_list(struct uhmm *h, uintptr_t start, uintptr_t end,
+	     struct vma **out, size_t *n)
+{
+	struct vma *arr = NULL;
+	size_t cap = 0, cnt = 0;
+	int r;
+
+	if (h->feat & UHMM_FEAT_PROCMAP_QUERY)
+		r = list_query(h, start, end, &arr, &cnt, &cap);
+	else
+		r = list_text(h, start, end, &arr, &cnt, &cap);
 	if (r) {
 		mem_free(arr);
 		return r;
@@ -183,13 +264,43 @@ int vma_scan(struct uhmm *h, uintptr_t start, uintptr_t end,
 	return 0;
 }
 
+int vma_scan(struct uhmm *h, uintptr_t start, uintptr_t end,
+	     struct vma **out, size_t *n)
+{
+	uintptr_t expect = start;
+	int r = vma_list(h, start, end, out, n);
+
+	if (r)
+		return r;
+	for (size_t i = 0; i < *n && !r; i++) {
+		if ((*out)[i].start > expect)
+			r = -EFAULT;
+		expect = (*out)[i].end;
+	}
+	if (!r && expect < end)
+		r = -EFAULT;
+	if (r)
+		mem_free(*out);
+	return r;
+}
+
 /* The whole mapping holding addr, not clipped. */
 int vma_at(struct uhmm *h, uintptr_t addr, struct vma *out)
 {
 	struct maps m;
 	char *line;
-	int r = maps_open(&m);
+	int r;
 
+	if (h->feat & UHMM_FEAT_PROCMAP_QUERY) {
+		int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+
+		if (fd < 0)
+			return -errno;
+		r = query(h, fd, addr, false, out);
+		close(fd);
+		return r == -ENOENT ? -EFAULT : r;
+	}
+	r = maps_open(&m);
 	if (r)
 		return r;
 	r = -EFAULT;

@@ -3,7 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "internal.h"
+#include "exclusive.h"
 
 static int where_locked(struct uhmm *h, uintptr_t s, uintptr_t e, int *loc)
 {
@@ -24,8 +24,10 @@ static int where_locked(struct uhmm *h, uintptr_t s, uintptr_t e, int *loc)
 	for (size_t i = 0; !r && i < n; i++) {
 		int l = pt_loc(&h->pt, s + (i << PAGE_SHIFT), NULL);
 
+		/* a page a device holds alone is in our copy of it */
 		if (l == LOC_UNMANAGED || l == LOC_SYS)
-			loc[i] = present[i] ? UHMM_LOC_SYSTEM : UHMM_LOC_NONE;
+			loc[i] = present[i] || excl_sys(h, s + (i << PAGE_SHIFT)) ?
+				 UHMM_LOC_SYSTEM : UHMM_LOC_NONE;
 		else
 			loc[i] = l;
 	}
