@@ -255,7 +255,10 @@ static bool serve_fast(struct uhmm *h, const struct qmsg *m)
 static void *reader_main(void *arg)
 {
 	struct uhmm *h = arg;
-	struct pollfd p[2] = { { h->uffd, POLLIN, 0 }, { h->stop_fd, POLLIN, 0 } };
+	/* the second descriptor: events of mappings we cannot manage */
+	struct pollfd p[3] = { { h->uffd, POLLIN, 0 }, { h->stop_fd, POLLIN, 0 },
+			       { h->uffd_other, POLLIN, 0 } };
+	nfds_t np = h->uffd_other >= 0 ? 3 : 2;
 	struct uffd_msg msg[32];
 	struct qmsg fault[32];
 
@@ -273,7 +276,7 @@ static void *reader_main(void *arg)
 		 * awake, which saves a wake-up (several microseconds in a VM)
 		 * per fault.
 		 */
-		n = poll(p, 2, spin_until ? 0 : -1);
+		n = poll(p, np, spin_until ? 0 : -1);
 		if (n == 0 && mono_ns() < spin_until)
 			continue;
 		if (n <= 0) {
@@ -286,6 +289,13 @@ static void *reader_main(void *arg)
 		h->q.reading = true;
 		pthread_mutex_unlock(&h->q.lock);
 		n = read(h->uffd, msg, sizeof(msg));
+		if (n < 0)
+			n = 0;
+		if (np == 3 && p[2].revents) {
+			ssize_t k = read(h->uffd_other, (char *)msg + n, sizeof(msg) - n);
+
+			n += k > 0 ? k : 0;
+		}
 		pthread_mutex_lock(&h->q.lock);
 		queued = h->q.n;
 		for (ssize_t i = 0; n > 0 && i < n / (ssize_t)sizeof(msg[0]); i++)

@@ -330,6 +330,7 @@ uint64_t probe_disabled(void);
 /* uffd.c: thin ioctl wrappers, -errno */
 int uffd_register(struct uhmm *h, uintptr_t start, size_t len, bool shmem);
 int uffd_register_missing(struct uhmm *h, uintptr_t start, size_t len);
+int uffd_watch(struct uhmm *h, uintptr_t start, size_t len);	/* events alone */
 int uffd_unregister(struct uhmm *h, uintptr_t start, size_t len);
 int uffd_wp(struct uhmm *h, uintptr_t start, size_t len, bool on);
 int uffd_wake(struct uhmm *h, uintptr_t start, size_t len);

@@ -419,12 +419,31 @@ static bool all_managed(struct uhmm *h, uintptr_t s, uintptr_t e)
 
 /* Unmanaged anonymous memory a device looks at becomes managed, so that
  * its munmap, madvise and mremap reach the mirrors as events. */
+/*
+ * A mapping we cannot manage (shared memory, files): registered whole with
+ * the userfaultfd we keep for events alone (probe.c), so that its munmap,
+ * madvise and mremap reach the mirrors too.  Whole, so that the program's
+ * mapping is not split.  Not the main stack: it grows, and is never
+ * unmapped.  The kernel refuses shared mappings of files opened read-only
+ * (no VM_MAYWRITE): those stay unseen.
+ */
+static void watch_other(struct uhmm *h, const struct seg *sg)
+{
+	struct vma v;
+
+	if (h->uffd_other < 0 || sg->v.kind != VMA_OTHER || seg_error(sg) ||
+	    !strcmp(sg->v.name, "[stack]") || vma_at(h, sg->start, &v))
+		return;
+	uffd_watch(h, v.start, v.end - v.start);
+}
+
 static int manage_segs(struct uhmm *h, struct rf *f)
 {
 	for (size_t i = 0; i < f->nseg; i++) {
 		struct seg *sg = &f->seg[i];
 		int r;
 
+		watch_other(h, sg);
 		if (seg_error(sg) || sg->v.kind != VMA_ANON || all_managed(h, sg->start, sg->end) ||
 		    vma_check_migratable(h, &sg->v))
 			continue;

@@ -68,6 +68,18 @@ int uffd_register(struct uhmm *h, uintptr_t start, size_t len, bool shmem)
 	return uffd_ioctl(h, UFFDIO_REGISTER, &reg);
 }
 
+/* A mapping we cannot manage, registered for its events alone (probe.c):
+ * write-protect mode with WP_ASYNC, and no page is ever protected. */
+int uffd_watch(struct uhmm *h, uintptr_t start, size_t len)
+{
+	struct uffdio_register reg = {
+		.range = { start, len },
+		.mode = UFFDIO_REGISTER_MODE_WP,
+	};
+
+	return ioctl(h->uffd_other, UFFDIO_REGISTER, &reg) ? -errno : 0;
+}
+
 /* System pages about to be moved out: every access must wait for us. */
 int uffd_register_missing(struct uhmm *h, uintptr_t start, size_t len)
 {

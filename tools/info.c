@@ -32,6 +32,8 @@ static const struct {
 	{ UHMM_FEAT_MINOR_SHMEM,    "MINOR_SHMEM",    "minor faults on shmem" },
 	{ UHMM_FEAT_EVENTS,         "EVENTS",         "unmap/remove/remap events" },
 	{ UHMM_FEAT_REMAP_FENCE,    "REMAP_FENCE",    "page tables moved out while a batch copies (MREMAP_DONTUNMAP)" },
+	{ UHMM_FEAT_PROCMAP_QUERY,  "PROCMAP_QUERY",  "mappings asked one by one (PROCMAP_QUERY ioctl)" },
+	{ UHMM_FEAT_EVENTS_OTHER,   "EVENTS_OTHER",   "unmap/remove/remap events on shared and file mappings" },
 };
 
 static void print_kernel(void)

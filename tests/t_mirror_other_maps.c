@@ -1,0 +1,234 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Mappings uhmm cannot manage, mirrored all the same, for a COHERENT and a
+ * PRIVATE sim device: shared anonymous memory, a memfd, a file in
+ * /dev/shm, a file in $TMPDIR (a regular file system), a private file
+ * mapping.  Where the kernel lets uhmm watch them (UHMM_FEAT_EVENTS_OTHER:
+ * a userfaultfd with WP_ASYNC, 6.7), their MADV_DONTNEED (REMOVE), mremap
+ * (REMAP) and munmap (UNMAP) reach the mirror by the next
+ * uhmm call, and the sim engine drops its translations: after munmap and
+ * a new mapping at the same address its next read faults again (one
+ * round, not zero) and reads the new data.  Without the feature (older
+ * kernels, UHMM_DISABLE=events_other) the data checks still hold.  A
+ * shared mapping of a file opened read-only cannot be watched (the kernel
+ * refuses it): it is still mirrored, read right.
+ */
+#define _GNU_SOURCE
+#include "private.h"
+
+#define MAXEV 256
+
+struct rec {
+	pthread_mutex_t mu;
+	struct uhmm_inval ev[MAXEV];
+	int n;
+};
+
+static void cb2(struct uhmm_mirror *m, const struct uhmm_inval *inv)
+{
+	struct rec *r = uhmm_mirror_priv(m);
+
+	pthread_mutex_lock(&r->mu);
+	if (r->n < MAXEV)
+		r->ev[r->n++] = *inv;
+	pthread_mutex_unlock(&r->mu);
+}
+
+static int saw(struct rec *r, enum uhmm_event ev, const void *s, size_t len)
+{
+	int found = 0;
+
+	pthread_mutex_lock(&r->mu);
+	for (int i = 0; i < r->n; i++)
+		if (r->ev[i].ev == ev && r->ev[i].start <= (uintptr_t)s &&
+		    r->ev[i].end >= (uintptr_t)s + len)
+			found = 1;
+	pthread_mutex_unlock(&r->mu);
+	return found;
+}
+
+enum kind { SHARED_ANON, MEMFD, SHM_FILE, TMP_FILE, PRIVATE_FILE, NKINDS };
+
+static const char *kind_name[NKINDS] = {
+	"shared anonymous", "memfd", "/dev/shm file", "$TMPDIR file", "private file mapping",
+};
+
+static int file_for(enum kind k)
+{
+	char path[4096];
+	int fd = -1;
+
+	switch (k) {
+	case MEMFD:
+		return memfd_create("uhmm-other", MFD_CLOEXEC);
+	case SHM_FILE:
+		snprintf(path, sizeof(path), "/dev/shm/uhmm-other-XXXXXX");
+		fd = mkstemp(path);
+		break;
+	case TMP_FILE:
+	case PRIVATE_FILE:
+		return ut_tmpfile();
+	default:
+		return -1;
+	}
+	if (fd >= 0)
+		unlink(path);
+	return fd;
+}
+
+/* n pages of kind k holding pattern seed, at `at` if not NULL. */
+static uint8_t *map_kind(enum kind k, size_t n, unsigned seed, void *at)
+{
+	size_t len = n * ut_page();
+	int flags = (k == PRIVATE_FILE ? MAP_PRIVATE : MAP_SHARED) | (at ? MAP_FIXED : 0);
+	int fd = k == SHARED_ANON ? -1 : file_for(k);
+	uint8_t *p, *b = malloc(len);
+
+	if (k != SHARED_ANON && (fd < 0 || ftruncate(fd, len)))
+		tap_bail("%s: a file of %zu bytes: %s", kind_name[k], len, strerror(errno));
+	ut_fill8(b, len, seed);
+	if (fd >= 0 && pwrite(fd, b, len, 0) != (ssize_t)len)
+		tap_bail("pwrite: %s", strerror(errno));
+	p = mmap(at, len, PROT_READ | PROT_WRITE, flags | (fd < 0 ? MAP_ANONYMOUS : 0), fd, 0);
+	if (p == MAP_FAILED)
+		tap_bail("mmap %s: %s", kind_name[k], strerror(errno));
+	if (fd < 0)
+		memcpy(p, b, len);
+	if (fd >= 0)
+		close(fd);
+	free(b);
+	return p;
+}
+
+static void one(struct uhmm *h, struct uhmm_dev *dev, struct uhmm_mirror *m, struct rec *r,
+		enum kind k, const char *dk, int watched)
+{
+	size_t pg = ut_page(), len = 4 * pg;
+	uint8_t *p = map_kind(k, 4, 31 + k, NULL), *q, *buf = malloc(len);
+	struct uhmm_pte pt[4];
+	const char *kn = kind_name[k];
+	int rc, loc[4];
+
+	rc = uhmm_range_fault(m, p, len, UHMM_FAULT_READ, pt);
+	ok(rc == 0 && (pt[0].flags & pt[3].flags & UHMM_PTE_VALID), "%s, %s: FAULT_READ (%d)",
+	   dk, kn, rc);
+	rc = uhmm_sim_read(dev, p, buf, len);
+	ok(rc >= 1 && ut_check8(buf, len, 31 + k) == SIZE_MAX,
+	   "%s, %s: a device read, %d round(s), data right", dk, kn, rc);
+	is_int(uhmm_sim_read(dev, p, buf, len), 0, "%s, %s: again: no round", dk, kn);
+
+	/* MADV_DONTNEED: the file still has the data; the mapping's PTEs go */
+	pthread_mutex_lock(&r->mu);
+	r->n = 0;
+	pthread_mutex_unlock(&r->mu);
+	madvise(p, pg, MADV_DONTNEED);
+	uhmm_where(h, p + pg, pg, loc);		/* the next uhmm call */
+	if (watched)
+		ok(saw(r, UHMM_EV_REMOVE, p, pg), "%s, %s: MADV_DONTNEED: REMOVE heard", dk, kn);
+
+	/* mremap of the last page elsewhere */
+	q = ut_map(pg);
+	rc = mremap(p + 3 * pg, pg, pg, MREMAP_MAYMOVE | MREMAP_FIXED, q) == q ? 0 : -errno;
+	is_int(rc, 0, "%s, %s: mremap of a page", dk, kn);
+	uhmm_where(h, p + pg, pg, loc);
+	if (watched)
+		ok(saw(r, UHMM_EV_REMAP, p + 3 * pg, pg),
+		   "%s, %s: REMAP heard over the old page", dk, kn);
+	rc = uhmm_sim_read(dev, q, buf, pg);
+	ok(rc >= 0 && ut_chk8(buf, 3 * pg, pg, 31 + k) == SIZE_MAX,
+	   "%s, %s: a device read at the new address: the data", dk, kn);
+	munmap(q, pg);
+
+	/* munmap of a page */
+	munmap(p + 2 * pg, pg);
+	uhmm_where(h, p + pg, pg, loc);
+	if (watched)
+		ok(saw(r, UHMM_EV_UNMAP, p + 2 * pg, pg), "%s, %s: munmap: UNMAP heard", dk, kn);
+	is_int(uhmm_sim_read(dev, p + 2 * pg, buf, pg), -EFAULT,
+	       "%s, %s: a device read of the unmapped page: -EFAULT", dk, kn);
+
+	/* munmap, and new data mapped at the same address */
+	is_int(uhmm_sim_read(dev, p + pg, buf, pg), 0, "%s, %s: page 1 still translated", dk, kn);
+	munmap(p, 2 * pg);
+	map_kind(k, 2, 41 + k, p);
+	rc = uhmm_sim_read(dev, p, buf, 2 * pg);
+	ok(rc >= 0 && ut_check8(buf, 2 * pg, 41 + k) == SIZE_MAX,
+	   "%s, %s: munmap + mmap at the same address: the device reads the new data", dk, kn);
+	if (watched)
+		ok(rc >= 1, "%s, %s: ... through translations faulted again (%d rounds)", dk, kn,
+		   rc);
+	munmap(p, 2 * pg);
+	free(buf);
+}
+
+/* A shared mapping of a file opened read-only: mirrored, not watched. */
+static void read_only_file(struct uhmm_dev *dev, struct uhmm_mirror *m, const char *dk)
+{
+	size_t pg = ut_page();
+	char path[4096];
+	const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	uint8_t *b = malloc(pg), *p;
+	struct uhmm_pte pt;
+	int fd, rc;
+
+	snprintf(path, sizeof(path), "%s/uhmm-ro-XXXXXX", dir);
+	fd = mkstemp(path);
+	ut_fill8(b, pg, 51);
+	if (fd < 0 || pwrite(fd, b, pg, 0) != (ssize_t)pg)
+		tap_bail("a file in %s: %s", dir, strerror(errno));
+	close(fd);
+	fd = open(path, O_RDONLY);
+	unlink(path);
+	p = mmap(NULL, pg, PROT_READ, MAP_SHARED, fd, 0);
+	close(fd);
+	if (p == MAP_FAILED)
+		tap_bail("mmap: %s", strerror(errno));
+	rc = uhmm_range_fault(m, p, pg, UHMM_FAULT_READ, &pt);
+	ok(rc == 0 && (pt.flags & UHMM_PTE_VALID) && !(pt.flags & UHMM_PTE_WRITE),
+	   "%s, read-only shared file: FAULT_READ, VALID without WRITE", dk);
+	memset(b, 0, pg);
+	rc = uhmm_sim_read(dev, p, b, pg);
+	ok(rc >= 0 && ut_check8(b, pg, 51) == SIZE_MAX, "%s, read-only shared file: read right", dk);
+	is_int(uhmm_sim_write(dev, p, b, pg), -EPERM, "%s, read-only shared file: write -EPERM", dk);
+	munmap(p, pg);
+	free(b);
+}
+
+static void run(struct uhmm *h, struct uhmm_dev *dev, const char *dk, int watched)
+{
+	struct uhmm_mirror_ops ops = { .sz = sizeof(ops), .invalidate2 = cb2 };
+	struct uhmm_mirror *m;
+	struct rec r;
+
+	memset(&r, 0, sizeof(r));
+	pthread_mutex_init(&r.mu, NULL);
+	if (uhmm_mirror_open(dev, &ops, &r, &m))
+		tap_bail("uhmm_mirror_open");
+	for (int k = 0; k < NKINDS; k++)
+		one(h, dev, m, &r, k, dk, watched);
+	read_only_file(dev, m, dk);
+	uhmm_mirror_close(m);
+}
+
+int main(void)
+{
+	struct uhmm *h;
+	struct uhmm_dev *pv, *c;
+	int watched;
+
+	ut_init(120);
+	h = ut_open();
+	watched = !!(ut_feats(h) & UHMM_FEAT_EVENTS_OTHER);
+	if (!watched)
+		skip("UHMM_FEAT_EVENTS_OTHER absent (a kernel before 6.7, or "
+		     "UHMM_DISABLE=events_other): changes of these mappings reach no mirror");
+	pv = ut_psim(h, "psim", 16 * UT_MiB);
+	c = ut_csim_try(h, "csim", 16 * UT_MiB);
+	run(h, pv, "PRIVATE", watched);
+	if (c)
+		run(h, c, "COHERENT", watched);
+	else
+		skip("COHERENT devices cannot exist here");
+	uhmm_close(h);
+	return tap_done();
+}
