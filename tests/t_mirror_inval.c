@@ -3,7 +3,7 @@
  * Mirror invalidations, for a COHERENT and a PRIVATE sim device: MIGRATE
  * with the right range before uhmm_migrate returns (invalidate2, with the
  * initiator; the plain invalidate too), UNMAP after munmap and REMOVE
- * after MADV_DONTNEED by the next uhmm call, RELEASE at uhmm_dev_remove
+ * after MADV_DONTNEED and MADV_FREE by the next uhmm call, RELEASE at uhmm_dev_remove
  * and -ENODEV afterwards; the calling-context rules: uhmm_dev_info and
  * uhmm_stats from a callback, a callback taking the driver lock while
  * another thread runs the driver's range_fault loop, read_begin/read_retry
@@ -164,12 +164,18 @@ static void run(struct uhmm *h, struct uhmm_dev *dev, struct uhmm_dev *other, co
 
 	/* a range_fault that brings another device's pages home names us */
 	if (other) {
+		int first;
+
 		rc = uhmm_migrate(h, p, len, other, 0);
 		clear(&r);
-		for (int i = 0; i < 5 && (rc = uhmm_range_fault(m, p, len, UHMM_FAULT_READ, pt)) == -EBUSY; i++)
-			;
+		first = rc = uhmm_range_fault(m, p, len, UHMM_FAULT_READ, pt);
+		for (int i = 0; i < 5 && rc == -EBUSY; i++)
+			rc = uhmm_range_fault(m, p, len, UHMM_FAULT_READ, pt);
 		is_int(rc, 0, "%s: FAULT_READ of another device's pages", kind);
 		if (ut_info(other).kind == UHMM_MEM_PRIVATE) {
+			/* bringing them home invalidated this very mirror */
+			is_int(first, -EBUSY, "%s: the first call: -EBUSY (its own fault raced it)",
+			       kind);
 			int named = 0;
 
 			pthread_mutex_lock(&r.mu);
@@ -191,6 +197,22 @@ static void run(struct uhmm *h, struct uhmm_dev *dev, struct uhmm_dev *other, co
 	uhmm_where(h, p, pg, &rc);
 	ok(saw(&r, UHMM_EV_REMOVE, a, a + 4 * pg), "%s: REMOVE after MADV_DONTNEED", kind);
 	ut_okzero(p, 4 * pg, "DONTNEED'd pages read zeros");
+	/* MADV_FREE of system pages the device looked at: REMOVE too */
+	{
+		uint8_t *q = ut_map(2 * pg);
+		struct uhmm_pte qt[2];
+
+		ut_fill8(q, 2 * pg, 9);
+		for (int i = 0; i < 5 && (rc = uhmm_range_fault(m, q, 2 * pg, UHMM_FAULT_READ, qt)) == -EBUSY; i++)
+			;
+		is_int(rc, 0, "%s: FAULT_READ of fresh system pages", kind);
+		clear(&r);
+		is_int(madvise(q, 2 * pg, MADV_FREE), 0, "%s: MADV_FREE", kind);
+		uhmm_where(h, q, pg, &rc);
+		ok(saw(&r, UHMM_EV_REMOVE, (uintptr_t)q, (uintptr_t)q + 2 * pg),
+		   "%s: REMOVE after MADV_FREE", kind);
+		munmap(q, 2 * pg);
+	}
 
 	/* read_begin/read_retry against migrations in a loop; a callback
 	 * taking the driver lock while this thread runs the driver's loop */

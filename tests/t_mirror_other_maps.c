@@ -4,7 +4,8 @@
  * PRIVATE sim device: shared anonymous memory, a memfd, a file in
  * /dev/shm, a file in $TMPDIR (a regular file system), a private file
  * mapping.  Where the kernel lets uhmm watch them (UHMM_FEAT_EVENTS_OTHER:
- * a userfaultfd with WP_ASYNC, 6.7), their MADV_DONTNEED (REMOVE), mremap
+ * a userfaultfd with WP_ASYNC, 6.7), their MADV_DONTNEED and MADV_REMOVE
+ * (REMOVE), mremap
  * (REMAP) and munmap (UNMAP) reach the mirror by the next
  * uhmm call, and the sim engine drops its translations: after munmap and
  * a new mapping at the same address its next read faults again (one
@@ -126,6 +127,16 @@ static void one(struct uhmm *h, struct uhmm_dev *dev, struct uhmm_mirror *m, str
 	if (watched)
 		ok(saw(r, UHMM_EV_REMOVE, p, pg), "%s, %s: MADV_DONTNEED: REMOVE heard", dk, kn);
 
+	/* MADV_REMOVE (a hole punched in the file) */
+	if (k != PRIVATE_FILE) {
+		rc = madvise(p + pg, pg, MADV_REMOVE) ? -errno : 0;
+		is_int(rc, 0, "%s, %s: MADV_REMOVE", dk, kn);
+		uhmm_where(h, p, pg, loc);
+		if (watched)
+			ok(saw(r, UHMM_EV_REMOVE, p + pg, pg), "%s, %s: MADV_REMOVE: REMOVE heard",
+			   dk, kn);
+	}
+
 	/* mremap of the last page elsewhere */
 	q = ut_map(pg);
 	rc = mremap(p + 3 * pg, pg, pg, MREMAP_MAYMOVE | MREMAP_FIXED, q) == q ? 0 : -errno;
@@ -148,7 +159,8 @@ static void one(struct uhmm *h, struct uhmm_dev *dev, struct uhmm_mirror *m, str
 	       "%s, %s: a device read of the unmapped page: -EFAULT", dk, kn);
 
 	/* munmap, and new data mapped at the same address */
-	is_int(uhmm_sim_read(dev, p + pg, buf, pg), 0, "%s, %s: page 1 still translated", dk, kn);
+	uhmm_sim_read(dev, p, buf, 2 * pg);
+	is_int(uhmm_sim_read(dev, p, buf, 2 * pg), 0, "%s, %s: pages 0 and 1 translated", dk, kn);
 	munmap(p, 2 * pg);
 	map_kind(k, 2, 41 + k, p);
 	rc = uhmm_sim_read(dev, p, buf, 2 * pg);

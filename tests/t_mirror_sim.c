@@ -107,6 +107,8 @@ static void run(struct uhmm *h, struct uhmm_dev *dev, struct uhmm_dev *other,
 	ut_fill8(buf, len, 11);
 	rc = uhmm_sim_write(dev, p, buf, len);
 	ok(rc >= 1, "%s: device write to an untouched buffer (%d rounds)", kind, rc);
+	/* first touch by the device, no preferred location: system memory */
+	ut_check_where(h, p, len, UHMM_LOC_SYSTEM, "pages the device populated");
 	ut_ok8(p, len, 11, "the CPU reads what the device wrote");
 	munmap(p, len);
 
