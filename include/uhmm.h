@@ -400,7 +400,8 @@ enum uhmm_event {
 	UHMM_EV_REMAP,             /* mremap: pages now at another address      */
 	UHMM_EV_PROTECT,           /* protection changed through uhmm_mprotect */
 	UHMM_EV_RELEASE,           /* device or context going away             */
-	UHMM_EV_EXCLUSIVE,         /* the CPU took back exclusive access        */
+	UHMM_EV_EXCLUSIVE,         /* the CPU took back exclusive access (and:
+	                              a device took it, uhmm_make_exclusive) */
 };
 
 struct uhmm_mirror;
@@ -435,10 +436,27 @@ struct uhmm_mirror_ops {
  *    soon as the event is applied: before any uhmm call that starts after
  *    the syscall returned completes.  uhmm_range_fault makes the private
  *    anonymous memory it answers for managed, so that these events come.
- *    Other mappings (files, shared memory, stacks) are answered but their
- *    changes are not seen: not yet.  A plain mprotect is seen at the next
- *    uhmm_range_fault only; uhmm_mprotect tells the mirrors first
- *    (UHMM_EV_PROTECT over the range).
+ *  - the same for mappings uhmm cannot manage that uhmm_range_fault
+ *    answered (shared anonymous memory, shmem and tmpfs files, hugetlbfs,
+ *    regular files, private file mappings), where the kernel has
+ *    UFFD_FEATURE_WP_ASYNC (6.7; UHMM_FEAT_EVENTS_OTHER): each such mapping
+ *    is registered whole with a second userfaultfd, in write-protect mode,
+ *    for its events alone (no page is ever protected; a shared writable
+ *    file mapping's pages then take one kernel-served write fault after
+ *    each writeback, as for dirty tracking).  Not seen, on every kernel:
+ *    shared mappings of files opened read-only (the kernel refuses to
+ *    register them), the main stack, mappings registered with another
+ *    userfaultfd, and without the feature none of these; also, for every
+ *    mapping, changes that raise no event: truncation or hole-punching of
+ *    the file through another path, writes through other mappings (the
+ *    translation is the page's address, so the device sees them), and
+ *    reclaim.  A plain mprotect is seen at the next uhmm_range_fault only;
+ *    uhmm_mprotect tells the mirrors first (UHMM_EV_PROTECT over the
+ *    range);
+ *  - UHMM_EV_EXCLUSIVE: when uhmm_make_exclusive gives a device sole
+ *    access (to every mirror holding the range, the new holder too:
+ *    initiator its device), and when the holder loses it (initiator 0 for
+ *    the CPU, or the device whose fault took it).
  * Callbacks run with the library's lock held, on the calling thread or a
  * library thread (never the one reading the userfaultfd).  They may sleep
  * and take the driver's lock; they must not touch managed memory or call
@@ -503,23 +521,40 @@ struct uhmm_pte {                  /* 24 bytes, frozen                      */
  *  - system pages: loc SYSTEM, host = the page's address, VALID when
  *    present (a swapped-out page is not), WRITE when the mapping is
  *    writable and the page needs no copy-on-write; ZERO for the shared
- *    zero page where this process may see frame numbers in
- *    /proc/self/pagemap (CAP_SYS_ADMIN), else such a page is VALID
- *    without WRITE, like a copy-on-write page;
+ *    zero page (VALID without WRITE, as a copy-on-write page is, where
+ *    the kernel cannot tell: see below);
  *  - not populated: loc NONE, not VALID;
  *  - on a COHERENT device: its id, dev_off, host = the library's own view
  *    of the page (valid until the next invalidate of it), VALID, WRITE
  *    as the mapping allows;
  *  - on this mirror's PRIVATE device: host 0, dev_off, VALID (and WRITE);
  *    on another PRIVATE device: its id and dev_off, not VALID.
- * UHMM_PTE_ORDER is 0 in this release.
+ * UHMM_PTE_ORDER: 9 for a page of a PMD-mapped huge page where
+ * PAGEMAP_SCAN tells (hugetlb: its page size), and for a page of a 2 MiB
+ * block that lies whole in one mapping and is bound whole, in order, to
+ * one aligned 2 MiB chunk of a device; else 0.
+ * How a snapshot is made: pages on devices from the library's page table
+ * (no kernel call); system pages from PAGEMAP_SCAN in runs (6.7+), or from
+ * /proc/self/pagemap page by page.  WRITE for a private page needs the
+ * kernel's word that this process maps it alone: PAGEMAP_SCAN does not
+ * say, so after a fork() (seen through pthread_atfork: a raw clone, or a
+ * fork before libuhmm was loaded, is not seen) or while KSM has merged
+ * pages of the process (/proc/self/ksm_stat, looked at every 50 ms at
+ * most) private mappings are read page by page.  ZERO is reported where
+ * PAGEMAP_SCAN answers, and page by page only where frame numbers show
+ * (CAP_SYS_ADMIN).
+ * Pages held by uhmm_make_exclusive: VALID | EXCLUSIVE (and WRITE as the
+ * mapping allows) for the holder, with host in the library's copy of a
+ * system page or the device's view of a COHERENT page; not VALID for
+ * other mirrors (their FAULT_READ or FAULT_WRITE takes them back).
  * FAULT_READ: -EFAULT for a hole or PROT_NONE (nothing done); otherwise
  * every page comes back VALID: pages private to another device come home
  * first, missing pages are populated in system memory (by userfaultfd or
  * MADV_POPULATE_*, never by touching them).  FAULT_WRITE (implies READ):
  * -EPERM for a page of a mapping without PROT_WRITE (nothing done); zero
  * and copy-on-write pages are made writable.  Protection is read afresh
- * from /proc/self/maps on every call.  -EBUSY: an invalidation of the
+ * on every call (PROCMAP_QUERY where the kernel has it, else
+ * /proc/self/maps).  -EBUSY: an invalidation of the
  * mirror ran during the call (this call's own faults included): start
  * again from read_begin.  -ENODEV after RELEASE.
  */
@@ -532,7 +567,46 @@ int uhmm_range_fault(struct uhmm_mirror *m, const void *addr, size_t len,
  * takes PROT_READ, PROT_WRITE, PROT_EXEC (-EINVAL otherwise); the
  * kernel's errors come back as -errno. */
 int uhmm_mprotect(struct uhmm *h, void *addr, size_t len, int prot);
-int uhmm_make_exclusive(struct uhmm_mirror *m, void *addr, size_t len); /* not yet */
+
+/*
+ * Device atomics: m's device alone may reach the range (make_device_
+ * exclusive() of the kernel).  The range is faulted in writable first, as
+ * for UHMM_FAULT_WRITE (pages private to other devices come home, pages
+ * another mirror holds alone are taken back from it), then the CPU loses
+ * access without the program seeing any change: a system page moves to a
+ * copy of the library's (the range stays mapped and registered, empty), a
+ * COHERENT device page loses its PTE; every other mirror holding the range
+ * hears UHMM_EV_EXCLUSIVE, the holder too (initiator its own device: its
+ * translations' host changes).  Then the holder's uhmm_range_fault
+ * entries are VALID | WRITE | EXCLUSIVE with `host` where the device
+ * reaches them; the driver's loop is make_exclusive; seq = read_begin;
+ * range_fault; lock; read_retry? again from make_exclusive : program.
+ * Pages on m's own PRIVATE device are exclusive already: they stay.
+ *
+ * The next CPU access to any page of a 2 MiB block the mirror holds
+ * takes the block back: the holder hears UHMM_EV_EXCLUSIVE (initiator 0),
+ * the access waits until its callback returned, then the pages come back
+ * and the access completes.  So does another mirror's FAULT_READ or
+ * FAULT_WRITE (initiator: its device; its snapshot sees not VALID), every
+ * change uhmm makes to the range (migration, uhmm_mprotect, uhmm_unmanage,
+ * uhmm_free), the program's munmap (what stays mapped comes back),
+ * madvise DONTNEED/FREE (those pages read as zeros) and mremap (the pages
+ * come back at the new address), fork() (in the parent, before the child
+ * copies the address space), uhmm_mirror_close and RELEASE (silently).
+ * A CPU access from kernel mode (read(2) into such a page) is served the
+ * same way with UHMM_FEAT_KERNEL_FAULTS, else it fails with EFAULT, as for
+ * device-private pages.  A thread that forks while holding the lock its
+ * callback takes deadlocks.
+ *
+ * -EINVAL: NULL m, len 0, a wrapping range, a shared or file mapping (as
+ * the kernel's: anonymous memory only; device memory in its place too).
+ * -EFAULT: a hole or PROT_NONE.  -EPERM: a mapping without PROT_WRITE.
+ * -ENODEV after RELEASE.  -ENOMEM: more than 4 GiB of 2 MiB blocks held
+ * at once.  -EBUSY: the program changed the range meanwhile; try again.
+ * Those checks come before anything changes; on a later failure the
+ * range's pages are all the CPU's again.
+ */
+int uhmm_make_exclusive(struct uhmm_mirror *m, void *addr, size_t len);
 
 /*
  * The simulated device's DMA engine: device-side reads and writes through
@@ -545,8 +619,12 @@ int uhmm_make_exclusive(struct uhmm_mirror *m, void *addr, size_t len); /* not y
  * mapping without PROT_WRITE, which then writes nothing.  It never
  * dereferences the program's addresses: system pages are reached with
  * process_vm_readv/writev, COHERENT pages through the library's view,
- * the device's PRIVATE pages through its driver's copy ops.  Works on any
- * device of the context (the driver's copy ops for PRIVATE pages).
+ * the device's PRIVATE pages through its driver's copy ops, pages its
+ * mirror holds alone (uhmm_sim_atomic_add) where `host` says.  Pages
+ * another mirror holds alone are taken back from it first.  Works on any
+ * device of the context (the driver's copy ops for PRIVATE pages).  The
+ * access counters of the placement policy do not count these accesses
+ * yet.
  */
 int uhmm_sim_read(struct uhmm_dev *dev, const void *addr, void *buf, size_t len);
 int uhmm_sim_write(struct uhmm_dev *dev, void *addr, const void *buf, size_t len);

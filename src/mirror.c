@@ -639,6 +639,8 @@ static int make_exclusive_locked(struct uhmm *h, struct rf *f)
 		 * (host moves to our copy) */
 		mirror_invalidate(h, f->s, f->e, UHMM_EV_EXCLUSIVE, f->m->dev_id);
 		r = excl_grant(h, f->m, f);
+		if (r)
+			excl_revoke(h, f->s, f->e, 0, NULL);
 	}
 	return r == -EAGAIN ? -EBUSY : r;
 }
