@@ -408,6 +408,10 @@ int vma_check_migratable(struct uhmm *h, const struct vma *v);
 int vma_at(struct uhmm *h, uintptr_t addr, struct vma *out);
 bool vma_locked(struct uhmm *h, uintptr_t start, uintptr_t end);
 
+/* procfd.c: kept open, never to be closed by the caller; or -errno */
+enum proc_file { PROC_PAGEMAP, PROC_MAPS, PROC_NFILES };
+int procfd(enum proc_file f);
+
 /* pagemap.c */
 /* bitmap of present (or swapped) pages of [start, start + n pages) */
 int pagemap_present(struct uhmm *h, uintptr_t start, size_t npages, uint8_t *present,

@@ -377,11 +377,11 @@ static int load_segs(struct uhmm *h, struct rf *f)
 static int load_pagemap(struct rf *f)
 {
 	size_t n = (f->e - f->s) >> PAGE_SHIFT;
-	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	int fd = procfd(PROC_PAGEMAP);
 	int r = 0;
 
 	if (fd < 0)
-		return -errno;
+		return fd;
 	for (size_t done = 0; done < n;) {
 		ssize_t got = pread(fd, f->pm + done, (n - done) * 8,
 				    ((f->s >> PAGE_SHIFT) + done) * 8);
@@ -392,7 +392,6 @@ static int load_pagemap(struct rf *f)
 		}
 		done += got / 8;
 	}
-	close(fd);
 	return r;
 }
 

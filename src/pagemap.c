@@ -76,17 +76,16 @@ static int scan_read(int fd, uintptr_t start, size_t npages, uint8_t *present,
 int pagemap_present(struct uhmm *h, uintptr_t start, size_t npages, uint8_t *present,
 		    bool swapped)
 {
-	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	int fd = procfd(PROC_PAGEMAP);
 	int r;
 
 	if (fd < 0)
-		return -errno;
+		return fd;
 	if (h->feat & UHMM_FEAT_PAGEMAP_SCAN)
 		r = scan_ioctl(fd, start, npages, present,
 			       PAGE_IS_PRESENT | (swapped ? PAGE_IS_SWAPPED : 0));
 	else
 		r = scan_read(fd, start, npages, present,
 			      PM_PRESENT | (swapped ? PM_SWAPPED : 0));
-	close(fd);
 	return r;
 }

@@ -482,9 +482,9 @@ int snapshot_fill(struct uhmm *h, struct rf *f, struct uhmm_pte *ptes)
 	for (int i = 1; i <= MAX_DEVS; i++)
 		if (h->dev[i] && h->dev[i]->kind == UHMM_MEM_PRIVATE && h->dev[i]->used_pages)
 			k.dev_pages = true;
-	k.fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	k.fd = procfd(PROC_PAGEMAP);
 	if (k.fd < 0)
-		return -errno;
+		return k.fd;
 	for (size_t i = 0; i < f->nseg && !r; i++) {
 		const struct seg *sg = &f->seg[i];
 
@@ -493,6 +493,5 @@ int snapshot_fill(struct uhmm *h, struct rf *f, struct uhmm_pte *ptes)
 			excl_fill(h, f->m, sg->start, sg->end, sg->v.prot & PROT_WRITE,
 				  ptes + ((sg->start - f->s) >> PAGE_SHIFT));
 	}
-	close(k.fd);
 	return r;
 }

@@ -196,12 +196,12 @@ static void clip(struct vma *v, uintptr_t start, uintptr_t end)
 static int list_query(struct uhmm *h, uintptr_t start, uintptr_t end,
 		      struct vma **arr, size_t *cnt, size_t *cap)
 {
-	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC), r = 0;
+	int fd = procfd(PROC_MAPS), r = 0;
 	uintptr_t at = start;
 	struct vma v;
 
 	if (fd < 0)
-		return -errno;
+		return fd;
 	while (at < end && !r) {
 		r = query(h, fd, at, true, &v);
 		if (r == -ENOENT || (!r && v.start >= end)) {
@@ -216,7 +216,6 @@ static int list_query(struct uhmm *h, uintptr_t start, uintptr_t end,
 		clip(&v, start, end);
 		r = vma_push(arr, cnt, cap, &v);
 	}
-	close(fd);
 	return r;
 }
 
@@ -292,12 +291,11 @@ int vma_at(struct uhmm *h, uintptr_t addr, struct vma *out)
 	int r;
 
 	if (h->feat & UHMM_FEAT_PROCMAP_QUERY) {
-		int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+		int fd = procfd(PROC_MAPS);
 
 		if (fd < 0)
-			return -errno;
+			return fd;
 		r = query(h, fd, addr, false, out);
-		close(fd);
 		return r == -ENOENT ? -EFAULT : r;
 	}
 	r = maps_open(&m);

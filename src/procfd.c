@@ -1,0 +1,71 @@
+// SPDX-License-Identifier: MIT
+/*
+ * /proc/self/pagemap and /proc/self/maps, kept open.  Opening either is a
+ * walk through procfs of a few microseconds, several percent of what a
+ * snapshot of a GiB costs, and mirrors and faults look often.  A
+ * descriptor is good for the process that opened it: a fork child's
+ * inherited ones name the parent, so the child opens its own; one the
+ * program closed or reused behind our back (its inode no longer matches)
+ * is opened again.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static const char *const path[PROC_NFILES] = {
+	[PROC_PAGEMAP] = "/proc/self/pagemap",
+	[PROC_MAPS] = "/proc/self/maps",
+};
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	int fd;
+	pid_t pid;
+	dev_t dev;
+	ino_t ino;
+} open_files[PROC_NFILES];
+
+static bool still_ours(int f, pid_t me)
+{
+	struct stat st;
+
+	if (!open_files[f].fd || open_files[f].pid != me)
+		return false;
+	return !fstat(open_files[f].fd - 1, &st) && st.st_dev == open_files[f].dev &&
+	       st.st_ino == open_files[f].ino;
+}
+
+int procfd(enum proc_file f)
+{
+	pid_t me = getpid();
+	struct stat st;
+	int fd;
+
+	pthread_mutex_lock(&mu);
+	if (still_ours(f, me)) {
+		fd = open_files[f].fd - 1;
+		pthread_mutex_unlock(&mu);
+		return fd;
+	}
+	/* the old one is the parent's (fork) or no longer ours: left alone */
+	fd = open(path[f], O_RDONLY | O_CLOEXEC);
+	if (fd >= 0 && fstat(fd, &st)) {
+		close(fd);
+		fd = -1;
+	}
+	if (fd < 0) {
+		fd = -errno;
+	} else {
+		open_files[f].fd = fd + 1;
+		open_files[f].pid = me;
+		open_files[f].dev = st.st_dev;
+		open_files[f].ino = st.st_ino;
+	}
+	pthread_mutex_unlock(&mu);
+	return fd;
+}
