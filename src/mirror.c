@@ -542,6 +542,19 @@ static int fill_ptes(struct uhmm *h, struct rf *f, struct uhmm_pte *ptes)
 	return r;
 }
 
+/* Bring the range within the device's reach, then look at it again. */
+static int fault_in(struct uhmm *h, struct rf *f)
+{
+	int r;
+
+	h->initiator = f->m->dev_id;
+	/* what another device holds alone comes back first */
+	excl_revoke(h, f->s, f->e, f->m->dev_id, f->m);
+	r = fault_segs(h, f);
+	h->initiator = 0;
+	return r ? r : load_segs(h, f);
+}
+
 static int range_fault_locked(struct uhmm *h, struct rf *f, struct uhmm_pte *ptes)
 {
 	int r = load_segs(h, f);
@@ -550,15 +563,8 @@ static int range_fault_locked(struct uhmm *h, struct rf *f, struct uhmm_pte *pte
 		r = check_segs(f);
 	if (!r)
 		r = manage_segs(h, f);
-	if (!r && f->flags) {
-		h->initiator = f->m->dev_id;
-		/* what another device holds alone comes back first */
-		excl_revoke(h, f->s, f->e, f->m->dev_id, f->m);
-		r = fault_segs(h, f);
-		h->initiator = 0;
-		if (!r)
-			r = load_segs(h, f);
-	}
+	if (!r && f->flags)
+		r = fault_in(h, f);
 	if (!r)
 		r = fill_ptes(h, f, ptes);
 	return r;
@@ -622,14 +628,8 @@ static int make_exclusive_locked(struct uhmm *h, struct rf *f)
 			r = -EINVAL;
 	if (!r)
 		r = manage_segs(h, f);
-	if (!r) {
-		h->initiator = f->m->dev_id;
-		excl_revoke(h, f->s, f->e, f->m->dev_id, f->m);
-		r = fault_segs(h, f);
-		h->initiator = 0;
-	}
 	if (!r)
-		r = load_segs(h, f);
+		r = fault_in(h, f);
 	for (size_t i = 0; !r && i < f->nseg; i++)
 		if (seg_error(&f->seg[i]) || !(f->seg[i].v.prot & PROT_WRITE))
 			r = -EBUSY;	/* the program changed it meanwhile */

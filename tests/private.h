@@ -21,6 +21,9 @@
  *    SIGSEGV, caught with sigsetjmp in this process (a fork child would not
  *    do: it does not inherit the userfaultfd registration).
  *  - ut_chk8(): part of a ut_fill8 pattern, checked from an offset in it.
+ *  - struct ut_rec: a mirror whose invalidate2 records what it hears
+ *    (ut_rec_mirror), and ut_rec_saw() to ask whether an event covered a
+ *    range.
  */
 #ifndef UHMM_TEST_PRIVATE_H
 #define UHMM_TEST_PRIVATE_H
@@ -573,6 +576,68 @@ static inline double ut_now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---------------------------------------------------------------- */
+/* A mirror that records its invalidations                           */
+/* ---------------------------------------------------------------- */
+
+#define UT_MAXEV 512
+
+struct ut_rec {
+	pthread_mutex_t mu;		/* the "driver lock" */
+	struct uhmm_inval ev[UT_MAXEV];
+	int n;
+};
+
+static inline void ut_rec_cb(struct uhmm_mirror *m, const struct uhmm_inval *inv)
+{
+	struct ut_rec *r = uhmm_mirror_priv(m);
+
+	pthread_mutex_lock(&r->mu);
+	if (r->n < UT_MAXEV)
+		r->ev[r->n++] = *inv;
+	pthread_mutex_unlock(&r->mu);
+}
+
+static inline void ut_rec_clear(struct ut_rec *r)
+{
+	pthread_mutex_lock(&r->mu);
+	r->n = 0;
+	pthread_mutex_unlock(&r->mu);
+}
+
+/* A mirror of d recording into r (initialised here), or bail out. */
+static inline struct uhmm_mirror *ut_rec_mirror(struct uhmm_dev *d, struct ut_rec *r)
+{
+	struct uhmm_mirror_ops ops;
+	struct uhmm_mirror *m = NULL;
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	pthread_mutex_init(&r->mu, NULL);
+	memset(&ops, 0, sizeof(ops));
+	ops.sz = sizeof(ops);
+	ops.invalidate2 = ut_rec_cb;
+	rc = uhmm_mirror_open(d, &ops, r, &m);
+	if (rc || !m)
+		tap_bail("uhmm_mirror_open: %d (%s)", rc, ut_err(rc));
+	return m;
+}
+
+/* Did an event ev (initiator ini; any when ini < 0) cover [s, s + len)? */
+static inline int ut_rec_saw(struct ut_rec *r, enum uhmm_event ev, int ini, const void *s,
+			     size_t len)
+{
+	int found = 0;
+
+	pthread_mutex_lock(&r->mu);
+	for (int i = 0; i < r->n; i++)
+		if (r->ev[i].ev == ev && (ini < 0 || r->ev[i].initiator == ini) &&
+		    r->ev[i].start <= (uintptr_t)s && r->ev[i].end >= (uintptr_t)s + len)
+			found = 1;
+	pthread_mutex_unlock(&r->mu);
+	return found;
 }
 
 #endif

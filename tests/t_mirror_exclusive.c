@@ -21,62 +21,6 @@
 #define _GNU_SOURCE
 #include "private.h"
 
-#define MAXEV 512
-
-struct rec {
-	pthread_mutex_t mu;		/* the driver lock */
-	struct uhmm_inval ev[MAXEV];
-	int n;
-};
-
-static void cb2(struct uhmm_mirror *m, const struct uhmm_inval *inv)
-{
-	struct rec *r = uhmm_mirror_priv(m);
-
-	pthread_mutex_lock(&r->mu);
-	if (r->n < MAXEV)
-		r->ev[r->n++] = *inv;
-	pthread_mutex_unlock(&r->mu);
-}
-
-static void rec_init(struct rec *r)
-{
-	memset(r, 0, sizeof(*r));
-	pthread_mutex_init(&r->mu, NULL);
-}
-
-static void rec_clear(struct rec *r)
-{
-	pthread_mutex_lock(&r->mu);
-	r->n = 0;
-	pthread_mutex_unlock(&r->mu);
-}
-
-/* Did an event ev (with initiator ini, or any when ini < 0) cover [s, e)? */
-static int saw(struct rec *r, enum uhmm_event ev, int ini, const void *s, size_t len)
-{
-	int found = 0;
-
-	pthread_mutex_lock(&r->mu);
-	for (int i = 0; i < r->n; i++)
-		if (r->ev[i].ev == ev && (ini < 0 || r->ev[i].initiator == ini) &&
-		    r->ev[i].start <= (uintptr_t)s && r->ev[i].end >= (uintptr_t)s + len)
-			found = 1;
-	pthread_mutex_unlock(&r->mu);
-	return found;
-}
-
-static struct uhmm_mirror *mopen(struct uhmm_dev *d, struct rec *r)
-{
-	struct uhmm_mirror_ops ops = { .sz = sizeof(ops), .invalidate2 = cb2 };
-	struct uhmm_mirror *m = NULL;
-	int rc = uhmm_mirror_open(d, &ops, r, &m);
-
-	if (rc)
-		tap_bail("uhmm_mirror_open: %d (%s)", rc, ut_err(rc));
-	return m;
-}
-
 static int snap(struct uhmm_mirror *m, void *p, size_t len, struct uhmm_pte *pt)
 {
 	int rc = -EBUSY;
@@ -127,7 +71,7 @@ struct env {
 	struct uhmm *h;
 	struct uhmm_dev *dev, *other;
 	struct uhmm_mirror *m, *m2;	/* on dev, on other */
-	struct rec r, r2;
+	struct ut_rec r, r2;
 	const char *kind;
 	int loc;			/* where the pages live: SYSTEM or dev's id */
 };
@@ -152,10 +96,10 @@ static void basic(struct env *e)
 
 	/* another device holds translations of it */
 	is_int(snap(e->m2, p, len, pt), 0, "%s: another mirror's snapshot", e->kind);
-	rec_clear(&e->r2);
+	ut_rec_clear(&e->r2);
 	rc = uhmm_make_exclusive(e->m, p + 1, len - 2);
 	is_int(rc, 0, "%s: uhmm_make_exclusive of 4 pages (unaligned bounds)", e->kind);
-	ok(saw(&e->r2, UHMM_EV_EXCLUSIVE, ut_dev_id(e->dev), p, len),
+	ok(ut_rec_saw(&e->r2, UHMM_EV_EXCLUSIVE, ut_dev_id(e->dev), p, len),
 	   "%s: the other mirror heard EXCLUSIVE, initiator the holder's device", e->kind);
 	ok(held_right(e->m, p, 4, 11, e->loc),
 	   "%s: the holder's entries: VALID|WRITE|EXCLUSIVE, host holds the data", e->kind);
@@ -170,10 +114,10 @@ static void basic(struct env *e)
 	/* the device writes where it holds the page; the CPU then reads it */
 	snap(e->m, p, len, pt);
 	((volatile uint8_t *)(uintptr_t)pt[1].host)[5] = 0x5a;
-	rec_clear(&e->r);
+	ut_rec_clear(&e->r);
 	ok(((volatile uint8_t *)p)[pg + 5] == 0x5a, "%s: the CPU reads what the device wrote",
 	   e->kind);
-	ok(saw(&e->r, UHMM_EV_EXCLUSIVE, 0, p + pg, pg),
+	ok(ut_rec_saw(&e->r, UHMM_EV_EXCLUSIVE, 0, p + pg, pg),
 	   "%s: the CPU's access was preceded by UHMM_EV_EXCLUSIVE (initiator 0)", e->kind);
 	ok(released(e->m, p, len), "%s: no entry is EXCLUSIVE any more", e->kind);
 	p[pg + 5] = ut_pat8(11, pg + 5);
@@ -181,9 +125,9 @@ static void basic(struct env *e)
 
 	/* a CPU write takes it back too */
 	is_int(uhmm_make_exclusive(e->m, p, len), 0, "%s: exclusive again", e->kind);
-	rec_clear(&e->r);
+	ut_rec_clear(&e->r);
 	p[3 * pg] ^= 0xff;
-	ok(saw(&e->r, UHMM_EV_EXCLUSIVE, 0, p + 3 * pg, pg), "%s: a CPU write: EXCLUSIVE first",
+	ok(ut_rec_saw(&e->r, UHMM_EV_EXCLUSIVE, 0, p + 3 * pg, pg), "%s: a CPU write: EXCLUSIVE first",
 	   e->kind);
 	p[3 * pg] ^= 0xff;
 	ut_ok8(p, len, 11, "the data after a CPU write");
@@ -199,23 +143,23 @@ static void others(struct env *e)
 	int rc;
 
 	is_int(uhmm_make_exclusive(e->m, p, len), 0, "%s: exclusive", e->kind);
-	rec_clear(&e->r);
+	ut_rec_clear(&e->r);
 	rc = -EBUSY;
 	for (int i = 0; i < 20 && rc == -EBUSY; i++)
 		rc = uhmm_range_fault(e->m2, p, len, UHMM_FAULT_READ, pt);
 	ok(rc == 0 && (pt[0].flags & UHMM_PTE_VALID) && !(pt[0].flags & UHMM_PTE_EXCLUSIVE),
 	   "%s: another device's FAULT_READ works (%d, 0x%x)", e->kind, rc, pt[0].flags);
-	ok(saw(&e->r, UHMM_EV_EXCLUSIVE, ut_dev_id(e->other), p, len),
+	ok(ut_rec_saw(&e->r, UHMM_EV_EXCLUSIVE, ut_dev_id(e->other), p, len),
 	   "%s: ... after the holder heard EXCLUSIVE with that device as initiator", e->kind);
 	ut_ok8(p, len, 12, "the data after another device faulted it");
 
 	is_int(uhmm_make_exclusive(e->m, p, len), 0, "%s: exclusive again", e->kind);
-	rec_clear(&e->r);
+	ut_rec_clear(&e->r);
 	memset(buf, 0, len);
 	rc = uhmm_sim_read(e->other, p, buf, len);
 	ok(rc >= 0 && ut_check8(buf, len, 12) == SIZE_MAX, "%s: the other device's engine reads it right (%d)",
 	   e->kind, rc);
-	ok(saw(&e->r, UHMM_EV_EXCLUSIVE, -1, p, len), "%s: ... and the holder heard EXCLUSIVE",
+	ok(ut_rec_saw(&e->r, UHMM_EV_EXCLUSIVE, -1, p, len), "%s: ... and the holder heard EXCLUSIVE",
 	   e->kind);
 
 	is_int(uhmm_make_exclusive(e->m, p, len), 0, "%s: exclusive again", e->kind);
@@ -224,10 +168,10 @@ static void others(struct env *e)
 	   e->kind);
 
 	is_int(uhmm_make_exclusive(e->m, p, len), 0, "%s: exclusive again", e->kind);
-	rec_clear(&e->r);
+	ut_rec_clear(&e->r);
 	rc = uhmm_migrate(e->h, p, len, e->other, 0);
 	is_int(rc, 0, "%s: uhmm_migrate of exclusive pages to the other device", e->kind);
-	ok(saw(&e->r, UHMM_EV_MIGRATE, -1, p, len) && saw(&e->r, UHMM_EV_EXCLUSIVE, -1, p, len),
+	ok(ut_rec_saw(&e->r, UHMM_EV_MIGRATE, -1, p, len) && ut_rec_saw(&e->r, UHMM_EV_EXCLUSIVE, -1, p, len),
 	   "%s: the holder heard MIGRATE and EXCLUSIVE", e->kind);
 	ut_ok8(p, len, 12, "the data after the migration");
 	if (e->loc != UHMM_LOC_SYSTEM)
@@ -248,12 +192,12 @@ static void layout(struct env *e)
 
 	/* munmap of half: the other half comes back, right */
 	is_int(uhmm_make_exclusive(e->m, p, len), 0, "%s: exclusive", e->kind);
-	rec_clear(&e->r);
+	ut_rec_clear(&e->r);
 	munmap(p, len / 2);
 	ok(ut_chk8(p + len / 2, len / 2, len / 2, 13) == SIZE_MAX,
 	   "%s: munmap of half: the other half reads right", e->kind);
 	ut_check_where(e->h, p + len / 2, len / 2, e->loc, "the half still mapped");
-	ok(saw(&e->r, UHMM_EV_UNMAP, -1, p, len / 2), "%s: UNMAP heard over the unmapped half",
+	ok(ut_rec_saw(&e->r, UHMM_EV_UNMAP, -1, p, len / 2), "%s: UNMAP heard over the unmapped half",
 	   e->kind);
 	munmap(p + len / 2, len / 2);
 
@@ -271,20 +215,20 @@ static void layout(struct env *e)
 	/* mremap: the data is right at the new address */
 	p = buffer(e, 8, 20);
 	is_int(uhmm_make_exclusive(e->m, p, len), 0, "%s: exclusive", e->kind);
-	rec_clear(&e->r);
+	ut_rec_clear(&e->r);
 	q = ut_map(len);
 	rc = mremap(p, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, q) == q ? 0 : -errno;
 	is_int(rc, 0, "%s: mremap of exclusive memory", e->kind);
 	ut_ok8(q, len, 20, "the data at the new address");
-	ok(saw(&e->r, UHMM_EV_EXCLUSIVE, -1, p, len), "%s: the holder heard EXCLUSIVE", e->kind);
+	ok(ut_rec_saw(&e->r, UHMM_EV_EXCLUSIVE, -1, p, len), "%s: the holder heard EXCLUSIVE", e->kind);
 	munmap(q, len);
 
 	/* uhmm_mprotect: read-only; the CPU reads it, the device may not write */
 	p = buffer(e, 2, 15);
 	is_int(uhmm_make_exclusive(e->m, p, 2 * pg), 0, "%s: exclusive", e->kind);
-	rec_clear(&e->r);
+	ut_rec_clear(&e->r);
 	is_int(uhmm_mprotect(e->h, p, 2 * pg, PROT_READ), 0, "%s: uhmm_mprotect read-only", e->kind);
-	ok(saw(&e->r, UHMM_EV_PROTECT, -1, p, 2 * pg), "%s: PROTECT heard", e->kind);
+	ok(ut_rec_saw(&e->r, UHMM_EV_PROTECT, -1, p, 2 * pg), "%s: PROTECT heard", e->kind);
 	ut_ok8(p, 2 * pg, 15, "read-only exclusive memory, read by the CPU");
 	is_int(uhmm_make_exclusive(e->m, p, 2 * pg), -EPERM, "%s: read-only: -EPERM", e->kind);
 	munmap(p, 2 * pg);
@@ -301,32 +245,30 @@ static void lifecycle(struct env *e)
 {
 	size_t pg = ut_page(), len = 4 * pg;
 	uint8_t *p = buffer(e, 4, 16);
-	struct rec r3;
+	struct ut_rec r3;
 	struct uhmm_mirror *m3;
 	struct uhmm_dev *d3;
 	int rc;
 
 	is_int(uhmm_make_exclusive(e->m, p, len), 0, "%s: exclusive", e->kind);
-	rec_clear(&e->r);
+	ut_rec_clear(&e->r);
 	rc = ut_child(fork_child, p);
 	is_int(rc, 0, "%s: a fork child reads the exclusive pages right", e->kind);
-	ok(saw(&e->r, UHMM_EV_EXCLUSIVE, 0, p, len), "%s: fork took them back first", e->kind);
+	ok(ut_rec_saw(&e->r, UHMM_EV_EXCLUSIVE, 0, p, len), "%s: fork took them back first", e->kind);
 	ut_ok8(p, len, 16, "the parent's data after the fork");
 
 	/* a mirror closed while it holds pages */
-	rec_init(&r3);
-	m3 = mopen(e->dev, &r3);
+	m3 = ut_rec_mirror(e->dev, &r3);
 	is_int(uhmm_make_exclusive(m3, p, len), 0, "%s: exclusive to a third mirror", e->kind);
 	uhmm_mirror_close(m3);
 	ut_ok8(p, len, 16, "the data after the holder's mirror closed");
 
 	/* a device removed while its mirror holds pages */
 	d3 = ut_psim(e->h, "x3", 4 * UT_MiB);
-	rec_init(&r3);
-	m3 = mopen(d3, &r3);
+	m3 = ut_rec_mirror(d3, &r3);
 	is_int(uhmm_make_exclusive(m3, p, len), 0, "%s: exclusive to a device going away", e->kind);
 	is_int(uhmm_dev_remove(d3), 0, "%s: uhmm_dev_remove", e->kind);
-	ok(saw(&r3, UHMM_EV_RELEASE, -1, p, len), "%s: RELEASE heard", e->kind);
+	ok(ut_rec_saw(&r3, UHMM_EV_RELEASE, -1, p, len), "%s: RELEASE heard", e->kind);
 	ut_ok8(p, len, 16, "the data after the holder's device went away");
 	is_int(uhmm_make_exclusive(m3, p, len), -ENODEV, "%s: after RELEASE: -ENODEV", e->kind);
 	uhmm_mirror_close(m3);
@@ -491,10 +433,8 @@ static void run(struct uhmm *h, struct uhmm_dev *dev, struct uhmm_dev *other, in
 {
 	struct env e = { .h = h, .dev = dev, .other = other, .kind = kind };
 
-	rec_init(&e.r);
-	rec_init(&e.r2);
-	e.m = mopen(dev, &e.r);
-	e.m2 = mopen(other, &e.r2);
+	e.m = ut_rec_mirror(dev, &e.r);
+	e.m2 = ut_rec_mirror(other, &e.r2);
 	e.loc = on_dev ? ut_dev_id(dev) : UHMM_LOC_SYSTEM;
 	basic(&e);
 	others(&e);

@@ -17,37 +17,6 @@
 #define _GNU_SOURCE
 #include "private.h"
 
-#define MAXEV 256
-
-struct rec {
-	pthread_mutex_t mu;
-	struct uhmm_inval ev[MAXEV];
-	int n;
-};
-
-static void cb2(struct uhmm_mirror *m, const struct uhmm_inval *inv)
-{
-	struct rec *r = uhmm_mirror_priv(m);
-
-	pthread_mutex_lock(&r->mu);
-	if (r->n < MAXEV)
-		r->ev[r->n++] = *inv;
-	pthread_mutex_unlock(&r->mu);
-}
-
-static int saw(struct rec *r, enum uhmm_event ev, const void *s, size_t len)
-{
-	int found = 0;
-
-	pthread_mutex_lock(&r->mu);
-	for (int i = 0; i < r->n; i++)
-		if (r->ev[i].ev == ev && r->ev[i].start <= (uintptr_t)s &&
-		    r->ev[i].end >= (uintptr_t)s + len)
-			found = 1;
-	pthread_mutex_unlock(&r->mu);
-	return found;
-}
-
 enum kind { SHARED_ANON, MEMFD, SHM_FILE, TMP_FILE, PRIVATE_FILE, NKINDS };
 
 static const char *kind_name[NKINDS] = {
@@ -101,7 +70,7 @@ static uint8_t *map_kind(enum kind k, size_t n, unsigned seed, void *at)
 	return p;
 }
 
-static void one(struct uhmm *h, struct uhmm_dev *dev, struct uhmm_mirror *m, struct rec *r,
+static void one(struct uhmm *h, struct uhmm_dev *dev, struct uhmm_mirror *m, struct ut_rec *r,
 		enum kind k, const char *dk, int watched)
 {
 	size_t pg = ut_page(), len = 4 * pg;
@@ -119,13 +88,11 @@ static void one(struct uhmm *h, struct uhmm_dev *dev, struct uhmm_mirror *m, str
 	is_int(uhmm_sim_read(dev, p, buf, len), 0, "%s, %s: again: no round", dk, kn);
 
 	/* MADV_DONTNEED: the file still has the data; the mapping's PTEs go */
-	pthread_mutex_lock(&r->mu);
-	r->n = 0;
-	pthread_mutex_unlock(&r->mu);
+	ut_rec_clear(r);
 	madvise(p, pg, MADV_DONTNEED);
 	uhmm_where(h, p + pg, pg, loc);		/* the next uhmm call */
 	if (watched)
-		ok(saw(r, UHMM_EV_REMOVE, p, pg), "%s, %s: MADV_DONTNEED: REMOVE heard", dk, kn);
+		ok(ut_rec_saw(r, UHMM_EV_REMOVE, -1, p, pg), "%s, %s: MADV_DONTNEED: REMOVE heard", dk, kn);
 
 	/* MADV_REMOVE (a hole punched in the file) */
 	if (k != PRIVATE_FILE) {
@@ -133,7 +100,7 @@ static void one(struct uhmm *h, struct uhmm_dev *dev, struct uhmm_mirror *m, str
 		is_int(rc, 0, "%s, %s: MADV_REMOVE", dk, kn);
 		uhmm_where(h, p, pg, loc);
 		if (watched)
-			ok(saw(r, UHMM_EV_REMOVE, p + pg, pg), "%s, %s: MADV_REMOVE: REMOVE heard",
+			ok(ut_rec_saw(r, UHMM_EV_REMOVE, -1, p + pg, pg), "%s, %s: MADV_REMOVE: REMOVE heard",
 			   dk, kn);
 	}
 
@@ -143,7 +110,7 @@ static void one(struct uhmm *h, struct uhmm_dev *dev, struct uhmm_mirror *m, str
 	is_int(rc, 0, "%s, %s: mremap of a page", dk, kn);
 	uhmm_where(h, p + pg, pg, loc);
 	if (watched)
-		ok(saw(r, UHMM_EV_REMAP, p + 3 * pg, pg),
+		ok(ut_rec_saw(r, UHMM_EV_REMAP, -1, p + 3 * pg, pg),
 		   "%s, %s: REMAP heard over the old page", dk, kn);
 	rc = uhmm_sim_read(dev, q, buf, pg);
 	ok(rc >= 0 && ut_chk8(buf, 3 * pg, pg, 31 + k) == SIZE_MAX,
@@ -154,7 +121,7 @@ static void one(struct uhmm *h, struct uhmm_dev *dev, struct uhmm_mirror *m, str
 	munmap(p + 2 * pg, pg);
 	uhmm_where(h, p + pg, pg, loc);
 	if (watched)
-		ok(saw(r, UHMM_EV_UNMAP, p + 2 * pg, pg), "%s, %s: munmap: UNMAP heard", dk, kn);
+		ok(ut_rec_saw(r, UHMM_EV_UNMAP, -1, p + 2 * pg, pg), "%s, %s: munmap: UNMAP heard", dk, kn);
 	is_int(uhmm_sim_read(dev, p + 2 * pg, buf, pg), -EFAULT,
 	       "%s, %s: a device read of the unmapped page: -EFAULT", dk, kn);
 
@@ -208,14 +175,8 @@ static void read_only_file(struct uhmm_dev *dev, struct uhmm_mirror *m, const ch
 
 static void run(struct uhmm *h, struct uhmm_dev *dev, const char *dk, int watched)
 {
-	struct uhmm_mirror_ops ops = { .sz = sizeof(ops), .invalidate2 = cb2 };
-	struct uhmm_mirror *m;
-	struct rec r;
-
-	memset(&r, 0, sizeof(r));
-	pthread_mutex_init(&r.mu, NULL);
-	if (uhmm_mirror_open(dev, &ops, &r, &m))
-		tap_bail("uhmm_mirror_open");
+	struct ut_rec r;
+	struct uhmm_mirror *m = ut_rec_mirror(dev, &r);
 	for (int k = 0; k < NKINDS; k++)
 		one(h, dev, m, &r, k, dk, watched);
 	read_only_file(dev, m, dk);
