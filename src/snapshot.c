@@ -302,26 +302,18 @@ static int sys_fill(struct kview *k, uintptr_t a, uintptr_t b, struct uhmm_pte *
 
 /* ---- pages the page table knows ---------------------------------------- */
 
-/* Is the 2 MiB block at base one device mapping inside this segment: every
- * page on device `loc`, at the pages of one aligned chunk, in order? */
-static bool dev_huge(const struct vblock *b, const struct seg *sg, int loc)
-{
-	if (b->base < sg->start || b->base + BLOCK_SIZE > sg->end ||
-	    b->dpage[0] % BLOCK_PAGES)
-		return false;
-	for (size_t i = 0; i < BLOCK_PAGES; i++)
-		if (b->loc[i] != loc || b->dpage[i] != b->dpage[0] + i)
-			return false;
-	return true;
-}
-
-/* A run of n pages on device d from page i of block b (contiguous in
- * device memory), for mirror m. */
+/*
+ * A run of n pages on device d from page i of block b (contiguous in
+ * device memory), for mirror m.  A run of the whole block (which then lies
+ * whole in the segment) at the pages of one aligned chunk is one device
+ * mapping of 2 MiB.
+ */
 static void dev_run(struct uhmm_mirror *m, const struct seg *sg, const struct vblock *b,
-		    size_t i, size_t n, struct uhmm_dev *d, bool huge, struct uhmm_pte *p)
+		    size_t i, size_t n, struct uhmm_dev *d, struct uhmm_pte *p)
 {
 	struct uhmm_pte t = { .loc = d->id, .dev_off = devmem_off(d, b->dpage[i]) };
 	uint32_t w = (sg->v.prot & PROT_WRITE) ? UHMM_PTE_WRITE : 0;
+	bool huge = n == BLOCK_PAGES && b->dpage[0] % BLOCK_PAGES == 0;
 
 	if (d->kind == UHMM_MEM_COHERENT) {
 		t.host = (uintptr_t)d->view + ((uintptr_t)b->dpage[i] << PAGE_SHIFT);
@@ -334,10 +326,24 @@ static void dev_run(struct uhmm_mirror *m, const struct seg *sg, const struct vb
 	pte_run(p, n, &t, d->kind == UHMM_MEM_COHERENT ? PAGE_SIZE : 0, PAGE_SIZE);
 }
 
+/* Is the whole block on one device, in order?  Without an early exit, so
+ * that the compiler vectorises it: it is the common case. */
+static bool one_run(const struct vblock *b)
+{
+	uint32_t bad = 0;
+
+	for (uint32_t k = 0; k < BLOCK_PAGES; k++)
+		bad |= (uint32_t)(b->loc[k] ^ b->loc[0]) | (b->dpage[k] ^ (b->dpage[0] + k));
+	return !bad;
+}
+
 /* How many pages from i (up to n) are on the same device, in order? */
 static size_t dev_run_len(const struct vblock *b, size_t i, size_t n)
 {
 	size_t k = i + 1;
+
+	if (i == 0 && n == BLOCK_PAGES && one_run(b))
+		return BLOCK_PAGES;
 
 	while (k < n && b->loc[k] == b->loc[i] && b->dpage[k] == b->dpage[k - 1] + 1)
 		k++;
@@ -363,18 +369,16 @@ static int anon_block(struct kview *k, struct uhmm_mirror *m, uintptr_t a, uintp
 	struct uhmm *h = k->h;
 	struct vblock *b = k->dev_pages ? pt_block(&h->pt, a, false) : NULL;
 	size_t i = (a >> PAGE_SHIFT) & (BLOCK_PAGES - 1), n = i + ((lim - a) >> PAGE_SHIFT);
-	bool huge;
 	int r = 0;
 
 	if (!b || !memcmp(b->loc + i, all_sys, n - i))
 		return sys_fill(k, a, lim, p);
-	huge = private_loc(h, b->loc[0]) && dev_huge(b, k->sg, b->loc[0]);
 	while (i < n && !r) {
 		size_t run;
 
 		if (private_loc(h, b->loc[i])) {
 			run = dev_run_len(b, i, n);
-			dev_run(m, k->sg, b, i, run, dev_by_id(h, b->loc[i]), huge, p);
+			dev_run(m, k->sg, b, i, run, dev_by_id(h, b->loc[i]), p);
 		} else {
 			for (run = 1; i + run < n && !private_loc(h, b->loc[i + run]); run++)
 				;
@@ -395,18 +399,16 @@ static void dev_block(struct uhmm *h, struct uhmm_mirror *m, const struct seg *s
 	struct vblock *b = pt_block(&h->pt, a, false);
 	struct uhmm_dev *d = sg->v.dev;
 	size_t i = (a >> PAGE_SHIFT) & (BLOCK_PAGES - 1), n = i + ((lim - a) >> PAGE_SHIFT);
-	bool huge;
 
 	if (!b) {
 		pte_none(p, n - i, 0);
 		return;
 	}
-	huge = dev_huge(b, sg, d->id);
 	while (i < n) {
 		size_t run = dev_run_len(b, i, n);
 
 		if (b->loc[i] == d->id)
-			dev_run(m, sg, b, i, run, d, huge, p);
+			dev_run(m, sg, b, i, run, d, p);
 		else
 			pte_none(p, run, 0);
 		p += run;
