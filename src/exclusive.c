@@ -534,6 +534,9 @@ static void fork_prepare(void)
 {
 	pthread_mutex_lock(&fork_mu);
 	for (struct uhmm *h = holders; h; h = h->excl->next_holder) {
+		/* none held: none can come, grants wait for fork_mu */
+		if (!atomic_load(&h->excl->count))
+			continue;
 		ctx_lock(h);
 		events_drain(h);
 		revoke_range(h, 0, UINTPTR_MAX, 0, NULL, true, NULL);

@@ -22,7 +22,8 @@ struct xblock {
 };
 
 struct excl {
-	size_t count;				/* blocks held */
+	_Atomic size_t count;			/* blocks held; changed under
+						   h->lock, read by fork too */
 	char *space;				/* EXCL_SLOTS blocks of room */
 	uint64_t used[EXCL_SLOTS / 64];
 	struct xblock *bucket[EXCL_BUCKETS];

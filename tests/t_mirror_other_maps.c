@@ -12,7 +12,9 @@
  * round, not zero) and reads the new data.  Without the feature (older
  * kernels, UHMM_DISABLE=events_other) the data checks still hold.  A
  * shared mapping of a file opened read-only cannot be watched (the kernel
- * refuses it): it is still mirrored, read right.
+ * refuses it): it is still mirrored, read right.  Threads mirroring and
+ * unmapping shared mappings of their own at once, while memory migrates
+ * and faults: every munmap reaches its mirror.
  */
 #define _GNU_SOURCE
 #include "private.h"
@@ -173,6 +175,94 @@ static void read_only_file(struct uhmm_dev *dev, struct uhmm_mirror *m, const ch
 	free(b);
 }
 
+/*
+ * Threads at once, each with a shared mapping of its own: mirror it,
+ * munmap it, and check that the next uhmm call found the mirror told;
+ * another thread meanwhile touches memory on a PRIVATE device (faults
+ * through the same reader).
+ */
+#define NTHR 3
+
+struct churner {
+	struct uhmm *h;
+	struct uhmm_dev *dev;
+	struct uhmm_mirror *m;
+	struct ut_rec *r;
+	int rounds, told, errs;
+};
+
+static void *churn_main(void *arg)
+{
+	struct churner *c = arg;
+	size_t pg = ut_page();
+	struct uhmm_pte pt[4];
+	int loc;
+
+	tdrv_app_thread();
+	for (int i = 0; i < c->rounds; i++) {
+		uint8_t *p = map_kind(i % 2 ? MEMFD : SHARED_ANON, 4, 61, NULL);
+		int rc = uhmm_range_fault(c->m, p, 4 * pg, UHMM_FAULT_READ, pt);
+
+		if (rc && rc != -EBUSY)
+			c->errs++;
+		munmap(p, 4 * pg);
+		uhmm_where(c->h, &loc, sizeof(loc), &loc);	/* the next uhmm call */
+		c->told += ut_rec_saw(c->r, UHMM_EV_UNMAP, -1, p, 4 * pg);
+	}
+	return NULL;
+}
+
+struct toucher {
+	uint8_t *p;
+	size_t len;
+	int *stop;
+	long sum;
+};
+
+static void *touch_main(void *arg)
+{
+	struct toucher *t = arg;
+
+	tdrv_app_thread();
+	while (!__atomic_load_n(t->stop, __ATOMIC_ACQUIRE))
+		for (size_t i = 0; i < t->len; i += ut_page())
+			t->sum += t->p[i];
+	return NULL;
+}
+
+static void threads(struct uhmm *h, struct uhmm_dev *dev, const char *dk)
+{
+	struct churner c[NTHR];
+	struct ut_rec r[NTHR];
+	struct toucher t = { .len = 4 * UT_MiB };
+	pthread_t th[NTHR], tt;
+	int stop = 0, told = 0, rounds = (int)ut_scaled(200, 20), errs = 0;
+
+	t.p = ut_map(t.len);
+	t.stop = &stop;
+	ut_fill8(t.p, t.len, 62);
+	pthread_create(&tt, NULL, touch_main, &t);
+	for (int i = 0; i < NTHR; i++) {
+		c[i] = (struct churner){ h, dev, ut_rec_mirror(dev, &r[i]), &r[i], rounds, 0, 0 };
+		pthread_create(&th[i], NULL, churn_main, &c[i]);
+	}
+	for (int i = 0; i < 3 * rounds; i++)
+		if (uhmm_migrate(h, t.p, t.len, i % 2 ? NULL : dev, 0) && !errs++)
+			diag("%s: a migration under the churn failed", dk);
+	for (int i = 0; i < NTHR; i++) {
+		pthread_join(th[i], NULL);
+		told += c[i].told;
+		errs += c[i].errs;
+		uhmm_mirror_close(c[i].m);
+	}
+	__atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
+	pthread_join(tt, NULL);
+	is_int(errs, 0, "%s: %d threads mirroring and unmapping shared memory: no error", dk, NTHR);
+	is_int(told, NTHR * rounds, "%s: every munmap reached its mirror by the next call", dk);
+	ut_ok8(t.p, t.len, 62, "memory migrated back and forth meanwhile");
+	munmap(t.p, t.len);
+}
+
 static void run(struct uhmm *h, struct uhmm_dev *dev, const char *dk, int watched)
 {
 	struct ut_rec r;
@@ -198,6 +288,8 @@ int main(void)
 	pv = ut_psim(h, "psim", 16 * UT_MiB);
 	c = ut_csim_try(h, "csim", 16 * UT_MiB);
 	run(h, pv, "PRIVATE", watched);
+	if (watched)
+		threads(h, pv, "PRIVATE");
 	if (c)
 		run(h, c, "COHERENT", watched);
 	else
