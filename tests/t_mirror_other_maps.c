@@ -205,6 +205,8 @@ static void *churn_main(void *arg)
 
 		if (rc && rc != -EBUSY)
 			c->errs++;
+		/* the hull spans the migrations too: keep only this round's */
+		ut_rec_clear(c->r);
 		munmap(p, 4 * pg);
 		uhmm_where(c->h, &loc, sizeof(loc), &loc);	/* the next uhmm call */
 		c->told += ut_rec_saw(c->r, UHMM_EV_UNMAP, -1, p, 4 * pg);
