@@ -37,6 +37,7 @@ static inline uintptr_t page_up(uintptr_t a) { return (a + PAGE_SIZE - 1) & ~(PA
 void *mem_alloc(size_t size);
 void *mem_realloc(void *p, size_t size);
 void  mem_free(void *p);
+void  mem_populate(void *p);			/* fault it all in now */
 bool  mem_owns(uintptr_t start, uintptr_t end);	/* our slabs in range? */
 
 /* ---- stats ---------------------------------------------------------- */
@@ -117,6 +118,10 @@ static inline int pt_set(struct pagetable *pt, uintptr_t addr, int loc, uint32_t
 	b->dpage[i] = dpage;
 	return 0;
 }
+/* n pages from addr: loc, and device pages dp[i] (NULL: 0) */
+int  pt_set_run(struct pagetable *pt, uintptr_t addr, size_t n, int loc, const uint32_t *dp);
+/* unmanaged pages of [start, end) become managed system pages */
+int  pt_manage_run(struct pagetable *pt, uintptr_t start, uintptr_t end);
 void pt_unmanage(struct pagetable *pt, uintptr_t addr);
 /* first managed page in [start, end), or end */
 uintptr_t pt_next_managed(struct pagetable *pt, uintptr_t start, uintptr_t end);
@@ -171,6 +176,8 @@ int  devmem_init(struct uhmm_dev *d);
 void devmem_fini(struct uhmm_dev *d);
 /* device page for user page at va, or -ENOSPC when no chunk is free */
 int  devmem_alloc(struct uhmm_dev *d, uintptr_t va, uint32_t *dpage);
+/* the same for n pages from va, in order: how many got one */
+size_t devmem_alloc_run(struct uhmm_dev *d, uintptr_t va, size_t n, uint32_t *dp);
 void devmem_free(struct uhmm_dev *d, uint32_t dpage);
 bool devmem_claim(struct uhmm_dev *d, uint32_t dpage, uintptr_t va);
 
@@ -182,6 +189,8 @@ static inline bool devmem_needs_scrub(const struct uhmm_dev *d, size_t p)
 }
 
 void devmem_touch(struct uhmm_dev *d, uint32_t dpage, uint64_t now);
+/* batch.c: the view maps [dp, dp + n) again where it lost its entries */
+void view_map(struct uhmm *h, struct uhmm_dev *d, uint32_t dp, size_t n);
 /* least recently used chunk with no page in [avoid_start, avoid_end); -1 none */
 long devmem_lru_chunk(struct uhmm_dev *d, uintptr_t avoid_start, uintptr_t avoid_end);
 static inline uint64_t devmem_off(const struct uhmm_dev *d, uint32_t dpage)
