@@ -153,8 +153,11 @@ int vma_scan(struct uhmm *h, uintptr_t start, uintptr_t end,
 			r = -EFAULT;
 			break;
 		}
-		if (v.start < start)
+		if (v.start < start) {
+			/* the file offset travels with the start */
+			v.pgoff += start - v.start;
 			v.start = start;
+		}
 		if (v.end > end)
 			v.end = end;
 		if (cnt == cap) {
