@@ -270,6 +270,8 @@ bool devmem_claim(struct uhmm_dev *d, uint32_t p, uintptr_t va)
 		return false;
 	if (d->owner[p] == va)
 		return true;
+	if (d->pflags[p] & DP_DUP)
+		return false;		/* a duplicate: its owner is not its page */
 	/* an owner whose page table entry no longer points here is stale */
 	if (d->owner[p] && pt_loc(&d->h->pt, d->owner[p], &dp) == d->id && dp == p)
 		return false;
@@ -320,7 +322,8 @@ long devmem_lru_chunk(struct uhmm_dev *d, uintptr_t avoid_start, uintptr_t avoid
 			uint32_t p = c * d->chunk_pages + i;
 			uintptr_t va = p < d->npages ? d->owner[p] : 0;
 
-			avoid = va && va >= avoid_start && va < avoid_end;
+			avoid = va && ((va >= avoid_start && va < avoid_end) ||
+				       advice_pinned(d->h, va, va + PAGE_SIZE));
 		}
 		if (!avoid)
 			best = c;

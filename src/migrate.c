@@ -286,6 +286,8 @@ int migrate_range(struct uhmm *h, uintptr_t start, uintptr_t end,
 	/* drivers starting a fault of the range now wait for the result,
 	 * rather than fault what is about to change and retry */
 	mirror_begin_change(h, start, end);
+	/* read-only duplicates go before anything moves */
+	dup_collapse(h, start, end);
 	r = scan_checked(h, start, end, &vv, &n);
 	if (r)
 		return r;
@@ -309,6 +311,7 @@ int migrate_range(struct uhmm *h, uintptr_t start, uintptr_t end,
 
 void forget_range(struct uhmm *h, uintptr_t start, uintptr_t end)
 {
+	dup_forget(h, start, end);
 	for (uintptr_t a = pt_next_managed(&h->pt, start, end); a < end;
 	     a = pt_next_managed(&h->pt, a + PAGE_SIZE, end)) {
 		uint32_t dp = 0;
@@ -363,7 +366,7 @@ int uhmm_migrate_ex(struct uhmm *h, void *addr, size_t len, struct uhmm_dev *to,
 	ctx_lock(h);
 	mirror_yield_to_drivers(h, s, e);
 	events_drain(h);
-	r = migrate_range(h, s, e, to, flags, &out);
+	r = advice_pinned(h, s, e) ? -EBUSY : migrate_range(h, s, e, to, flags, &out);
 	ctx_unlock(h);
 	if (res) {
 		out.sz = res->sz;

@@ -35,6 +35,7 @@ void pt_fini(struct pagetable *pt)
 
 		for (; b; b = next) {
 			next = b->next;
+			mem_free(b->dup);
 			mem_free(b);
 		}
 	}
@@ -118,6 +119,7 @@ static void pt_drop(struct pagetable *pt, struct vblock *b)
 			pt->count--;
 			if (pt->last == b)
 				pt->last = NULL;
+			mem_free(b->dup);	/* their device pages went first */
 			mem_free(b);
 			return;
 		}

@@ -412,6 +412,8 @@ int private_fault(struct uhmm *h, uintptr_t page, pid_t tid, int mode)
 	r = home_run_mode(h, d, s, (e - s) >> PAGE_SHIFT,
 			  mode == FAULT_PARALLEL && !mirror_wants(h, s, e));
 	if (r == 0) {
+		/* a move from the device to the CPU, for thrashing */
+		policy_moved(h, s, e);
 		/* the faulting thread runs again; a sequential reader's next
 		 * blocks come home meanwhile */
 		if (mode != FAULT_PARALLEL)
