@@ -220,28 +220,14 @@ static struct dupblock *dups_make(struct uhmm *h, uintptr_t a, int id, int *slot
 	return db;
 }
 
-/*
- * Duplicates on d of the present system pages [a, a + n pages) of one
- * block, for a read by d.  Write-protected first, copied second: a CPU
- * write in between faults and waits for us.  Pages that cannot be
- * duplicated stay as they are; the device reads them in place.
- */
-int dup_make(struct uhmm *h, struct uhmm_dev *d, uintptr_t a, size_t n)
+/* Duplicates on d of [a, a + n pages), none of which has one there yet. */
+static int make_run(struct uhmm *h, struct uhmm_dev *d, struct dupblock *db, int slot,
+		    uintptr_t a, size_t n)
 {
 	uint32_t dp[BLOCK_PAGES];
-	struct dupblock *db;
-	size_t got;
-	int slot, r;
+	size_t got = devmem_alloc_run(d, a, n, dp);
+	int r;
 
-	if (!(h->feat & UHMM_FEAT_WP) || !n)
-		return 0;
-	db = dups_make(h, a, d->id, &slot);
-	if (!db)
-		return -ENOMEM;
-	for (size_t i = 0; i < n; i++)
-		if (db->has[pidx(a) + i] & (1u << slot))
-			return 0;	/* has them already: all or none */
-	got = devmem_alloc_run(d, a, n, dp);
 	for (size_t i = 0, k; got == n && d->view && i < n; i += k) {
 		k = run_len(dp, NULL, i, n);
 		view_map(h, d, dp[i], k);
@@ -254,10 +240,6 @@ int dup_make(struct uhmm *h, struct uhmm_dev *d, uintptr_t a, size_t n)
 			devmem_free(d, dp[i]);
 		if (got == n)
 			uffd_wp(h, a, n << PAGE_SHIFT, false);
-		if (!db->n) {
-			pt_block(&h->pt, a, false)->dup = NULL;
-			mem_free(db);
-		}
 		return r;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -267,6 +249,37 @@ int dup_make(struct uhmm *h, struct uhmm_dev *d, uintptr_t a, size_t n)
 	}
 	db->n += n;
 	return 0;
+}
+
+/*
+ * Duplicates on d of the system pages [a, a + n pages) of one block that
+ * have none there yet, for a read by d.  Write-protected first, copied
+ * second: a CPU write in between faults and waits for us.  Pages that
+ * cannot be duplicated stay as they are; the device reads them in place.
+ */
+int dup_make(struct uhmm *h, struct uhmm_dev *d, uintptr_t a, size_t n)
+{
+	struct dupblock *db;
+	int slot, r = 0;
+
+	if (!(h->feat & UHMM_FEAT_WP) || !n)
+		return 0;
+	db = dups_make(h, a, d->id, &slot);
+	if (!db)
+		return -ENOMEM;
+	for (size_t i = 0, k; i < n && !r; i += k) {
+		bool has = db->has[pidx(a) + i] & (1u << slot);
+
+		for (k = 1; i + k < n && !(db->has[pidx(a) + i + k] & (1u << slot)) == !has; k++)
+			;
+		if (!has)
+			r = make_run(h, d, db, slot, a + (i << PAGE_SHIFT), k);
+	}
+	if (!db->n) {
+		pt_block(&h->pt, a, false)->dup = NULL;
+		mem_free(db);
+	}
+	return r;
 }
 
 /* ---- uhmm_duplicates ------------------------------------------------------ */

@@ -83,11 +83,12 @@ static int send_home(struct uhmm *h, struct uhmm_dev *d, uintptr_t *vas, size_t 
 	return r;
 }
 
-/* Evict one chunk to system memory; returns pages evicted or -errno. */
+/* Evict one chunk to system memory (duplicates are dropped); returns the
+ * pages it freed, or -errno. */
 int evict_chunk(struct uhmm *h, struct uhmm_dev *d, long c)
 {
 	uintptr_t vas[BLOCK_PAGES];
-	size_t n = 0;
+	size_t n = 0, dups = 0;
 	int r;
 
 	for (uint32_t i = 0; i < d->chunk_pages; i++) {
@@ -96,16 +97,18 @@ int evict_chunk(struct uhmm *h, struct uhmm_dev *d, long c)
 		if (p >= d->npages || !d->owner[p])
 			continue;
 		/* a duplicate is a copy: dropped, not sent anywhere */
-		if (d->pflags[p] & DP_DUP)
+		if (d->pflags[p] & DP_DUP) {
 			dup_drop_dev_page(h, d, p);
-		else
+			dups++;
+		} else {
 			vas[n++] = d->owner[p];
+		}
 	}
 	r = send_home(h, d, vas, n);
 	if (r < 0 && d->chunk_key[c])
 		return r;
 	COUNT(h, d, evictions, n);
-	return n;
+	return n + dups;
 }
 
 int dev_pages_to_sys(struct uhmm *h, struct uhmm_dev *d)
