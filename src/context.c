@@ -97,13 +97,15 @@ void ctx_unlock(struct uhmm *h)
 static int opts_apply(struct uhmm *h, const struct uhmm_opts *o)
 {
 	struct uhmm_opts d = { 0 };
+	size_t n;
 	int r;
 
 	if (o) {
 		r = sz_check(o, o->sz, sizeof(*o));
 		if (r)
 			return r;
-		memcpy(&d, o, o->sz && o->sz < sizeof(d) ? o->sz : sizeof(d));
+		n = sz_of(o->sz, UHMM_OPTS_V1);
+		memcpy(&d, o, n < sizeof(d) ? n : sizeof(d));
 	}
 	if (d.flags & ~UHMM_OPEN_FORK_NOCOPY)
 		return -EINVAL;
@@ -117,6 +119,12 @@ static int opts_apply(struct uhmm *h, const struct uhmm_opts *o)
 		d.access_threshold = 256;
 	if (!d.pool_bytes)
 		d.pool_bytes = 16 << 20;
+	if (!d.thrash_moves)
+		d.thrash_moves = 8;
+	if (!d.thrash_window_ms)
+		d.thrash_window_ms = 1000;
+	if (!d.thrash_pin_ms)
+		d.thrash_pin_ms = 2000;
 	d.sz = sizeof(d);
 	h->opts = d;
 	return 0;
@@ -124,6 +132,8 @@ static int opts_apply(struct uhmm *h, const struct uhmm_opts *o)
 
 static void ctx_free(struct uhmm *h)
 {
+	policy_fini(h);
+	advice_fini(h);
 	pt_fini(&h->pt);
 	pool_fini(h);
 	arena_fini(h);

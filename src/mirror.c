@@ -353,7 +353,7 @@ static int load_segs(struct uhmm *h, struct rf *f)
 	int r;
 
 	f->nseg = 0;
-	r = vma_list(h, f->s, f->e, &vv, &nv);
+	r = vma_scan_mapped(h, f->s, f->e, &vv, &nv);
 	for (size_t i = 0; !r && i <= nv; i++) {
 		uintptr_t vs = i < nv ? vv[i].start : f->e;
 		struct seg sg;
@@ -463,11 +463,14 @@ static int populate(uintptr_t a, size_t len, bool write)
 /* Bring one system page within the device's reach, without touching it
  * from this thread: a managed empty page is filled by userfaultfd, the
  * others by the kernel's populate (which breaks copy-on-write too). */
-static int fault_sys(struct uhmm *h, const struct seg *sg, uintptr_t a, uint64_t pm,
-		     bool write)
+static int fault_sys(struct uhmm *h, struct uhmm_dev *dev, const struct seg *sg, uintptr_t a,
+		     uint64_t pm, bool write)
 {
 	bool managed = pt_loc(&h->pt, a, NULL) == LOC_SYS;
 
+	/* a first touch: on the preferred location, if this device reaches it */
+	if (!(pm & (PM_PRESENT | PM_SWAPPED)) && managed && first_touch(h, a, dev))
+		return 0;
 	if (!(pm & (PM_PRESENT | PM_SWAPPED)) && managed)
 		return uffd_zeropage(h, a, write);
 	if (!write && (pm & PM_PRESENT))
@@ -511,8 +514,11 @@ static int fault_segs(struct uhmm *h, struct rf *f)
 				continue;	/* this mirror's own device */
 			if (excl_owner(h, a) == f->m)
 				continue;	/* in our copy, reachable as it is */
-			r = fault_sys(h, sg, a, f->pm[(a - f->s) >> PAGE_SHIFT], write);
+			r = fault_sys(h, f->m->dev, sg, a, f->pm[(a - f->s) >> PAGE_SHIFT], write);
 		}
+		/* READ_MOSTLY: duplicates, or a write that ends them */
+		if (!r && sg->v.kind == VMA_ANON && advice_any(h, sg->start, sg->end))
+			r = dup_fault(h, f->m->dev, sg->start, sg->end, write);
 	}
 	return r;
 }

@@ -394,6 +394,8 @@ int private_fault(struct uhmm *h, uintptr_t page, pid_t tid, int mode)
 	r = home_run_mode(h, d, s, (e - s) >> PAGE_SHIFT,
 			  mode == FAULT_PARALLEL && !mirror_wants(h, s, e));
 	if (r == 0) {
+		/* a move from the device to the CPU, for thrashing */
+		policy_moved(h, s, e);
 		/* the faulting thread runs again; a sequential reader's next
 		 * blocks come home meanwhile */
 		if (mode != FAULT_PARALLEL)
@@ -482,27 +484,8 @@ static int fill(struct uhmm *h, struct uhmm_dev *d, struct batch *b, const char 
 static int reserve_sel(struct uhmm *h, struct uhmm_dev *d, struct batch *b,
 		       const struct request *rq, bool *cut)
 {
-	size_t i;
+	size_t i = reserve_pages(h, d, b, rq, true);
 
-	for (i = 0; i < b->n; i++) {
-		int r;
-
-		if (b->sloc[i] != LOC_SYS)
-			continue;
-		while ((r = devmem_alloc(d, va(b, i), &b->ddst[i])) == -ENOSPC) {
-			long c;
-
-			if (rq->flags & UHMM_MIGRATE_NOEVICT)
-				break;
-			c = devmem_lru_chunk(d, rq->start, rq->end);
-			if (c < 0 || (r = evict_chunk(h, d, c)) <= 0)
-				break;
-			if (rq->res)
-				rq->res->evicted += r;
-		}
-		if (r)
-			break;
-	}
 	if (i < b->n) {
 		/* a prefix moves: what did not fit stays */
 		*cut = true;

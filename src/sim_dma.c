@@ -149,7 +149,9 @@ static const struct uhmm_mirror_ops dma_ops = {
 
 /* ---- the engine ------------------------------------------------------------ */
 
-static int dma_get(struct uhmm_dev *d, struct sim_dma **out)
+/* The device's engine, made at first use; the access is counted first
+ * (the access counters may move the range to the device before it runs). */
+static int dma_get(struct uhmm_dev *d, uintptr_t s, uintptr_t e, struct sim_dma **out)
 {
 	struct uhmm *h = d->h;
 	struct sim_dma *dma;
@@ -159,6 +161,7 @@ static int dma_get(struct uhmm_dev *d, struct sim_dma **out)
 	/* a munmap that returned before this call is seen by it (hazard 3):
 	 * its invalidation reaches the cache before we look there */
 	events_drain(h);
+	policy_access(h, d, s, e, 1);
 	dma = d->dma;
 	if (!dma) {
 		dma = mem_alloc(sizeof(*dma));
@@ -410,7 +413,7 @@ static int dma_access(struct uhmm_dev *dev, uintptr_t addr, char *ubuf, size_t l
 	r = range_pages((void *)addr, len, &s, &e);
 	if (r)
 		return r;
-	r = dma_get(dev, &dma);
+	r = dma_get(dev, s, e, &dma);
 	if (r)
 		return r;
 	bounce = mem_alloc(BOUNCE);
@@ -498,7 +501,8 @@ int uhmm_sim_atomic_add(struct uhmm_dev *dev, void *addr, uint64_t val, uint64_t
 
 	if (!dev || !addr || ((uintptr_t)addr & (sizeof(uint64_t) - 1)))
 		return -EINVAL;
-	r = dma_get(dev, &dma);
+	/* an access like any other, for the access counters */
+	r = dma_get(dev, page_down((uintptr_t)addr), page_down((uintptr_t)addr) + PAGE_SIZE, &dma);
 	while (!r && (r = atomic_once(dma, (uintptr_t)addr, val, &o, &rounds)) == -EBUSY)
 		r = 0;
 	if (r)

@@ -416,6 +416,28 @@ static void dev_block(struct uhmm *h, struct uhmm_mirror *m, const struct seg *s
 	}
 }
 
+/* READ_MOSTLY duplicates in the mirror's device memory: read-only there. */
+static void dup_entries(struct uhmm *h, struct uhmm_mirror *m, const struct seg *sg,
+			struct uhmm_pte *p)
+{
+	struct uhmm_dev *d = m->dev;
+
+	if (!d || !d->used_pages || sg->v.kind != VMA_ANON || !dup_any(h, sg->start, sg->end))
+		return;
+	for (uintptr_t a = sg->start; a < sg->end; a += PAGE_SIZE, p++) {
+		uint32_t dp;
+
+		if (pt_loc(&h->pt, a, NULL) != LOC_SYS || !dup_find(h, a, d, &dp))
+			continue;
+		*p = (struct uhmm_pte){
+			.loc = d->id,
+			.dev_off = devmem_off(d, dp),
+			.host = d->view ? (uintptr_t)d->view + ((uintptr_t)dp << PAGE_SHIFT) : 0,
+			.flags = UHMM_PTE_VALID,
+		};
+	}
+}
+
 /* ---- one segment at a time ---------------------------------------------- */
 
 static unsigned huge_order(const struct seg *sg)
@@ -491,9 +513,11 @@ int snapshot_fill(struct uhmm *h, struct rf *f, struct uhmm_pte *ptes)
 		const struct seg *sg = &f->seg[i];
 
 		r = seg_fill(h, f, &k, sg, &shared, ptes + ((sg->start - f->s) >> PAGE_SHIFT));
-		if (!r && !seg_error(sg))
-			excl_fill(h, f->m, sg->start, sg->end, sg->v.prot & PROT_WRITE,
-				  ptes + ((sg->start - f->s) >> PAGE_SHIFT));
+		if (r || seg_error(sg))
+			continue;
+		dup_entries(h, f->m, sg, ptes + ((sg->start - f->s) >> PAGE_SHIFT));
+		excl_fill(h, f->m, sg->start, sg->end, sg->v.prot & PROT_WRITE,
+			  ptes + ((sg->start - f->s) >> PAGE_SHIFT));
 	}
 	return r;
 }

@@ -187,8 +187,11 @@ static int vma_push(struct vma **arr, size_t *cnt, size_t *cap, const struct vma
 
 static void clip(struct vma *v, uintptr_t start, uintptr_t end)
 {
-	if (v->start < start)
+	if (v->start < start) {
+		/* the file offset travels with the start */
+		v->pgoff += start - v->start;
 		v->start = start;
+	}
 	if (v->end > end)
 		v->end = end;
 }
@@ -243,8 +246,8 @@ static int list_text(struct uhmm *h, uintptr_t start, uintptr_t end,
 	return r;
 }
 
-int vma_list(struct uhmm *h, uintptr_t start, uintptr_t end,
-	     struct vma **out, size_t *n)
+int vma_scan_mapped(struct uhmm *h, uintptr_t start, uintptr_t end,
+		    struct vma **out, size_t *n)
 {
 	struct vma *arr = NULL;
 	size_t cap = 0, cnt = 0;
@@ -267,7 +270,7 @@ int vma_scan(struct uhmm *h, uintptr_t start, uintptr_t end,
 	     struct vma **out, size_t *n)
 {
 	uintptr_t expect = start;
-	int r = vma_list(h, start, end, out, n);
+	int r = vma_scan_mapped(h, start, end, out, n);
 
 	if (r)
 		return r;

@@ -41,15 +41,6 @@ int main(void)
 	p = ut_map(len);
 	ut_fill64(p, len, 111);
 
-	NOSYS(uhmm_advise(h, p, len, UHMM_ADV_PREFERRED_LOCATION, dev), "uhmm_advise");
-	{
-		struct uhmm_range_attr a = { .sz = sizeof(a) };
-		NOSYS(uhmm_range_attr(h, p, len, &a), "uhmm_range_attr");
-	}
-	NOSYS(uhmm_pin(h, p, len), "uhmm_pin");
-	NOSYS(uhmm_unpin(h, p, len), "uhmm_unpin");
-	NOSYS(uhmm_dev_evict(dev, ut_page()), "uhmm_dev_evict");
-	NOSYS(uhmm_dev_report_access(dev, p, len, 1), "uhmm_dev_report_access");
 	{
 		/* mirrors exist now (t_mirror_*), uhmm_make_exclusive too
 		 * (t_mirror_exclusive) */
