@@ -681,7 +681,9 @@ int uhmm_mprotect(struct uhmm *h, void *addr, size_t len, int prot);
  * the kernel's: anonymous memory only; device memory in its place too).
  * -EFAULT: a hole or PROT_NONE.  -EPERM: a mapping without PROT_WRITE.
  * -ENODEV after RELEASE.  -ENOMEM: more than 4 GiB of 2 MiB blocks held
- * at once.  -EBUSY: the program changed the range meanwhile; try again.
+ * at once.  -EBUSY: pages pinned with uhmm_pin (they stay where the
+ * kernel's DMA reaches them), or the program changed the range meanwhile
+ * (try again).
  * Those checks come before anything changes; on a later failure the
  * range's pages are all the CPU's again.
  */

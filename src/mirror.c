@@ -628,6 +628,9 @@ static int make_exclusive_locked(struct uhmm *h, struct rf *f)
 
 	if (!r)
 		r = check_segs(f);
+	/* pinned pages stay where the kernel's DMA reaches them */
+	if (!r && advice_pinned(h, f->s, f->e))
+		r = -EBUSY;
 	/* as the kernel's: anonymous memory (and device memory in its place) */
 	for (size_t i = 0; !r && i < f->nseg; i++)
 		if (f->seg[i].v.kind == VMA_OTHER)

@@ -366,6 +366,9 @@ static void bad_inputs(struct env *e)
 	is_int(uhmm_make_exclusive(e->m, p, 4 * pg), -EPERM, "a read-only page: -EPERM");
 	munmap(p + 3 * pg, pg);
 	is_int(uhmm_make_exclusive(e->m, p, 4 * pg), -EFAULT, "a hole in the range: -EFAULT");
+	is_int(uhmm_pin(e->h, p, pg), 0, "uhmm_pin of a page");
+	is_int(uhmm_make_exclusive(e->m, p, 2 * pg), -EBUSY, "a pinned page in the range: -EBUSY");
+	is_int(uhmm_unpin(e->h, p, pg), 0, "uhmm_unpin");
 	ok(released(e->m, p, 3 * pg), "after the errors nothing is exclusive");
 	ut_ok8(p, 3 * pg, 18, "nor did the data change");
 	sh = mmap(NULL, pg, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -396,6 +399,38 @@ static void bad_inputs(struct env *e)
 		unlink(path);
 	}
 	munmap(p, 3 * pg);
+}
+
+/* ---- READ_MOSTLY duplicates ------------------------------------------------- */
+
+/* Duplicates on another device end when a device takes the pages alone:
+ * nobody reads a stale copy afterwards. */
+static void read_mostly(struct env *e)
+{
+	size_t pg = ut_page(), len = 2 * pg;
+	uint8_t *p = ut_map(len), *buf = malloc(len);
+	uint64_t masks[2] = { 0, 0 };
+	int rc;
+
+	ut_fill8(p, len, 21);
+	is_int(uhmm_advise(e->h, p, len, UHMM_ADV_READ_MOSTLY, NULL), 0, "%s: READ_MOSTLY",
+	       e->kind);
+	rc = uhmm_sim_read(e->other, p, buf, len);
+	if (rc >= 0)
+		rc = uhmm_duplicates(e->h, p, len, masks);
+	ok(rc == 0 && masks[0] && masks[1], "%s: the other device read it: duplicates there",
+	   e->kind);
+	is_int(uhmm_make_exclusive(e->m, p, len), 0, "%s: exclusive", e->kind);
+	rc = uhmm_duplicates(e->h, p, len, masks);
+	ok(rc == 0 && !masks[0] && !masks[1], "%s: no duplicate left (0x%" PRIx64 ")", e->kind,
+	   masks[0] | masks[1]);
+	p[7] ^= 0xff;
+	memset(buf, 0, len);
+	rc = uhmm_sim_read(e->other, p, buf, len);
+	ok(rc >= 0 && buf[7] == p[7] && ut_chk8(buf + 8, 8, len - 8, 21) == SIZE_MAX,
+	   "%s: the other device reads the CPU's write after it", e->kind);
+	free(buf);
+	munmap(p, len);
 }
 
 /* ---- pages on the holder's own device -------------------------------------- */
@@ -441,8 +476,11 @@ static void run(struct uhmm *h, struct uhmm_dev *dev, struct uhmm_dev *other, in
 	layout(&e);
 	lifecycle(&e);
 	atomics(&e);
-	if (!on_dev)
+	if (!on_dev) {
 		bad_inputs(&e);
+		if (ut_feats(h) & UHMM_FEAT_WP)
+			read_mostly(&e);
+	}
 	if (ut_info(dev).kind == UHMM_MEM_PRIVATE && !on_dev)
 		own_private(&e);
 	uhmm_mirror_close(e.m);
