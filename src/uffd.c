@@ -202,9 +202,9 @@ int uffd_place(struct uhmm *h, uintptr_t dst, const void *src, size_t len, bool 
 	return r;
 }
 
-/* Our pages at buf go to dst: moved where the kernel allows it (no copy),
- * else copied.  *placed: the bytes from dst that hold data now. */
-int uffd_hand_over(struct uhmm *h, uintptr_t dst, char *buf, size_t len, size_t *placed)
+/* Moved where the kernel allows it (no copy), else copied. */
+static int hand_over_once(struct uhmm *h, uintptr_t dst, char *buf, size_t len,
+			  size_t *placed)
 {
 	size_t more = 0;
 	int r = -ENOTSUP;
@@ -218,6 +218,35 @@ int uffd_hand_over(struct uhmm *h, uintptr_t dst, char *buf, size_t len, size_t 
 		*placed += more;
 	}
 	return r;
+}
+
+/*
+ * Our pages at buf go to dst.  One call fills one mapping only (ENOENT
+ * for a run that crosses into the next, as a window of pages on a device
+ * may): such a run goes in halves until each part fits, and a page that
+ * fits nowhere (unmapped) ends it.  *placed: the bytes from dst that hold
+ * data now.
+ */
+int uffd_hand_over(struct uhmm *h, uintptr_t dst, char *buf, size_t len, size_t *placed)
+{
+	size_t done = 0, chunk = len;
+	int r = 0;
+
+	while (done < len) {
+		size_t got = 0, n = chunk < len - done ? chunk : len - done;
+
+		r = hand_over_once(h, dst + done, buf + done, n, &got);
+		done += got;
+		if (!r) {
+			chunk = len - done;
+			continue;
+		}
+		if (r != -ENOENT || got || n <= PAGE_SIZE)
+			break;
+		chunk = page_down(n / 2);
+	}
+	*placed = done < len ? done : len;
+	return done < len ? r : 0;
 }
 
 /* Has the kernel queued a fault or event for us to read? */
