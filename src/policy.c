@@ -221,8 +221,14 @@ static bool may_move(struct uhmm *h, struct uhmm_dev *d, uintptr_t a)
 	return adv->pref == UHMM_LOC_NONE || adv->pref == d->id;
 }
 
-/* The movable parts of the block at base go to d; pages moved. */
-static size_t move_block(struct uhmm *h, struct uhmm_dev *d, uintptr_t base)
+/*
+ * The movable parts of the block at base go to d; pages moved.  Only the
+ * mappings the access touched ([start, end)): the rest of the block may be
+ * anything, a library thread's stack included, which would then fault to
+ * the very thread that serves faults.
+ */
+static size_t move_block(struct uhmm *h, struct uhmm_dev *d, uintptr_t base,
+			 uintptr_t start, uintptr_t end)
 {
 	struct vma *vv = NULL;
 	size_t n = 0, moved = 0;
@@ -232,7 +238,8 @@ static size_t move_block(struct uhmm *h, struct uhmm_dev *d, uintptr_t base)
 	for (size_t i = 0; i < n; i++) {
 		const struct vma *v = &vv[i];
 
-		if ((v->kind != VMA_ANON && v->kind != VMA_DEV) || vma_check_migratable(h, v))
+		if ((v->kind != VMA_ANON && v->kind != VMA_DEV) || v->end <= start ||
+		    v->start >= end || vma_check_migratable(h, v))
 			continue;
 		for (uintptr_t a = v->start; a < v->end;) {
 			struct uhmm_migrate_res res = { .sz = sizeof(res) };
@@ -291,7 +298,7 @@ void policy_access(struct uhmm *h, struct uhmm_dev *d, uintptr_t start, uintptr_
 		    b->pinned_until_ms > now)
 			continue;
 		count_reset(b, d->id);
-		moved = move_block(h, d, a);
+		moved = move_block(h, d, a, start, end);
 		if (!moved)
 			continue;
 		COUNT(h, d, auto_migrations, moved);
