@@ -640,7 +640,8 @@ static int make_exclusive_locked(struct uhmm *h, struct rf *f)
 	if (!r)
 		r = fault_in(h, f);
 	for (size_t i = 0; !r && i < f->nseg; i++)
-		if (seg_error(&f->seg[i]) || !(f->seg[i].v.prot & PROT_WRITE))
+		if (seg_error(&f->seg[i]) || !(f->seg[i].v.prot & PROT_WRITE) ||
+		    f->seg[i].v.kind == VMA_OTHER)
 			r = -EBUSY;	/* the program changed it meanwhile */
 	if (!r) {
 		/* their translations of the pages go stale; the holder's too
