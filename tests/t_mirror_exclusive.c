@@ -491,9 +491,12 @@ int main(void)
 {
 	struct uhmm *h;
 	struct uhmm_dev *pv, *pv2, *c;
+	struct uhmm_opts o = { .sz = sizeof(o), .access_threshold = UINT32_MAX };
 
 	ut_init(240);
-	h = ut_open();
+	/* no access-counter migrations: the pages stay where each step puts
+	 * them (the device adds alone would reach the threshold) */
+	h = ut_open_opts(&o);
 	pv = ut_psim(h, "psim", 16 * UT_MiB);
 	pv2 = ut_psim(h, "psim2", 16 * UT_MiB);
 	c = ut_csim_try(h, "csim", 16 * UT_MiB);
