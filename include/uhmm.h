@@ -622,6 +622,19 @@ int uhmm_make_exclusive(struct uhmm_mirror *m, void *addr, size_t len); /* not y
 int uhmm_sim_read(struct uhmm_dev *dev, const void *addr, void *buf, size_t len);
 int uhmm_sim_write(struct uhmm_dev *dev, void *addr, const void *buf, size_t len);
 
+/*
+ * A model of the link between the simulated device and system memory: its
+ * DMA engine's accesses to system pages, and a PRIVATE sim device's copies
+ * (migrations both ways), then move at most bytes_per_sec between them
+ * (whoever finds the link busy waits, as DMA on one link does), while the
+ * engine's accesses to pages in its own memory, or on a COHERENT device,
+ * move at memory speed.  Without
+ * it (and with 0) every access runs at memory speed, which hides what
+ * placement is for: a GPU reads its own memory tens of times faster than
+ * system memory over PCIe.  -EINVAL for a NULL device.
+ */
+int uhmm_sim_set_link(struct uhmm_dev *dev, uint64_t bytes_per_sec);
+
 /* ------------------------------------------------------------------ */
 /* Counters                                                            */
 /* ------------------------------------------------------------------ */

@@ -175,6 +175,8 @@ struct uhmm_dev {
 
 	struct counters stats;
 	struct sim_dma *dma;		/* sim_dma.c: its DMA engine, made at first use */
+	_Atomic uint64_t link_rate;	/* sim_dma.c: modelled link, bytes/s; 0 none */
+	_Atomic uint64_t link_free_ns;	/* when the link is free again */
 };
 
 int  devmem_init(struct uhmm_dev *d);
@@ -515,6 +517,8 @@ void policy_moved(struct uhmm *h, uintptr_t start, uintptr_t end);	/* a bounce? 
 bool policy_pinned(struct uhmm *h, uintptr_t addr);	/* thrashing: stays put */
 void policy_fini(struct uhmm *h);
 
+/* sim_dma.c: the sim device's modelled link carries len bytes (waits) */
+void sim_link_use(struct uhmm_dev *d, size_t len);
 /* sim_dma.c: the sim DMA engine of a device going away (unlocked) */
 void sim_dma_free(struct uhmm_dev *d);
 

@@ -55,6 +55,8 @@ static int dev_read(struct uhmm_dev *d, const uint32_t *dp, size_t n, char *dst)
 		int r = d->ops.copy_from_dev(d->drv, dst + (i << PAGE_SHIFT),
 					     (uint64_t)dp[i] << PAGE_SHIFT, k << PAGE_SHIFT);
 
+		sim_link_use(d, k << PAGE_SHIFT);	/* from device to system memory */
+
 		if (r)
 			return r < 0 ? r : -EIO;
 		i += k;
@@ -490,6 +492,7 @@ static int fill(struct uhmm *h, struct uhmm_dev *d, struct batch *b, const char 
 		} else {
 			r = d->ops.copy_to_dev(d->drv, (uint64_t)b->ddst[i] << PAGE_SHIFT,
 					       src + (i << PAGE_SHIFT), k << PAGE_SHIFT);
+			sim_link_use(d, k << PAGE_SHIFT);
 			COUNT(h, d, bytes_copied, k << PAGE_SHIFT);
 		}
 		if (r > 0)
