@@ -422,6 +422,10 @@ int private_fault(struct uhmm *h, uintptr_t page, pid_t tid, int mode)
 			read_ahead(h, d, tid, e);
 		return 0;
 	}
+	/* a window across two mappings (migrations and mremaps split
+	 * them anywhere) cannot be placed in one call: its page alone can */
+	if (r == -EAGAIN && e - s > PAGE_SIZE && pt_loc(&h->pt, page, NULL) == loc)
+		r = home_run(h, d, page, 1);
 	if (r == -EAGAIN) {
 		/* it moved meanwhile: the access faults again if need be */
 		uffd_wake(h, page, PAGE_SIZE);
