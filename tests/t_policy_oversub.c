@@ -15,7 +15,9 @@
 #define DEVICE	(64 * UT_MiB)
 
 struct half {
+	struct uhmm *h;
 	struct uhmm_dev *d;
+	uint64_t evictions0;		/* the device evicts before we stop */
 	uint8_t *p;			/* its pages */
 	size_t npages;
 	uint64_t *model;		/* first word of each page */
@@ -34,7 +36,10 @@ static void *worker(void *arg)
 {
 	struct half *hf = arg;
 
-	while (ut_now() < hf->until) {
+	/* a few seconds, and at least until the device had to evict (a slow
+	 * sanitized build gets there later), within the watchdog */
+	while (ut_now() < hf->until ||
+	       (ut_stats(hf->h).evictions == hf->evictions0 && ut_now() < hf->until + 120)) {
 		for (int k = 0; k < 64; k++) {
 			size_t i = rnd(&hf->seed) % hf->npages;
 			volatile uint64_t *w = (volatile uint64_t *)(void *)(hf->p + i * ut_page());
@@ -79,8 +84,9 @@ static void run(struct uhmm *h, struct uhmm_dev *d, const char *kind)
 		*(uint64_t *)(void *)(p + i * ut_page()) = model[i] = i * 1000;
 	s0 = ut_stats(h);
 	for (int i = 0; i < 2; i++) {
-		hf[i] = (struct half){ d, p + i * (WORKING / 2), n / 2, model + i * (n / 2),
-				       (unsigned)(i + 1) * 7919u, ut_now() + secs, 0, 0, 0 };
+		hf[i] = (struct half){ h, d, s0.evictions, p + i * (WORKING / 2), n / 2,
+				       model + i * (n / 2), (unsigned)(i + 1) * 7919u,
+				       ut_now() + secs, 0, 0, 0 };
 		pthread_create(&t[i], NULL, worker, &hf[i]);
 	}
 	for (int i = 0; i < 2; i++)
@@ -118,7 +124,7 @@ int main(void)
 	struct uhmm *h;
 	struct uhmm_dev *d;
 
-	ut_init(600);
+	ut_init(900);
 	h = ut_open_opts(&o);
 	d = ut_psim(h, "private", DEVICE);
 	run(h, d, "PRIVATE");
