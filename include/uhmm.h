@@ -39,9 +39,20 @@
  *    and mlock's accounting do not apply to device pages; mseal'd memory is
  *    refused with -EPERM.
  *  - /proc/PID/maps shows the device's file for those pages.
- *  - A fork() child shares COHERENT device pages with the parent, and
- *    reads pages that live on a PRIVATE device as zeros, in this release
- *    (the fork contract of API.md arrives later).
+ *  - fork(): the child gets a private snapshot of all managed memory as
+ *    it was at the fork, wherever each page lived, with its protection;
+ *    from then on neither process sees the other's writes.  In the child
+ *    the memory is ordinary memory and no context exists (the parent's
+ *    handles must not be used there; it may open its own).  Cost: the
+ *    parent's fork() copies every device-resident page once (from the
+ *    device's file, or through the driver's copy_from_dev, on the forking
+ *    thread, with every context held), into private memory the child
+ *    then moves into place; system-resident pages stay copy-on-write and
+ *    cost nothing.  With UHMM_OPEN_FORK_NOCOPY device-resident pages are
+ *    PROT_NONE in the child instead (SIGSEGV), at O(extents) cost; so are
+ *    they when the copy cannot be made (no memory for it).  Only fork()
+ *    through libc is covered (pthread_atfork): posix_spawn, vfork and
+ *    system() run nothing and pay nothing; a raw clone(2) is undefined.
  *
  * While a page lives on a PRIVATE device its range has no page there: it
  * does not count in RSS, /proc/self/pagemap shows it absent, and the first

@@ -184,6 +184,8 @@ int uhmm_open(struct uhmm **out, const struct uhmm_opts *opts)
 		r = arena_init(h);
 	if (!r)
 		r = events_start(h);
+	if (!r && (r = fork_track(h)))
+		events_stop(h);
 	if (r) {
 		ctx_free(h);
 		return r;
@@ -198,6 +200,7 @@ void uhmm_close(struct uhmm *h)
 {
 	if (!h)
 		return;
+	fork_untrack(h);
 	prefetch_stop(h);
 	for (int i = 1; i <= MAX_DEVS; i++)
 		if (h->dev[i])

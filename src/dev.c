@@ -45,6 +45,20 @@ void dev_registry_del(struct uhmm_dev *d)
 	pthread_mutex_unlock(&registry_lock);
 }
 
+void dev_registry_lock(bool lock)
+{
+	if (lock)
+		pthread_mutex_lock(&registry_lock);
+	else
+		pthread_mutex_unlock(&registry_lock);
+}
+
+/* A fork child has no context, so no device either. */
+void dev_registry_forget(void)
+{
+	memset(registry, 0, sizeof(registry));
+}
+
 static struct uhmm_dev *registry_find(dev_t sd, ino_t si)
 {
 	struct uhmm_dev *found = NULL;

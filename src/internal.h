@@ -38,6 +38,7 @@ void *mem_alloc(size_t size);
 void *mem_realloc(void *p, size_t size);
 void  mem_free(void *p);
 void  mem_populate(void *p);			/* fault it all in now */
+void  mem_fork_lock(bool lock);			/* fork.c: across a fork */
 bool  mem_owns(uintptr_t start, uintptr_t end);	/* our slabs in range? */
 
 /* ---- stats ---------------------------------------------------------- */
@@ -213,6 +214,8 @@ int  dev_setup_private(struct uhmm *h, const struct uhmm_dev_desc *desc,
 bool dev_file_foreign(struct uhmm *h, dev_t sd, ino_t si);
 void dev_registry_add(struct uhmm_dev *d);
 void dev_registry_del(struct uhmm_dev *d);
+void dev_registry_lock(bool lock);	/* fork.c: across a fork */
+void dev_registry_forget(void);		/* fork.c: in the child */
 
 /* ---- userfaultfd ---------------------------------------------------- */
 
@@ -272,6 +275,16 @@ struct advice_map {
 
 extern const struct advice advice_none;
 
+/* fork.c: what a fork() child needs of device-resident memory */
+struct fork_plan {
+	char *stage;			/* private copy of device-resident pages */
+	size_t len;
+	struct fork_ext *ext;		/* their runs, with their protection */
+	size_t n, cap;
+};
+int  fork_track(struct uhmm *h);	/* uhmm_open */
+void fork_untrack(struct uhmm *h);	/* uhmm_close */
+
 /* ---- the context ---------------------------------------------------- */
 
 struct uhmm {
@@ -311,6 +324,8 @@ struct uhmm {
 
 	struct allocation *allocs;	/* uhmm_alloc'd blocks */
 	struct advice_map advice;	/* advice.c */
+	struct fork_plan fork;		/* fork.c: staged in prepare, used by the child */
+	bool fork_failed;		/* the snapshot could not be staged */
 	struct policy *policy;		/* policy.c: access counters, thrashing */
 	struct prefetcher *prefetch;	/* prefetch.c, made at first use */
 
@@ -458,6 +473,8 @@ int dev_pages_to_sys(struct uhmm *h, struct uhmm_dev *d);
 bool range_has_private(struct uhmm *h, uintptr_t start, uintptr_t end);
 void dev_thread_init(struct uhmm_dev *d);	/* before a library thread's first op */
 size_t private_poison_all(struct uhmm *h, struct uhmm_dev *d);
+/* the driver's copy of n device pages into dst (system memory of ours) */
+int dev_read_pages(struct uhmm_dev *d, const uint32_t *dp, size_t n, char *dst);
 /* -ENOENT: not a private page; -EWOULDBLOCK: needs a thread that may
  * change mappings (fast: the reader's own) */
 enum { FAULT_FAST, FAULT_SLOW, FAULT_PARALLEL };

@@ -99,6 +99,14 @@ static void slab_put(void *page)
 	pthread_mutex_unlock(&slab_lock);
 }
 
+void mem_fork_lock(bool lock)
+{
+	if (lock)
+		pthread_mutex_lock(&slab_lock);
+	else
+		pthread_mutex_unlock(&slab_lock);
+}
+
 bool mem_owns(uintptr_t start, uintptr_t end)
 {
 	bool hit = false;

@@ -47,7 +47,7 @@ void dev_thread_init(struct uhmm_dev *d)
 }
 
 /* Run the driver's copy out of device memory, for k pages from page i. */
-static int dev_read(struct uhmm_dev *d, const uint32_t *dp, size_t n, char *dst)
+int dev_read_pages(struct uhmm_dev *d, const uint32_t *dp, size_t n, char *dst)
 {
 	dev_thread_init(d);
 	for (size_t i = 0; i < n;) {
@@ -196,7 +196,7 @@ static int home_run_mode(struct uhmm *h, struct uhmm_dev *d, uintptr_t at, size_
 		h->ninflight++;
 		ctx_unlock(h);
 	}
-	r = dev_read(d, hm->dp, n, hm->buf);
+	r = dev_read_pages(d, hm->dp, n, hm->buf);
 	if (unlocked) {
 		ctx_lock(h);
 		d->busy--;
