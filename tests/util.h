@@ -25,6 +25,7 @@
 #endif
 
 #include <errno.h>
+#include <execinfo.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -131,16 +132,38 @@ static inline void ut_alarm_handler(int sig)
 	_exit(3);
 }
 
+/* A crash says where before the process dies of it as it would have: the
+ * log of a CI run is all there is to go on.  Tests that expect a signal
+ * install their own handlers, or fork children that do. */
+static inline void ut_crash_handler(int sig, siginfo_t *si, void *uc)
+{
+	char msg[96];
+	void *frames[48];
+	int n = snprintf(msg, sizeof(msg), "# fatal signal %d at address %p, thread %d:\n",
+			 sig, si->si_addr, (int)syscall(SYS_gettid));
+
+	(void)uc;
+	if (write(2, msg, (size_t)n) < 0) { /* nothing to do */ }
+	n = backtrace(frames, 48);
+	backtrace_symbols_fd(frames, n, 2);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
 /* Call first.  watchdog_s: seconds before the test bails out as hung
  * (multiplied under sanitizers). */
 static inline void ut_init(unsigned watchdog_s)
 {
+	struct sigaction sa = { .sa_sigaction = ut_crash_handler, .sa_flags = SA_SIGINFO };
+
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	ut_page();
 	if (UT_SANITIZED)
 		watchdog_s *= UT_TSAN ? 4 : 3;
 	signal(SIGALRM, ut_alarm_handler);
 	alarm(watchdog_s);
+	sigaction(SIGSEGV, &sa, NULL);
+	sigaction(SIGBUS, &sa, NULL);
 }
 
 static inline const char *ut_err(int rc)
