@@ -154,8 +154,16 @@ int  uhmm_open(struct uhmm **out, const struct uhmm_opts *opts /* NULL ok */);
  */
 void uhmm_close(struct uhmm *h);
 
+/*
+ * uhmm_close with flags.  UHMM_CLOSE_DISCARD: the process is about to exit
+ * and the contents of device-resident pages need not survive: nothing is
+ * copied back (pages of PRIVATE devices then read as zeros, pages of
+ * COHERENT devices keep showing the device's memory) and the devices'
+ * release ops run at once.  0 is uhmm_close.  -EINVAL for NULL or unknown
+ * flags (nothing is closed then).
+ */
 #define UHMM_CLOSE_DISCARD 0x1     /* process about to exit: skip copy-back */
-int  uhmm_close_ex(struct uhmm *h, unsigned flags);          /* not yet */
+int  uhmm_close_ex(struct uhmm *h, unsigned flags);
 
 #define UHMM_FEAT_UFFD          (1ull << 0)  /* userfaultfd usable          */
 #define UHMM_FEAT_KERNEL_FAULTS (1ull << 1)  /* kernel-mode accesses served */

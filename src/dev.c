@@ -381,14 +381,12 @@ int uhmm_dev_info(const struct uhmm_dev *dev, struct uhmm_dev_info *info)
 	return 0;
 }
 
-int uhmm_dev_remove(struct uhmm_dev *dev)
+/* discard: the process is about to exit, its pages need not come home */
+int dev_remove(struct uhmm_dev *dev, bool discard)
 {
-	struct uhmm *h;
-	int r;
+	struct uhmm *h = dev->h;
+	int r = 0;
 
-	if (!dev)
-		return -EINVAL;
-	h = dev->h;
 	ctx_lock(h);
 	events_drain(h);
 	/* faults copying from it with the context unlocked finish first */
@@ -398,9 +396,11 @@ int uhmm_dev_remove(struct uhmm_dev *dev)
 	}
 	/* its mirrors first: nothing they hold survives the device */
 	mirrors_release_dev(h, dev);
-	r = dev_pages_to_sys(h, dev);
+	if (!discard)
+		r = dev_pages_to_sys(h, dev);
 	/* what could not be read back must not read as anything else */
-	if (dev->kind == UHMM_MEM_PRIVATE && dev->used_pages && private_poison_all(h, dev))
+	if (!discard && dev->kind == UHMM_MEM_PRIVATE && dev->used_pages &&
+	    private_poison_all(h, dev))
 		r = -EIO;
 	h->dev[dev->id] = NULL;
 	if (dev->kind == UHMM_MEM_PRIVATE)
@@ -412,4 +412,9 @@ int uhmm_dev_remove(struct uhmm_dev *dev)
 		dev->ops.release(dev->drv);
 	dev_free(dev);
 	return r;
+}
+
+int uhmm_dev_remove(struct uhmm_dev *dev)
+{
+	return dev ? dev_remove(dev, false) : -EINVAL;
 }

@@ -210,6 +210,7 @@ int  dev_setup(struct uhmm *h, const struct uhmm_dev_desc *desc, int fd,
 	       bool populate, struct uhmm_dev **out);
 int  dev_setup_private(struct uhmm *h, const struct uhmm_dev_desc *desc,
 		       struct uhmm_dev **out);
+int  dev_remove(struct uhmm_dev *dev, bool discard);
 /* is (st_dev, st_ino) the memory of a device of another live context? */
 bool dev_file_foreign(struct uhmm *h, dev_t sd, ino_t si);
 void dev_registry_add(struct uhmm_dev *d);

@@ -8,12 +8,6 @@
 
 #include "internal.h"
 
-int uhmm_close_ex(struct uhmm *h, unsigned flags)
-{
-	(void)flags;
-	return h ? -ENOSYS : -EINVAL;
-}
-
 int uhmm_make_exclusive(struct uhmm_mirror *m, void *addr, size_t len)
 {
 	(void)addr; (void)len;
