@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "tool.h"
@@ -74,6 +75,7 @@ struct bench {
 	/* placement policy: device reads per second (best), by setup */
 	double hot_on, hot_off, hot_pinned;
 	double t_seed, t_seed_base;
+	double t_fork_dev, t_fork_sys;
 };
 
 struct result {
@@ -1256,6 +1258,64 @@ static int fig_seed(struct bench *b, struct result *r)
 	return 0;
 }
 
+/*
+ * fork_stall_private_256m: how long fork() holds the parent when 256 MiB
+ * live on the PRIVATE device (the child gets a private snapshot: every
+ * device-resident page is copied once, in the parent's fork).  Baseline:
+ * fork() with the same 256 MiB in system memory (copy-on-write, nothing
+ * copied).  The child exits at once.
+ */
+#define FORK_BYTES	(256 * MIB)
+
+static int fork_once(double *t)
+{
+	pid_t pid;
+	int st;
+
+	*t = now_sec();
+	pid = fork();
+	if (pid == 0)
+		_exit(0);
+	*t = now_sec() - *t;
+	if (pid < 0)
+		return bench_err("fork", -errno);
+	waitpid(pid, &st, 0);
+	return WIFEXITED(st) && !WEXITSTATUS(st) ? 0 : bench_err("fork child", -EIO);
+}
+
+static int fig_fork(struct bench *b, struct result *r)
+{
+	uint64_t *p;
+	int err = need_private(b);
+
+	p = err ? NULL : map_aligned(FORK_BYTES);
+	if (!err && !p)
+		err = bench_err("mmap", -errno);
+	for (size_t w = 0; p && w < FORK_BYTES / 8; w++)
+		p[w] = pattern(w);
+	for (int i = 0; !err && i < b->repeat; i++) {
+		double t = 0;
+
+		err = uhmm_migrate(b->h, p, FORK_BYTES, NULL, 0);
+		if (!err)
+			err = fork_once(&t);
+		b->t_fork_sys = best(b->t_fork_sys, t);
+		if (!err)
+			err = uhmm_migrate(b->h, p, FORK_BYTES, b->pdev, 0);
+		if (!err)
+			err = fork_once(&t);
+		b->t_fork_dev = best(b->t_fork_dev, t);
+	}
+	if (p)
+		munmap(p, FORK_BYTES);
+	if (err)
+		return err < 0 ? bench_err("fork figure", err) : err;
+	r->value = b->t_fork_dev * 1e3;
+	r->baseline = "fork_system_256m";
+	r->baseline_value = b->t_fork_sys * 1e3;
+	return 0;
+}
+
 static const struct figure figures[] = {
 	{ "migrate_sys_to_coherent_1g", "GB/s", true,  fig_to_dev },
 	{ "migrate_coherent_to_sys_1g", "GB/s", true,  fig_to_sys },
@@ -1270,6 +1330,7 @@ static const struct figure figures[] = {
 	{ "policy_oversub_hot25",       "GB/s", true,  fig_hot25 },
 	{ "policy_oversub_hot25_vs_system", "GB/s", true, fig_hot25_vs_system },
 	{ "seed_first_touch_64m",       "ms",   false, fig_seed },
+	{ "fork_stall_private_256m",    "ms",   false, fig_fork },
 #if UHMM_HAVE_OPENCL
 	{ "migrate_opencl_1g",          "GB/s", true,  fig_opencl },
 #endif
