@@ -210,6 +210,28 @@ static void seed_private(struct uhmm *h)
 	uhmm_dev_remove(pd);
 }
 
+/* Another device's first touch of a range preferring a COHERENT device:
+ * it reaches coherent memory, so the pages are populated there. */
+static void other_device(struct uhmm *h, const struct memfd_dev *m)
+{
+	struct uhmm_dev *pd = ut_psim(h, "toucher", 16 * UT_MiB);
+	size_t len = 2 * UT_MiB;
+	uint8_t *p = ut_map(len), *buf = malloc(len);
+	int rc;
+
+	is_int(uhmm_advise(h, p, len, UHMM_ADV_PREFERRED_LOCATION, m->dev), 0,
+	       "advise the COHERENT device");
+	ut_fill64(buf, len, 51);
+	rc = uhmm_sim_write(pd, p, buf, len);
+	ok(rc >= 0, "a PRIVATE device's write is the first touch (%d)", rc);
+	ut_check_where(h, p, len, m->id, "another device's first touch populates the COHERENT device");
+	ut_ok64(p, len, 51, "its bytes");
+	is_int(not_in_device(h, m, p, len), 0, "... in the device's memory");
+	free(buf);
+	munmap(p, len);
+	uhmm_dev_remove(pd);
+}
+
 static void populated_stay(struct uhmm *h, const struct memfd_dev *m)
 {
 	size_t len = 4 * UT_MiB;
@@ -248,6 +270,7 @@ int main(void)
 	seed_threads(h, &m);
 	populated_stay(h, &m);
 	seed_private(h);
+	other_device(h, &m);
 	uhmm_close(h);
 	return tap_done();
 }
