@@ -295,6 +295,62 @@ static inline struct uhmm_stats ut_stats(struct uhmm *h)
 	return st;
 }
 
+/*
+ * The test as a driver: its own memfd is a COHERENT device, mapped a
+ * second time read-only as the device's own view of its memory.
+ */
+struct ut_memfd_dev {
+	struct uhmm_dev *dev;
+	const uint8_t *view;
+	size_t size;
+	int id;
+};
+
+static inline struct ut_memfd_dev ut_memfd_dev(struct uhmm *h, const char *name, size_t size)
+{
+	struct uhmm_dev_desc d;
+	struct ut_memfd_dev m = { NULL, NULL, size, 0 };
+	int fd, rc;
+
+	memset(&d, 0, sizeof(d));
+	fd = memfd_create(name, MFD_CLOEXEC);
+	if (fd < 0 || ftruncate(fd, (off_t)size))
+		tap_bail("memfd: %s", strerror(errno));
+	m.view = (const uint8_t *)mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+	if (m.view == MAP_FAILED)
+		tap_bail("mmap of the device view: %s", strerror(errno));
+	d.sz = sizeof(d);
+	d.name = name;
+	d.kind = UHMM_MEM_COHERENT;
+	d.size = size;
+	d.fd = fd;
+	rc = uhmm_dev_add(h, &d, &m.dev);
+	if (rc)
+		tap_bail("uhmm_dev_add: %s", ut_err(rc));
+	close(fd);		/* uhmm keeps its own duplicate */
+	m.id = ut_dev_id(m.dev);
+	return m;
+}
+
+/* Pages of [p, p + len) that are not on the device at the offset uhmm
+ * reports with the bytes the CPU sees. */
+static inline size_t ut_not_in_device(struct uhmm *h, const struct ut_memfd_dev *m,
+				      const uint8_t *p, size_t len)
+{
+	size_t bad = 0, pg = ut_page();
+
+	for (size_t off = 0; off < len; off += pg) {
+		uint64_t doff = UINT64_MAX;
+		int loc = -1;
+		size_t n = len - off < pg ? len - off : pg;
+
+		if (uhmm_dev_offset(h, p + off, &loc, &doff) || loc != m->id ||
+		    doff + pg > m->size || memcmp(m->view + doff, p + off, n))
+			bad++;
+	}
+	return bad;
+}
+
 /* ---------------------------------------------------------------- */
 /* Memory                                                            */
 /* ---------------------------------------------------------------- */
