@@ -22,7 +22,6 @@
  *  - Every function may be called from any thread at once, except that a
  *    call destroying a handle must not race other calls on that handle.
  *  - Library threads block all signals.  No function returns -EINTR.
- *  - Functions marked "not yet" return -ENOSYS in this release.
  *
  * Differences from private anonymous memory while a page lives on a
  * COHERENT device (the page is then a shared mapping of the device's file at
@@ -39,9 +38,20 @@
  *    and mlock's accounting do not apply to device pages; mseal'd memory is
  *    refused with -EPERM.
  *  - /proc/PID/maps shows the device's file for those pages.
- *  - A fork() child shares COHERENT device pages with the parent, and
- *    reads pages that live on a PRIVATE device as zeros, in this release
- *    (the fork contract of API.md arrives later).
+ *  - fork(): the child gets a private snapshot of all managed memory as
+ *    it was at the fork, wherever each page lived, with its protection;
+ *    from then on neither process sees the other's writes.  In the child
+ *    the memory is ordinary memory and no context exists (the parent's
+ *    handles must not be used there; it may open its own).  Cost: the
+ *    parent's fork() copies every device-resident page once (from the
+ *    device's file, or through the driver's copy_from_dev, on the forking
+ *    thread, with every context held), into private memory the child
+ *    then moves into place; system-resident pages stay copy-on-write and
+ *    cost nothing.  With UHMM_OPEN_FORK_NOCOPY device-resident pages are
+ *    PROT_NONE in the child instead (SIGSEGV), at O(extents) cost; so are
+ *    they when the copy cannot be made (no memory for it).  Only fork()
+ *    through libc is covered (pthread_atfork): posix_spawn, vfork and
+ *    system() run nothing and pay nothing; a raw clone(2) is undefined.
  *
  * While a page lives on a PRIVATE device its range has no page there: it
  * does not count in RSS, /proc/self/pagemap shows it absent, and the first
@@ -144,8 +154,16 @@ int  uhmm_open(struct uhmm **out, const struct uhmm_opts *opts /* NULL ok */);
  */
 void uhmm_close(struct uhmm *h);
 
+/*
+ * uhmm_close with flags.  UHMM_CLOSE_DISCARD: the process is about to exit
+ * and the contents of device-resident pages need not survive: nothing is
+ * copied back (pages of PRIVATE devices then read as zeros, pages of
+ * COHERENT devices keep showing the device's memory) and the devices'
+ * release ops run at once.  0 is uhmm_close.  -EINVAL for NULL or unknown
+ * flags (nothing is closed then).
+ */
 #define UHMM_CLOSE_DISCARD 0x1     /* process about to exit: skip copy-back */
-int  uhmm_close_ex(struct uhmm *h, unsigned flags);          /* not yet */
+int  uhmm_close_ex(struct uhmm *h, unsigned flags);
 
 #define UHMM_FEAT_UFFD          (1ull << 0)  /* userfaultfd usable          */
 #define UHMM_FEAT_KERNEL_FAULTS (1ull << 1)  /* kernel-mode accesses served */
@@ -723,6 +741,19 @@ int uhmm_sim_write(struct uhmm_dev *dev, void *addr, const void *buf, size_t len
  * CPU, another device or a change of the range takes it back.
  */
 int uhmm_sim_atomic_add(struct uhmm_dev *dev, void *addr, uint64_t val, uint64_t *old);
+
+/*
+ * A model of the link between the simulated device and system memory: its
+ * DMA engine's accesses to system pages, and a PRIVATE sim device's copies
+ * (migrations both ways), then move at most bytes_per_sec between them
+ * (whoever finds the link busy waits, as DMA on one link does), while the
+ * engine's accesses to pages in its own memory, or on a COHERENT device,
+ * move at memory speed.  Without
+ * it (and with 0) every access runs at memory speed, which hides what
+ * placement is for: a GPU reads its own memory tens of times faster than
+ * system memory over PCIe.  -EINVAL for a NULL device.
+ */
+int uhmm_sim_set_link(struct uhmm_dev *dev, uint64_t bytes_per_sec);
 
 /* ------------------------------------------------------------------ */
 /* Counters                                                            */

@@ -186,6 +186,8 @@ int uhmm_open(struct uhmm **out, const struct uhmm_opts *opts)
 		r = arena_init(h);
 	if (!r)
 		r = events_start(h);
+	if (!r && (r = fork_track(h)))
+		events_stop(h);
 	if (r) {
 		ctx_free(h);
 		return r;
@@ -194,19 +196,33 @@ int uhmm_open(struct uhmm **out, const struct uhmm_opts *opts)
 	return 0;
 }
 
-/* Stop managing everything: devices first (pages come home), then the
- * system pages, by closing the descriptor that registered them. */
-void uhmm_close(struct uhmm *h)
+/* Stop managing everything: devices first (pages come home, unless the
+ * process is about to exit), then the system pages, by closing the
+ * descriptor that registered them. */
+static void ctx_close(struct uhmm *h, bool discard)
 {
-	if (!h)
-		return;
+	fork_untrack(h);
 	prefetch_stop(h);
 	for (int i = 1; i <= MAX_DEVS; i++)
 		if (h->dev[i])
-			uhmm_dev_remove(h->dev[i]);
+			dev_remove(h->dev[i], discard);
 	events_stop(h);
 	mirrors_fini(h);
 	ctx_free(h);
+}
+
+void uhmm_close(struct uhmm *h)
+{
+	if (h)
+		ctx_close(h, false);
+}
+
+int uhmm_close_ex(struct uhmm *h, unsigned flags)
+{
+	if (!h || (flags & ~UHMM_CLOSE_DISCARD))
+		return -EINVAL;
+	ctx_close(h, flags & UHMM_CLOSE_DISCARD);
+	return 0;
 }
 
 int uhmm_features(const struct uhmm *h, uint64_t *feat)

@@ -45,6 +45,20 @@ void dev_registry_del(struct uhmm_dev *d)
 	pthread_mutex_unlock(&registry_lock);
 }
 
+void dev_registry_lock(bool lock)
+{
+	if (lock)
+		pthread_mutex_lock(&registry_lock);
+	else
+		pthread_mutex_unlock(&registry_lock);
+}
+
+/* A fork child has no context, so no device either. */
+void dev_registry_forget(void)
+{
+	memset(registry, 0, sizeof(registry));
+}
+
 static struct uhmm_dev *registry_find(dev_t sd, ino_t si)
 {
 	struct uhmm_dev *found = NULL;
@@ -367,14 +381,12 @@ int uhmm_dev_info(const struct uhmm_dev *dev, struct uhmm_dev_info *info)
 	return 0;
 }
 
-int uhmm_dev_remove(struct uhmm_dev *dev)
+/* discard: the process is about to exit, its pages need not come home */
+int dev_remove(struct uhmm_dev *dev, bool discard)
 {
-	struct uhmm *h;
-	int r;
+	struct uhmm *h = dev->h;
+	int r = 0;
 
-	if (!dev)
-		return -EINVAL;
-	h = dev->h;
 	ctx_lock(h);
 	events_drain(h);
 	/* faults copying from it with the context unlocked finish first */
@@ -384,9 +396,11 @@ int uhmm_dev_remove(struct uhmm_dev *dev)
 	}
 	/* its mirrors first: nothing they hold survives the device */
 	mirrors_release_dev(h, dev);
-	r = dev_pages_to_sys(h, dev);
+	if (!discard)
+		r = dev_pages_to_sys(h, dev);
 	/* what could not be read back must not read as anything else */
-	if (dev->kind == UHMM_MEM_PRIVATE && dev->used_pages && private_poison_all(h, dev))
+	if (!discard && dev->kind == UHMM_MEM_PRIVATE && dev->used_pages &&
+	    private_poison_all(h, dev))
 		r = -EIO;
 	h->dev[dev->id] = NULL;
 	if (dev->kind == UHMM_MEM_PRIVATE)
@@ -398,4 +412,9 @@ int uhmm_dev_remove(struct uhmm_dev *dev)
 		dev->ops.release(dev->drv);
 	dev_free(dev);
 	return r;
+}
+
+int uhmm_dev_remove(struct uhmm_dev *dev)
+{
+	return dev ? dev_remove(dev, false) : -EINVAL;
 }

@@ -474,15 +474,12 @@ static bool room_for(struct uhmm *h, struct uhmm_mirror *m, const struct rf *f)
 	return h->excl->count - freed + need <= EXCL_SLOTS;
 }
 
-static void excl_hold(struct uhmm *h);
-
 int excl_grant(struct uhmm *h, struct uhmm_mirror *m, const struct rf *f)
 {
 	int r = 0;
 
 	if (!h->excl && !(h->excl = mem_alloc(sizeof(*h->excl))))
 		return -ENOMEM;
-	excl_hold(h);
 	if (!room_for(h, m, f))
 		return -ENOMEM;
 	for (size_t i = 0; i < f->nseg && !r; i++) {
@@ -502,77 +499,22 @@ int excl_grant(struct uhmm *h, struct uhmm_mirror *m, const struct rf *f)
 
 /* ---- fork, and the end ------------------------------------------------------- */
 
-static pthread_mutex_t fork_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct uhmm *holders;		/* under fork_mu */
-
-void excl_fork_lock(void)
-{
-	pthread_mutex_lock(&fork_mu);
-}
-
-void excl_fork_unlock(void)
-{
-	pthread_mutex_unlock(&fork_mu);
-}
-
-/* fork_prepare must find h: with fork_mu and h->lock held. */
-static void excl_hold(struct uhmm *h)
-{
-	for (struct uhmm *o = holders; o; o = o->excl->next_holder)
-		if (o == h)
-			return;
-	h->excl->next_holder = holders;
-	holders = h;
-}
-
 /*
  * The child copies the address space as it is: pages in our copy would
- * be lost to it, so every block comes back before the fork, as the kernel
- * restores device-exclusive entries before it copies them.
+ * be lost to it, so every block comes back before the fork (fork.c's
+ * prepare, with the context held), as the kernel restores device-exclusive
+ * entries before it copies them.
  */
-static void fork_prepare(void)
+void excl_before_fork(struct uhmm *h)
 {
-	pthread_mutex_lock(&fork_mu);
-	for (struct uhmm *h = holders; h; h = h->excl->next_holder) {
-		/* none held: none can come, grants wait for fork_mu */
-		if (!atomic_load(&h->excl->count))
-			continue;
-		ctx_lock(h);
-		events_drain(h);
+	if (!excl_none(h))
 		revoke_range(h, 0, UINTPTR_MAX, 0, NULL, true, NULL);
-		ctx_unlock(h);
-	}
-}
-
-static void fork_parent(void)
-{
-	pthread_mutex_unlock(&fork_mu);
-}
-
-/* No context exists in the child. */
-static void fork_child(void)
-{
-	holders = NULL;
-	pthread_mutex_unlock(&fork_mu);
-}
-
-static void __attribute__((constructor)) excl_watch_forks(void)
-{
-	pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
 void excl_fini(struct uhmm *h)
 {
 	if (!h->excl)
 		return;
-	pthread_mutex_lock(&fork_mu);
-	for (struct uhmm **pp = &holders; *pp; pp = &(*pp)->excl->next_holder) {
-		if (*pp == h) {
-			*pp = h->excl->next_holder;
-			break;
-		}
-	}
-	pthread_mutex_unlock(&fork_mu);
 	for (size_t k = 0; k < EXCL_BUCKETS; k++)
 		while (h->excl->bucket[k])
 			xfree(h, h->excl->bucket[k]);

@@ -22,12 +22,10 @@ struct xblock {
 };
 
 struct excl {
-	_Atomic size_t count;			/* blocks held; changed under
-						   h->lock, read by fork too */
+	size_t count;				/* blocks held */
 	char *space;				/* EXCL_SLOTS blocks of room */
 	uint64_t used[EXCL_SLOTS / 64];
 	struct xblock *bucket[EXCL_BUCKETS];
-	struct uhmm *next_holder;		/* contexts holding blocks */
 };
 
 /* Give mirror m sole access to the pages of the segments of f (checked:
@@ -62,10 +60,8 @@ void excl_remapped(struct uhmm *h, uintptr_t from, uintptr_t to, size_t len);
 void excl_drop_mirror(struct uhmm *h, struct uhmm_mirror *m);
 /* Unlocked, at uhmm_close: whatever is left goes. */
 void excl_fini(struct uhmm *h);
-/* Unlocked, around a grant: a fork waits for it, or it for the fork.
- * Grants hold it, then h->lock (fork_prepare takes them in that order). */
-void excl_fork_lock(void);
-void excl_fork_unlock(void);
+/* fork.c's prepare: every block comes back before the child copies. */
+void excl_before_fork(struct uhmm *h);
 
 static inline bool excl_none(const struct uhmm *h)
 {

@@ -38,6 +38,7 @@ void *mem_alloc(size_t size);
 void *mem_realloc(void *p, size_t size);
 void  mem_free(void *p);
 void  mem_populate(void *p);			/* fault it all in now */
+void  mem_fork_lock(bool lock);			/* fork.c: across a fork */
 bool  mem_owns(uintptr_t start, uintptr_t end);	/* our slabs in range? */
 
 /* ---- stats ---------------------------------------------------------- */
@@ -175,6 +176,8 @@ struct uhmm_dev {
 
 	struct counters stats;
 	struct sim_dma *dma;		/* sim_dma.c: its DMA engine, made at first use */
+	_Atomic uint64_t link_rate;	/* sim_dma.c: modelled link, bytes/s; 0 none */
+	_Atomic uint64_t link_free_ns;	/* when the link is free again */
 };
 
 int  devmem_init(struct uhmm_dev *d);
@@ -207,10 +210,13 @@ int  dev_setup(struct uhmm *h, const struct uhmm_dev_desc *desc, int fd,
 	       bool populate, struct uhmm_dev **out);
 int  dev_setup_private(struct uhmm *h, const struct uhmm_dev_desc *desc,
 		       struct uhmm_dev **out);
+int  dev_remove(struct uhmm_dev *dev, bool discard);
 /* is (st_dev, st_ino) the memory of a device of another live context? */
 bool dev_file_foreign(struct uhmm *h, dev_t sd, ino_t si);
 void dev_registry_add(struct uhmm_dev *d);
 void dev_registry_del(struct uhmm_dev *d);
+void dev_registry_lock(bool lock);	/* fork.c: across a fork */
+void dev_registry_forget(void);		/* fork.c: in the child */
 
 /* ---- userfaultfd ---------------------------------------------------- */
 
@@ -270,6 +276,16 @@ struct advice_map {
 
 extern const struct advice advice_none;
 
+/* fork.c: what a fork() child needs of device-resident memory */
+struct fork_plan {
+	char *stage;			/* private copy of device-resident pages */
+	size_t len;
+	struct fork_ext *ext;		/* their runs, with their protection */
+	size_t n, cap;
+};
+int  fork_track(struct uhmm *h);	/* uhmm_open */
+void fork_untrack(struct uhmm *h);	/* uhmm_close */
+
 /* ---- the context ---------------------------------------------------- */
 
 struct uhmm {
@@ -310,6 +326,8 @@ struct uhmm {
 
 	struct allocation *allocs;	/* uhmm_alloc'd blocks */
 	struct advice_map advice;	/* advice.c */
+	struct fork_plan fork;		/* fork.c: staged in prepare, used by the child */
+	bool fork_failed;		/* the snapshot could not be staged */
 	struct policy *policy;		/* policy.c: access counters, thrashing */
 	struct prefetcher *prefetch;	/* prefetch.c, made at first use */
 
@@ -467,6 +485,8 @@ int dev_pages_to_sys(struct uhmm *h, struct uhmm_dev *d);
 bool range_has_private(struct uhmm *h, uintptr_t start, uintptr_t end);
 void dev_thread_init(struct uhmm_dev *d);	/* before a library thread's first op */
 size_t private_poison_all(struct uhmm *h, struct uhmm_dev *d);
+/* the driver's copy of n device pages into dst (system memory of ours) */
+int dev_read_pages(struct uhmm_dev *d, const uint32_t *dp, size_t n, char *dst);
 /* -ENOENT: not a private page; -EWOULDBLOCK: needs a thread that may
  * change mappings (fast: the reader's own) */
 enum { FAULT_FAST, FAULT_SLOW, FAULT_PARALLEL };
@@ -526,6 +546,8 @@ void policy_moved(struct uhmm *h, uintptr_t start, uintptr_t end);	/* a bounce? 
 bool policy_pinned(struct uhmm *h, uintptr_t addr);	/* thrashing: stays put */
 void policy_fini(struct uhmm *h);
 
+/* sim_dma.c: the sim device's modelled link carries len bytes (waits) */
+void sim_link_use(struct uhmm_dev *d, size_t len);
 /* sim_dma.c: the sim DMA engine of a device going away (unlocked) */
 void sim_dma_free(struct uhmm_dev *d);
 

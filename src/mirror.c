@@ -669,7 +669,6 @@ int uhmm_make_exclusive(struct uhmm_mirror *m, void *addr, size_t len)
 	if (!f.pm)
 		return -ENOMEM;
 	h = m->h;
-	excl_fork_lock();
 	ctx_lock(h);
 	events_drain(h);
 	if (m->released) {
@@ -679,7 +678,6 @@ int uhmm_make_exclusive(struct uhmm_mirror *m, void *addr, size_t len)
 		r = make_exclusive_locked(h, &f);
 	}
 	ctx_unlock(h);
-	excl_fork_unlock();
 	mem_free(f.seg);
 	mem_free(f.pm);
 	return r;

@@ -213,12 +213,13 @@ static bool may_move(struct uhmm *h, struct uhmm_dev *d, uintptr_t a)
 	const struct advice *adv = advice_at(h, a);
 	int loc = pt_loc(&h->pt, a, NULL);
 
+	/* READ_MOSTLY wins over PREFERRED_LOCATION, which wins over
+	 * ACCESSED_BY: toward the preferred location, never away from it */
 	if (loc == d->id || adv->read_mostly || adv->pinned)
 		return false;
-	if (adv->accessed_by & (1ull << (d->id - 1)))
-		return false;
-	/* toward the preferred location, never away from it */
-	return adv->pref == UHMM_LOC_NONE || adv->pref == d->id;
+	if (adv->pref != UHMM_LOC_NONE)
+		return adv->pref == d->id;
+	return !(adv->accessed_by & (1ull << (d->id - 1)));
 }
 
 /*

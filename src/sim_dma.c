@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -274,12 +275,50 @@ static int translate(struct sim_dma *dma, uintptr_t s, uintptr_t e, bool write,
 	return r;
 }
 
-static ssize_t vm_rw(uintptr_t at, char *local, size_t len, bool write)
+/*
+ * The modelled link to system memory: each transfer takes the link for
+ * len / rate; whoever finds it busy waits its turn, as DMA on one link
+ * does.  Short debts are carried to the next transfer instead of slept
+ * off one by one (a sleep costs tens of microseconds of timer slack).
+ */
+#define LINK_SLEEP_NS	(200 * 1000)
+
+void sim_link_use(struct uhmm_dev *d, size_t len)
+{
+	uint64_t rate = atomic_load(&d->link_rate), now, start, end;
+	struct timespec ts;
+
+	if (!d || !rate)
+		return;
+	now = mono_ns();
+	start = atomic_load(&d->link_free_ns);
+	do
+		end = (start > now ? start : now) + (uint64_t)((double)len * 1e9 / (double)rate);
+	while (!atomic_compare_exchange_weak(&d->link_free_ns, &start, end));
+	if (end <= now + LINK_SLEEP_NS)
+		return;
+	ts.tv_sec = (end - now) / 1000000000;
+	ts.tv_nsec = (end - now) % 1000000000;
+	nanosleep(&ts, NULL);
+}
+
+static ssize_t vm_rw(struct uhmm_dev *d, uintptr_t at, char *local, size_t len, bool write)
 {
 	struct iovec l = { local, len }, rm = { (void *)at, len };
+	ssize_t got = syscall(write ? SYS_process_vm_writev : SYS_process_vm_readv, getpid(),
+			      &l, 1, &rm, 1, 0);
 
-	return syscall(write ? SYS_process_vm_writev : SYS_process_vm_readv, getpid(),
-		       &l, 1, &rm, 1, 0);
+	if (got > 0)
+		sim_link_use(d, got);
+	return got;
+}
+
+int uhmm_sim_set_link(struct uhmm_dev *dev, uint64_t bytes_per_sec)
+{
+	if (!dev)
+		return -EINVAL;
+	atomic_store(&dev->link_rate, bytes_per_sec);
+	return 0;
 }
 
 /*
@@ -376,7 +415,7 @@ static ssize_t move_piece(struct sim_dma *dma, uintptr_t at, char *bounce, char 
 	 * copy; where the caller's buffer cannot take a kernel-mode access
 	 * (a page of it on a private device, user-mode-only), the bounce */
 	if (direct) {
-		got = vm_rw(at, direct, run, write);
+		got = vm_rw(dma->dev, at, direct, run, write);
 		if (got > 0) {
 			*used_direct = true;
 			return got;
@@ -384,7 +423,7 @@ static ssize_t move_piece(struct sim_dma *dma, uintptr_t at, char *bounce, char 
 		if (run > BOUNCE)
 			run = BOUNCE;
 	}
-	got = vm_rw(at, bounce, run, write);
+	got = vm_rw(dma->dev, at, bounce, run, write);
 	if (got > 0)
 		return got;
 	if (errno != EFAULT && errno != ENOMEM && got < 0)

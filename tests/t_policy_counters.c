@@ -86,6 +86,16 @@ static void advice_says_no(struct uhmm *h, struct uhmm_dev *d, const char *kind,
 	ut_check_where(h, b, LEN, UHMM_LOC_SYSTEM, "preferred system memory: never migrated away");
 	ut_check_where(h, c, LEN, id, "preferred this device: migrated toward it");
 	ut_ok64(a, LEN, 3, "ACCESSED_BY data");
+	/* PREFERRED_LOCATION wins over ACCESSED_BY */
+	is_int(uhmm_advise(h, a, LEN, UHMM_ADV_PREFERRED_LOCATION, d), 0,
+	       "%s: PREFERRED_LOCATION this device on the ACCESSED_BY range", kind);
+	reads(d, a, THRESHOLD, buf);
+	ut_check_where(h, a, LEN, id, "preferred wins over accessed-by: migrated");
+	/* READ_MOSTLY wins over PREFERRED_LOCATION */
+	is_int(uhmm_advise(h, c, LEN, UHMM_ADV_READ_MOSTLY, NULL), 0, "%s: READ_MOSTLY too", kind);
+	uhmm_migrate(h, c, LEN, NULL, 0);
+	reads(d, c, 2 * THRESHOLD, buf);
+	ut_check_where(h, c, LEN, UHMM_LOC_SYSTEM, "read-mostly wins over preferred: not migrated");
 	ut_ok64(b, LEN, 4, "preferred-system data");
 	ut_ok64(c, LEN, 5, "preferred-device data");
 	munmap(a, LEN);

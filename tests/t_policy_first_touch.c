@@ -16,57 +16,7 @@
 
 #define SEED_LEN	(64 * UT_MiB)
 
-struct memfd_dev {
-	struct uhmm_dev *dev;
-	const uint8_t *view;
-	size_t size;
-	int id;
-};
-
-static struct memfd_dev memfd_dev(struct uhmm *h, size_t size)
-{
-	struct uhmm_dev_desc d = { .sz = sizeof(d) };
-	struct memfd_dev m = { .size = size };
-	int fd, rc;
-
-	fd = memfd_create("uhmm-test-seed", MFD_CLOEXEC);
-	if (fd < 0 || ftruncate(fd, (off_t)size))
-		tap_bail("memfd: %s", strerror(errno));
-	m.view = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
-	if (m.view == MAP_FAILED)
-		tap_bail("mmap of the device view: %s", strerror(errno));
-	d.name = "seed";
-	d.kind = UHMM_MEM_COHERENT;
-	d.size = size;
-	d.fd = fd;
-	rc = uhmm_dev_add(h, &d, &m.dev);
-	if (rc)
-		tap_bail("uhmm_dev_add: %s", ut_err(rc));
-	close(fd);
-	m.id = ut_dev_id(m.dev);
-	return m;
-}
-
-/* Pages of [p, p + len) whose bytes the device's memory does not hold at
- * the offset uhmm reports. */
-static size_t not_in_device(struct uhmm *h, const struct memfd_dev *m, const uint8_t *p,
-			    size_t len)
-{
-	size_t bad = 0;
-
-	for (size_t off = 0; off < len; off += ut_page()) {
-		uint64_t doff = UINT64_MAX;
-		int loc = -1;
-		size_t n = len - off < ut_page() ? len - off : ut_page();
-
-		if (uhmm_dev_offset(h, p + off, &loc, &doff) || loc != m->id ||
-		    doff + ut_page() > m->size || memcmp(m->view + doff, p + off, n))
-			bad++;
-	}
-	return bad;
-}
-
-static void seed_cpu(struct uhmm *h, const struct memfd_dev *m)
+static void seed_cpu(struct uhmm *h, const struct ut_memfd_dev *m)
 {
 	struct uhmm_stats s0, s1;
 	long rss0, rss1;
@@ -104,7 +54,7 @@ static void seed_cpu(struct uhmm *h, const struct memfd_dev *m)
 	{
 		size_t skip_head = before ? ut_page() * before - ((uintptr_t)p & (ut_page() - 1)) : 0;
 
-		is_int(not_in_device(h, m, p + skip_head, SEED_LEN - skip_head), 0,
+		is_int(ut_not_in_device(h, m, p + skip_head, SEED_LEN - skip_head), 0,
 		       "the device's own memory holds the bytes");
 	}
 	/* written again: no migration, no copy, no fault */
@@ -117,7 +67,7 @@ static void seed_cpu(struct uhmm *h, const struct memfd_dev *m)
 	free(p);
 }
 
-static void seed_device(struct uhmm *h, const struct memfd_dev *m)
+static void seed_device(struct uhmm *h, const struct ut_memfd_dev *m)
 {
 	size_t len = 8 * UT_MiB;
 	uint8_t *p = ut_map(len), *buf = malloc(len);
@@ -134,7 +84,7 @@ static void seed_device(struct uhmm *h, const struct memfd_dev *m)
 	ut_check_where(h, p, len, m->id, "written by the device first");
 	is_int(s1.bytes_copied - s0.bytes_copied, 0, "no copy");
 	ut_ok64(p, len, 21, "the CPU reads what the device wrote");
-	is_int(not_in_device(h, m, p, len), 0, "in the device's own memory");
+	is_int(ut_not_in_device(h, m, p, len), 0, "in the device's own memory");
 	free(buf);
 	munmap(p, len);
 }
@@ -157,7 +107,7 @@ static void *touch_thread(void *arg)
 	return NULL;
 }
 
-static void seed_threads(struct uhmm *h, const struct memfd_dev *m)
+static void seed_threads(struct uhmm *h, const struct ut_memfd_dev *m)
 {
 	size_t len = 16 * UT_MiB, part = len / 4, bad = 0;
 	uint8_t *p = ut_map_aligned(len, 2 * UT_MiB);
@@ -179,7 +129,7 @@ static void seed_threads(struct uhmm *h, const struct memfd_dev *m)
 					  t[i].seed + (unsigned)(off / ut_page())) != SIZE_MAX;
 	is_int(bad, 0, "four threads' first touches: every page holds its writer's bytes");
 	ut_check_where(h, p, len, m->id, "four threads' first touches");
-	is_int(not_in_device(h, m, p, len), 0, "... in device memory");
+	is_int(ut_not_in_device(h, m, p, len), 0, "... in device memory");
 	munmap(p, len);
 }
 
@@ -210,7 +160,29 @@ static void seed_private(struct uhmm *h)
 	uhmm_dev_remove(pd);
 }
 
-static void populated_stay(struct uhmm *h, const struct memfd_dev *m)
+/* Another device's first touch of a range preferring a COHERENT device:
+ * it reaches coherent memory, so the pages are populated there. */
+static void other_device(struct uhmm *h, const struct ut_memfd_dev *m)
+{
+	struct uhmm_dev *pd = ut_psim(h, "toucher", 16 * UT_MiB);
+	size_t len = 2 * UT_MiB;
+	uint8_t *p = ut_map(len), *buf = malloc(len);
+	int rc;
+
+	is_int(uhmm_advise(h, p, len, UHMM_ADV_PREFERRED_LOCATION, m->dev), 0,
+	       "advise the COHERENT device");
+	ut_fill64(buf, len, 51);
+	rc = uhmm_sim_write(pd, p, buf, len);
+	ok(rc >= 0, "a PRIVATE device's write is the first touch (%d)", rc);
+	ut_check_where(h, p, len, m->id, "another device's first touch populates the COHERENT device");
+	ut_ok64(p, len, 51, "its bytes");
+	is_int(ut_not_in_device(h, m, p, len), 0, "... in the device's memory");
+	free(buf);
+	munmap(p, len);
+	uhmm_dev_remove(pd);
+}
+
+static void populated_stay(struct uhmm *h, const struct ut_memfd_dev *m)
 {
 	size_t len = 4 * UT_MiB;
 	uint8_t *p = ut_map(len);
@@ -235,19 +207,20 @@ static void populated_stay(struct uhmm *h, const struct memfd_dev *m)
 
 int main(void)
 {
-	struct memfd_dev m;
+	struct ut_memfd_dev m;
 	struct uhmm *h;
 
 	ut_init(300);
 	h = ut_open();
 	ut_require_coherent(h);
-	m = memfd_dev(h, 96 * UT_MiB);
+	m = ut_memfd_dev(h, "seed", 96 * UT_MiB);
 
 	seed_cpu(h, &m);
 	seed_device(h, &m);
 	seed_threads(h, &m);
 	populated_stay(h, &m);
 	seed_private(h);
+	other_device(h, &m);
 	uhmm_close(h);
 	return tap_done();
 }

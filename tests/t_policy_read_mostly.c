@@ -144,9 +144,10 @@ struct rd {
 	int who;
 };
 
+/* the CPU reader and the writer race on purpose: atomics say so */
 static uint64_t ver(const uint8_t *pg)
 {
-	return *(const volatile uint64_t *)(const void *)pg;
+	return __atomic_load_n((const uint64_t *)(const void *)pg, __ATOMIC_RELAXED);
 }
 
 static void *reader(void *arg)
@@ -187,7 +188,8 @@ static void versions(struct uhmm *h, struct uhmm_dev *d1, struct uhmm_dev *d2)
 		pthread_create(&t[i], NULL, reader, &r[i]);
 	for (int k = 1; k <= rounds; k++)
 		for (int i = 0; i < VPAGES; i++)
-			*(volatile uint64_t *)(void *)(s.p + i * ut_page()) = (uint64_t)k;
+			__atomic_store_n((uint64_t *)(void *)(s.p + i * ut_page()), (uint64_t)k,
+					 __ATOMIC_RELAXED);
 	atomic_store(&s.stop, 1);
 	for (int i = 0; i < 3; i++)
 		pthread_join(t[i], NULL);

@@ -18,56 +18,8 @@
 
 #define DEV_SIZE	(8 * UT_MiB)
 
-struct devmem {
-	struct uhmm_dev *dev;
-	const uint8_t *view;		/* the test's own view of the device */
-	int id;
-};
-
-static struct devmem add_memfd_dev(struct uhmm *h, size_t size)
-{
-	struct uhmm_dev_desc d = { .sz = sizeof(d) };
-	struct devmem m = { 0 };
-	int fd, rc;
-
-	fd = memfd_create("uhmm-test-recycle", MFD_CLOEXEC);
-	if (fd < 0 || ftruncate(fd, (off_t)size))
-		tap_bail("memfd: %s", strerror(errno));
-	m.view = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
-	if (m.view == MAP_FAILED)
-		tap_bail("mmap of the device view: %s", strerror(errno));
-	d.name = "recycle";
-	d.kind = UHMM_MEM_COHERENT;
-	d.size = size;
-	d.fd = fd;
-	rc = uhmm_dev_add(h, &d, &m.dev);
-	if (rc)
-		tap_bail("uhmm_dev_add: %s", ut_err(rc));
-	close(fd);		/* uhmm keeps its own duplicate */
-	m.id = ut_dev_id(m.dev);
-	return m;
-}
-
-/* Every page of p: in the device at the offset uhmm reports, with the
- * bytes the CPU sees. */
-static size_t view_mismatches(struct uhmm *h, const struct devmem *m, const uint8_t *p,
-			      size_t len)
-{
-	size_t bad = 0;
-
-	for (size_t off = 0; off < len; off += ut_page()) {
-		uint64_t doff = UINT64_MAX;
-		int loc = -1;
-
-		if (uhmm_dev_offset(h, p + off, &loc, &doff) || loc != m->id ||
-		    doff + ut_page() > DEV_SIZE || memcmp(m->view + doff, p + off, ut_page()))
-			bad++;
-	}
-	return bad;
-}
-
 /* Fill the whole device with a pattern, then unmap it all. */
-static void dirty_and_unmap(struct uhmm *h, const struct devmem *m, unsigned seed,
+static void dirty_and_unmap(struct uhmm *h, const struct ut_memfd_dev *m, unsigned seed,
 			    bool punch_half)
 {
 	uint8_t *a = ut_map(DEV_SIZE);
@@ -84,7 +36,7 @@ static void dirty_and_unmap(struct uhmm *h, const struct devmem *m, unsigned see
 	munmap(a, DEV_SIZE);
 }
 
-static void reuse_at_once(struct uhmm *h, const struct devmem *m, unsigned seed,
+static void reuse_at_once(struct uhmm *h, const struct ut_memfd_dev *m, unsigned seed,
 			  bool punch_half)
 {
 	size_t len = DEV_SIZE, n = len / ut_page(), zeros = 0, bad = 0;
@@ -114,14 +66,14 @@ static void reuse_at_once(struct uhmm *h, const struct devmem *m, unsigned seed,
 	}
 	is_int(zeros, 0, "%s: untouched pages read zeros, not the old range's data", how);
 	is_int(bad, 0, "%s: touched pages hold their data", how);
-	is_int(view_mismatches(h, m, b, len), 0, "%s: the device's memory holds the same bytes", how);
+	is_int(ut_not_in_device(h, m, b, len), 0, "%s: the device's memory holds the same bytes", how);
 
 	/* the entries rebuilt in uhmm's view were lent to the program */
 	s0 = ut_stats(h);
 	ut_fill64(b, len, seed + 7);
 	s1 = ut_stats(h);
 	is_int(s1.cpu_faults - s0.cpu_faults, 0, "%s: CPU writes afterwards take no uhmm fault", how);
-	is_int(view_mismatches(h, m, b, len), 0, "%s: ... and land in device memory", how);
+	is_int(ut_not_in_device(h, m, b, len), 0, "%s: ... and land in device memory", how);
 	munmap(b, len);
 }
 
@@ -156,13 +108,13 @@ int main(void)
 {
 	struct recycler r[2];
 	pthread_t t[2];
-	struct devmem m;
+	struct ut_memfd_dev m;
 	struct uhmm *h;
 
 	ut_init(240);
 	h = ut_open();
 	ut_require_coherent(h);
-	m = add_memfd_dev(h, DEV_SIZE);
+	m = ut_memfd_dev(h, "recycle", DEV_SIZE);
 
 	reuse_at_once(h, &m, 10, false);
 	reuse_at_once(h, &m, 20, true);
