@@ -255,9 +255,24 @@ static void block_back(struct uhmm *h, struct xblock *x, int initiator, bool tel
 }
 
 /* Every block overlapping [s, e), held by anyone but keep. */
+/* Every block overlapping [s, e), held by anyone but keep: looked up
+ * block by block, or, for a range of more blocks than are held at most,
+ * found in the table. */
 static void revoke_range(struct uhmm *h, uintptr_t s, uintptr_t e, int initiator,
 			 const struct uhmm_mirror *keep, bool tell, const struct moved *mv)
 {
+	if ((e - s) >> BLOCK_SHIFT > EXCL_SLOTS) {
+		for (size_t k = 0; k < EXCL_BUCKETS && !excl_none(h); k++) {
+			struct xblock *x = h->excl->bucket[k], *next;
+
+			for (; x; x = next) {
+				next = x->next;
+				if (x->m != keep && x->base < e && x->base + BLOCK_SIZE > s)
+					block_back(h, x, initiator, tell, mv);
+			}
+		}
+		return;
+	}
 	for (uintptr_t a = s & ~(BLOCK_SIZE - 1); a < e && !excl_none(h); a += BLOCK_SIZE) {
 		struct xblock *x = xfind(h, a);
 
