@@ -270,20 +270,27 @@ int vma_scan(struct uhmm *h, uintptr_t start, uintptr_t end,
 	     struct vma **out, size_t *n)
 {
 	uintptr_t expect = start;
-	int r = vma_scan_mapped(h, start, end, out, n);
+	struct vma *vv;
+	size_t nv;
+	int r = vma_scan_mapped(h, start, end, &vv, &nv);
 
 	if (r)
 		return r;
-	for (size_t i = 0; i < *n && !r; i++) {
-		if ((*out)[i].start > expect)
+	for (size_t i = 0; i < nv && !r; i++) {
+		if (vv[i].start > expect)
 			r = -EFAULT;
-		expect = (*out)[i].end;
+		expect = vv[i].end;
 	}
 	if (!r && expect < end)
 		r = -EFAULT;
-	if (r)
-		mem_free(*out);
-	return r;
+	/* on an error the caller's pointers stay as they were */
+	if (r) {
+		mem_free(vv);
+		return r;
+	}
+	*out = vv;
+	*n = nv;
+	return 0;
 }
 
 /* The whole mapping holding addr, not clipped. */
