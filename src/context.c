@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "trace.h"
 
 /* set on the library's own threads: their work is not the program's */
 __thread bool lib_thread;
@@ -178,6 +179,7 @@ int uhmm_open(struct uhmm **out, const struct uhmm_opts *opts)
 		ctx_free(h);
 		return r;
 	}
+	publish_start(h);	/* for `uhmm stat`; none if it cannot be made */
 	*out = h;
 	return 0;
 }
@@ -194,6 +196,8 @@ void uhmm_close(struct uhmm *h)
 			uhmm_dev_remove(h->dev[i]);
 	events_stop(h);
 	mirrors_fini(h);
+	publish_stop(h);
+	trace_fini(h);
 	ctx_free(h);
 }
 

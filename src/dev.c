@@ -17,6 +17,7 @@
 
 #include "compat.h"
 #include "internal.h"
+#include "trace.h"
 
 #define HUGETLBFS_MAGIC_ 0x958458f6
 
@@ -369,12 +370,14 @@ int uhmm_dev_info(const struct uhmm_dev *dev, struct uhmm_dev_info *info)
 
 int uhmm_dev_remove(struct uhmm_dev *dev)
 {
+	struct trace_why why;
 	struct uhmm *h;
 	int r;
 
 	if (!dev)
 		return -EINVAL;
 	h = dev->h;
+	why = trace_because(UHMM_CAUSE_REMOVE);
 	ctx_lock(h);
 	events_drain(h);
 	/* faults copying from it with the context unlocked finish first */
@@ -392,6 +395,7 @@ int uhmm_dev_remove(struct uhmm_dev *dev)
 	if (dev->kind == UHMM_MEM_PRIVATE)
 		h->nprivate--;
 	ctx_unlock(h);
+	trace_restore(why);
 	sim_dma_free(dev);
 	dev_registry_del(dev);
 	if (dev->ops.release)

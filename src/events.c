@@ -26,6 +26,7 @@
 
 #include "compat.h"
 #include "internal.h"
+#include "trace.h"
 
 void expect_add(struct uhmm *h, uint8_t event, uint64_t a, uint64_t b, uint64_t c)
 {
@@ -229,11 +230,11 @@ static bool serve_fast(struct uhmm *h, const struct qmsg *m)
 	quiet = !h->q.n;
 	pthread_mutex_unlock(&h->q.lock);
 	if (quiet) {
-		int r;
+		int r, loc = pt_loc(&h->pt, page, NULL);
 
 		/* counted before the page is placed: the thread it wakes may
 		 * look at the counters at once */
-		COUNT(h, (struct uhmm_dev *)NULL, cpu_faults, 1);
+		COUNT(h, dev_by_id(h, loc), cpu_faults, 1);
 		r = private_fault(h, page, m->tid, FAULT_FAST);
 		served = r == 0;
 		if (r == -ENOENT && !(m->flags & UFFD_PAGEFAULT_FLAG_MINOR) &&
@@ -242,7 +243,9 @@ static bool serve_fast(struct uhmm *h, const struct qmsg *m)
 		else if (r == -ENOENT)
 			served = served_minor(h, page);
 		if (!served)	/* the thread that serves it counts it */
-			COUNT(h, (struct uhmm_dev *)NULL, cpu_faults, (uint64_t)-1);
+			COUNT(h, dev_by_id(h, loc), cpu_faults, (uint64_t)-1);
+		else
+			trace_cpu_fault(h, page, loc, m->tid);
 	}
 	pthread_mutex_unlock(&h->lock);
 	return served;
@@ -415,7 +418,8 @@ static void apply_fault(struct uhmm *h, const struct qmsg *m, int mode)
 		uffd_wake(h, page, PAGE_SIZE);
 		return;
 	}
-	COUNT(h, (struct uhmm_dev *)NULL, cpu_faults, 1);
+	COUNT(h, dev_by_id(h, loc), cpu_faults, 1);
+	trace_cpu_fault(h, page, loc, m->tid);
 	/* a page on a private device comes home */
 	if (private_fault(h, page, m->tid, mode) != -ENOENT)
 		return;

@@ -307,6 +307,13 @@ struct uhmm {
 	_Atomic uint64_t starved_ns;	/* a read_retry failed then; 0: passed */
 	_Atomic uint32_t retry_checks;	/* read_retry calls so far */
 	int initiator;			/* device whose range_fault is running */
+
+	/* trace.c, publish.c: the trace ring and the published counters */
+	_Atomic int tracing;		/* readers attached: record events */
+	_Atomic int trace_local;	/* ... of which in this process */
+	struct trace_ring *_Atomic trace;
+	bool trace_shared;		/* the ring is in the published file */
+	struct pub *pub;		/* NULL: nothing published */
 };
 
 static inline struct uhmm_dev *dev_by_id(struct uhmm *h, int id)
@@ -357,6 +364,10 @@ void trash_flush(struct uhmm *h);
 
 /* prefetch.c */
 void prefetch_stop(struct uhmm *h);
+
+/* publish.c: the counters file of `uhmm stat` (none if it cannot be made) */
+void publish_start(struct uhmm *h);
+void publish_stop(struct uhmm *h);
 
 /* arena.c */
 #define ARENA_SLOTS 6

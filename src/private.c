@@ -20,6 +20,7 @@
 
 #include "compat.h"
 #include "migrate.h"
+#include "trace.h"
 
 #define COPY_TRIES 3		/* before a fault's page is called lost */
 
@@ -163,6 +164,8 @@ static int home_commit(struct uhmm *h, struct homing *hm, int r)
 		devmem_free(hm->d, hm->dp[i]);
 		pt_set(&h->pt, hm->at + (i << PAGE_SHIFT), LOC_SYS, 0);
 	}
+	if (n)
+		trace_move(h, hm->at, n, hm->d->id, LOC_SYS);
 	if (counted && n < hm->n) {
 		COUNT(h, hm->d, pages_to_sys, (uint64_t)-(hm->n - n));
 		COUNT(h, hm->d, bytes_copied, (uint64_t)-((hm->n - n) << PAGE_SHIFT));
@@ -629,5 +632,6 @@ int batch_to_private(struct uhmm *h, struct batch *b, struct uhmm_dev *d,
 		sys_pages_drop(h, b, src);
 	else if (src)
 		arena_put(h, src);
+	trace_move(h, b->start, n, LOC_SYS, d->id);
 	return finish_to_dev(h, d, rq, n, zero, cut);
 }
