@@ -17,7 +17,7 @@ SAN     ?=
 # User CFLAGS (e.g. `make CFLAGS=-O0`) replace only the optimisation and
 # debug flags; the warnings, -Werror and include paths always apply.
 CFLAGS  ?= -O2 -g
-override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -fPIC -pthread -Iinclude -Isrc
+override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -fPIC -pthread -Iinclude -Isrc -Ipreload
 LDLIBS  += -pthread
 DEPFLAGS = -MMD -MP
 
@@ -63,19 +63,29 @@ LIB_SRC   := $(filter-out src/drivers/opencl.c,$(LIB_SRC))
 endif
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TOOL_SRC  := $(wildcard tools/*.c)
-TOOL_OBJ  := $(TOOL_SRC:%.c=$(BUILD)/%.o)
+# the device specs of `uhmm run` are the preload library's
+TOOL_OBJ  := $(TOOL_SRC:%.c=$(BUILD)/%.o) $(BUILD)/preload/devspec.o
+PRELOAD_SRC := $(wildcard preload/*.c)
+PRELOAD_OBJ := $(PRELOAD_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC  := $(wildcard tests/t_*.c)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
-DEPS      := $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_BIN:=.d)
+DEPS      := $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(PRELOAD_OBJ:.o=.d) $(TEST_BIN:=.d)
 
-all: $(BUILD)/libuhmm.a $(BUILD)/libuhmm.so $(BUILD)/uhmm $(TEST_BIN)
+# The preload library goes into uninstrumented programs: a sanitizer
+# runtime cannot follow it there, so sanitizer builds leave it out (and
+# the tests that need it skip).
+ifeq ($(SAN),)
+PRELOAD_LIB := $(BUILD)/libuhmm-preload.so
+endif
+
+all: $(BUILD)/libuhmm.a $(BUILD)/libuhmm.so $(BUILD)/uhmm $(PRELOAD_LIB) $(TEST_BIN)
 
 # Everything compiled is rebuilt when OPENCL changes (headers installed
 # since the last build, or OPENCL=no given).
 $(BUILD)/.opencl: FORCE
 	@mkdir -p $(dir $@)
 	@echo '$(OPENCL)' | cmp -s - $@ || echo '$(OPENCL)' > $@
-$(LIB_OBJ) $(TOOL_OBJ) $(TEST_BIN): $(BUILD)/.opencl
+$(LIB_OBJ) $(TOOL_OBJ) $(PRELOAD_OBJ) $(TEST_BIN): $(BUILD)/.opencl
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -95,6 +105,17 @@ $(BUILD)/libuhmm.so: $(LIB_OBJ) src/libuhmm.map
 $(BUILD)/uhmm: $(TOOL_OBJ) $(BUILD)/libuhmm.a
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(BUILD)/libuhmm.a $(LDLIBS) $(OPENCL_LIBS) -lm
+
+# `uhmm run` looks for the installed preload library here (after its own
+# directory): rebuilt when LIBDIR changes.
+$(BUILD)/tools/run.o: override CPPFLAGS += -DUHMM_PRELOAD_PATH='"$(LIBDIR)/libuhmm-preload.so"'
+$(BUILD)/tools/run.o: $(BUILD)/.pc-vars
+
+# One file to LD_PRELOAD: the library is linked in, hidden (preload.map).
+$(BUILD)/libuhmm-preload.so: $(PRELOAD_OBJ) $(BUILD)/libuhmm.a preload/preload.map
+	$(call msg,LD,$@)
+	$(Q)$(CC) -shared -Wl,-soname,libuhmm-preload.so -Wl,--version-script=preload/preload.map \
+		-Wl,-z,defs $(LDFLAGS) -o $@ $(PRELOAD_OBJ) $(BUILD)/libuhmm.a $(LDLIBS) $(OPENCL_LIBS)
 
 # Tests link the static library: they run from the build tree without
 # LD_LIBRARY_PATH, and as `nobody` from a copy of it.
