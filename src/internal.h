@@ -244,6 +244,8 @@ struct uhmm {
 	int uffd;
 	bool user_mode_only;
 	uint64_t feat;			/* UHMM_FEAT_* after UHMM_DISABLE */
+	bool dontunmap;			/* MREMAP_DONTUNMAP works, whatever
+					   UHMM_DISABLE says (uffd.c mm_move) */
 	uint64_t uffd_feat;		/* features enabled on uffd */
 	struct uhmm_opts opts;
 	struct uhmm_dev *dev[MAX_DEVS + 1];
