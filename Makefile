@@ -8,6 +8,7 @@ BINDIR  ?= $(PREFIX)/bin
 LIBDIR  ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+MANDIR  ?= $(PREFIX)/share/man
 DESTDIR ?=
 VERSION := 1.0.0
 SOVER   := 1
@@ -152,6 +153,8 @@ bench: $(BUILD)/uhmm
 #   fallback  the normal build with UHMM_DISABLE=all (fallback paths)
 #   unpriv    the normal build as user nobody (UFFD_USER_MODE_ONLY unless
 #             the system allows more); SKIP unless make runs as root
+#   install   make install into a temporary prefix, examples/ built
+#             against it with pkg-config, make uninstall
 #
 # Sanitizer options (set only where the caller has not set them):
 #  ASAN_OPTIONS   detect_leaks=1: leaks are bugs.  handle_segv=0 and
@@ -181,7 +184,7 @@ bench: $(BUILD)/uhmm
 # (gcc 12 TSan: "unexpected memory mapping"), run-tests.sh reruns the
 # test under `setarch -R`.
 # ---------------------------------------------------------------------------
-CHECK_PASSES := plain asan tsan fallback unpriv
+CHECK_PASSES := plain asan tsan fallback unpriv install
 RUN_TESTS    := bash tests/run-tests.sh
 # Per-pass counts go here so `check` can add them up.
 CHECK_DIR    := $(BUILD)/check
@@ -224,6 +227,12 @@ check-fallback: all
 check-unpriv: all
 	$(Q)UHMM_TEST_AS=nobody $(RUN_TESTS) $(BUILD) unpriv $(CHECK_SUM)
 
+# Install into a temporary prefix (and a DESTDIR staging), build
+# examples/ against it with pkg-config, run it and the installed tool,
+# uninstall: tests/install-test.sh, TAP like the others.
+check-install: all
+	$(Q)bash tests/install-test.sh $(BUILD) $(CHECK_SUM)
+
 check-asan:
 	$(Q)$(MAKE) --no-print-directory BUILD=build-asan SAN=address all
 	$(Q)ASAN_OPTIONS="$${ASAN_OPTIONS:-$(ASAN_OPTIONS_DEFAULT)}" \
@@ -260,8 +269,9 @@ $(BUILD)/.pc-vars: FORCE
 	@mkdir -p $(dir $@)
 	@echo '$(PREFIX) $(LIBDIR) $(INCLUDEDIR)' | cmp -s - $@ || echo '$(PREFIX) $(LIBDIR) $(INCLUDEDIR)' > $@
 
-install: $(BUILD)/libuhmm.a $(BUILD)/libuhmm.so $(BUILD)/uhmm $(BUILD)/uhmm.pc
-	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(PKGCONFIGDIR)
+install: $(BUILD)/libuhmm.a $(BUILD)/libuhmm.so $(BUILD)/uhmm $(BUILD)/uhmm.pc $(PRELOAD_LIB)
+	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(PKGCONFIGDIR) \
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3
 	install -m 644 include/uhmm.h $(DESTDIR)$(INCLUDEDIR)/uhmm.h
 ifeq ($(OPENCL),yes)
 	install -m 644 include/uhmm_opencl.h $(DESTDIR)$(INCLUDEDIR)/uhmm_opencl.h
@@ -272,6 +282,11 @@ endif
 	ln -sf libuhmm.so.$(SOVER) $(DESTDIR)$(LIBDIR)/libuhmm.so
 	install -m 755 $(BUILD)/uhmm $(DESTDIR)$(BINDIR)/uhmm
 	install -m 644 $(BUILD)/uhmm.pc $(DESTDIR)$(PKGCONFIGDIR)/uhmm.pc
+ifneq ($(PRELOAD_LIB),)
+	install -m 755 $(PRELOAD_LIB) $(DESTDIR)$(LIBDIR)/libuhmm-preload.so
+endif
+	install -m 644 docs/uhmm.1 $(DESTDIR)$(MANDIR)/man1/uhmm.1
+	install -m 644 docs/uhmm.3 $(DESTDIR)$(MANDIR)/man3/uhmm.3
 
 uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/uhmm.h \
@@ -280,8 +295,11 @@ uninstall:
 	      $(DESTDIR)$(LIBDIR)/libuhmm.so.$(VERSION) \
 	      $(DESTDIR)$(LIBDIR)/libuhmm.so.$(SOVER) \
 	      $(DESTDIR)$(LIBDIR)/libuhmm.so \
+	      $(DESTDIR)$(LIBDIR)/libuhmm-preload.so \
 	      $(DESTDIR)$(BINDIR)/uhmm \
-	      $(DESTDIR)$(PKGCONFIGDIR)/uhmm.pc
+	      $(DESTDIR)$(PKGCONFIGDIR)/uhmm.pc \
+	      $(DESTDIR)$(MANDIR)/man1/uhmm.1 \
+	      $(DESTDIR)$(MANDIR)/man3/uhmm.3
 
 clean:
 	rm -rf build build-asan build-tsan $(BUILD)

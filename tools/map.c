@@ -18,7 +18,7 @@
 #include "tool.h"
 
 #define LOC_HOLE	(-2)		/* not mapped in the process */
-#define MAX_ROWS	16		/* of text */
+#define MAX_ROWS	16		/* of text, by default */
 #define SVG_COLS	128
 #define SVG_CELLS	(SVG_COLS * SVG_COLS)
 #define SVG_PX		6
@@ -96,14 +96,16 @@ static void legend(FILE *f, const struct map_view *v, bool color)
 	fprintf(f, " s = system memory, . = not populated, ' ' = not mapped\n");
 }
 
-void map_text(FILE *f, const struct map_view *v, unsigned width, bool color)
+void map_text(FILE *f, const struct map_view *v, unsigned width, unsigned rows, bool color)
 {
 	size_t per = 1, cells, pg = page_size();
 	size_t counts[WHERE_SLOTS + 1] = { 0 };
 
 	if (!width)
 		width = 64;
-	while ((v->npages + per - 1) / per > (size_t)width * MAX_ROWS)
+	if (!rows)
+		rows = MAX_ROWS;
+	while ((v->npages + per - 1) / per > (size_t)width * rows)
 		per *= 2;
 	cells = (v->npages + per - 1) / per;
 	for (size_t i = 0; i < v->npages; i++)
@@ -305,7 +307,7 @@ static int show(const struct map_cmd *m, struct uhmm_proc *p, struct map_view *v
 	v->loc = loc;
 	v->npages = n;
 	v->addr = addr;
-	map_text(stdout, v, m->width, isatty(1) && !getenv("NO_COLOR"));
+	map_text(stdout, v, m->width, 0, isatty(1) && !getenv("NO_COLOR"));
 	return 0;
 }
 

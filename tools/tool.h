@@ -80,7 +80,7 @@ struct map_view {
 	const struct uhmm_dev_info *dev; /* the devices, for the legend */
 	unsigned ndev;
 };
-void map_text(FILE *f, const struct map_view *v, unsigned width, bool color);
+void map_text(FILE *f, const struct map_view *v, unsigned width, unsigned rows, bool color);
 int  map_svg(FILE *f, const struct map_view *v, size_t nv, const char *title);
 
 void demo_say(bool quiet, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
