@@ -197,12 +197,12 @@ static void take_values(struct uhmm *h, struct pub_values *s)
 	s->sample_ns = mono_ns();
 }
 
+/* seq's read-modify-writes order the copy between them (no fences:
+ * TSan knows none) */
 static void publish_values(struct pub_file *f, const struct pub_values *s)
 {
 	atomic_fetch_add(&f->seq, 1);
-	atomic_thread_fence(memory_order_release);
 	memcpy(&f->v, s, sizeof(*s));
-	atomic_thread_fence(memory_order_release);
 	atomic_fetch_add(&f->seq, 1);
 }
 
@@ -329,9 +329,8 @@ static void fill_header(struct pub_file *f, uint32_t ctx)
 	f->start_ns = mono_ns();
 	read_comm(f->comm, sizeof(f->comm));
 	trace_ring_init(&f->ring);
-	/* last: a reader trusts nothing of a file without it */
-	atomic_thread_fence(memory_order_release);
-	f->magic = PUB_MAGIC;
+	/* last (a seq_cst store): a reader trusts nothing of a file without it */
+	atomic_store(&f->magic, PUB_MAGIC);
 }
 
 void publish_start(struct uhmm *h)
@@ -391,8 +390,7 @@ void publish_stop(struct uhmm *h)
 	}
 	pthread_mutex_unlock(&pubs_lock);
 	/* readers waiting for an answer learn the context is gone */
-	p->f->magic = 0;
-	atomic_thread_fence(memory_order_seq_cst);
+	atomic_store(&p->f->magic, 0);
 	atomic_store(&p->f->ack, atomic_load(&p->f->req));
 	pub_futex_wake(&p->f->ack);
 	atomic_store(&h->trace, NULL);

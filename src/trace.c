@@ -94,8 +94,8 @@ void trace_emit(struct uhmm *h, int type, uintptr_t addr, size_t len,
 		e.cause = UHMM_CAUSE_CPU_FAULT;
 	seq = atomic_fetch_add(&r->head, 1) + 1;
 	s = &r->slot[(seq - 1) % r->cap];
-	atomic_store_explicit(&s->seq, 0, memory_order_relaxed);
-	atomic_thread_fence(memory_order_release);
+	/* acquire: the words written below cannot come before the 0 */
+	atomic_exchange_explicit(&s->seq, 0, memory_order_acq_rel);
 	pack(s, &e);
 	atomic_store_explicit(&s->seq, seq, memory_order_release);
 }
@@ -111,8 +111,8 @@ static int copy_slot(struct trace_ring *r, uint64_t seq, struct uhmm_trace_event
 		return -EAGAIN;
 	for (int i = 0; i < TRACE_WORDS - 1; i++)
 		w[i] = atomic_load_explicit(&s->w[i], memory_order_relaxed);
-	atomic_thread_fence(memory_order_acquire);
-	if (atomic_load_explicit(&s->seq, memory_order_relaxed) != seq)
+	/* release: the words read above cannot come after this look */
+	if (atomic_fetch_add_explicit(&s->seq, 0, memory_order_acq_rel) != seq)
 		return -EAGAIN;
 	unpack(w, seq, e);
 	return 0;
