@@ -448,8 +448,9 @@ int mprotect(void *addr, size_t len, int prot)
 	uintptr_t a = (uintptr_t)addr;
 	int r;
 
-	if (pl_busy || !__atomic_load_n(&pl.h, __ATOMIC_ACQUIRE) || pl.child || !len || (a & (PAGE - 1)) ||
-	    (prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)) || !big_overlaps(a, len))
+	if (pl_busy || !__atomic_load_n(&pl.h, __ATOMIC_ACQUIRE) || pl.child || !len ||
+	    (a & (PAGE - 1)) || (prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)) ||
+	    !big_overlaps(a, len))
 		return (int)syscall(SYS_mprotect, addr, len, prot);
 	pl_busy++;
 	r = uhmm_mprotect(pl.h, addr, len, prot);

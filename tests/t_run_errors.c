@@ -145,6 +145,35 @@ static void test_program(void)
 	   "the program gets LD_PRELOAD, UHMM_DEVICES and UHMM_MIN_SIZE");
 }
 
+/* kill -TERM of `uhmm run --stats` reaches the program; the tool reports */
+static void test_forward(void)
+{
+	const char *err = rt_path("fwd.err");
+	pid_t pid;
+	int st = -1;
+
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		int fd = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+		dup2(fd, 2);
+		execl(rt_uhmm, rt_uhmm, "run", "--stats", "--device", "sim:coherent:8M", "--",
+		      "sleep", "60", (char *)NULL);
+		_exit(127);
+	}
+	usleep(300000);
+	kill(pid, SIGTERM);
+	for (int i = 0; i < 100 && waitpid(pid, &st, WNOHANG) == 0; i++)
+		usleep(50000);
+	if (!ok(WIFEXITED(st) && WEXITSTATUS(st) == 128 + SIGTERM && rt_grep(err, "uhmm run: "),
+		"kill -TERM of uhmm run --stats: the program gets it, the tool reports and "
+		"exits 128 + SIGTERM")) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &st, 0);
+	}
+}
+
 int main(void)
 {
 	ut_init(120);
@@ -154,6 +183,7 @@ int main(void)
 	test_sizes();
 	test_options();
 	test_program();
+	test_forward();
 	rt_cleanup();
 	return tap_done();
 }

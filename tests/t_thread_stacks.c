@@ -23,7 +23,7 @@ static void *placer(void *arg)
 	unsigned s = (unsigned)(uintptr_t)arg;
 
 	while (!atomic_load(&stop)) {
-		size_t n = (size_t)(1 + rand_r(&s) % 24) << 20;
+		size_t n = (size_t)(1 + rand_r(&s) % 8) << 20;
 		unsigned seed = rand_r(&s) % 60000 + 1;
 		char *p = uhmm_alloc(h, n, dev, 0);
 
@@ -63,11 +63,11 @@ int main(void)
 	ut_init(120);
 	h = ut_open();
 	dev = ut_sim(h, "dev", 128 * UT_MiB);
-	rounds = (int)ut_scaled(400, 40);
+	rounds = (int)ut_scaled(200, 40);
 	for (int i = 0; i < 3; i++)
 		pthread_create(&t[i], NULL, placer, (void *)(uintptr_t)(i + 1));
 	for (int i = 0; i < rounds; i++) {
-		size_t len = (size_t)(1 + i % 16) << 20;
+		size_t len = (size_t)(1 + i % 4) << 20;
 		unsigned char *m;
 		pthread_attr_t a;
 		pthread_t s;

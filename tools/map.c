@@ -311,20 +311,6 @@ static int show(const struct map_cmd *m, struct uhmm_proc *p, struct map_view *v
 	return 0;
 }
 
-static int pick_ctx(struct map_cmd *m)
-{
-	struct uhmm_proc_id ids[16];
-	int n = uhmm_proc_list(m->pid, ids, 16);
-
-	if (n <= 0) {
-		procs_none(m->pid);
-		return EXIT_FAIL;
-	}
-	if (!m->ctx)
-		m->ctx = ids[0].ctx;
-	return 0;
-}
-
 static int write_svg(const struct map_cmd *m, const struct map_view *v, size_t nv)
 {
 	char title[64];
@@ -354,7 +340,7 @@ int cmd_map(int argc, char **argv)
 	r = map_args(&m, argc, argv);
 	if (r)
 		return r < 0 ? 0 : r;
-	r = pick_ctx(&m);
+	r = procs_pick_ctx(m.pid, &m.ctx);
 	if (r)
 		return r;
 	r = uhmm_proc_open(m.pid, m.ctx, &p);

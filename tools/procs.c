@@ -200,6 +200,22 @@ int parse_pid(const char *s, int *pid)
 	return 0;
 }
 
+/* pid's first published context unless *ctx names one; EXIT_FAIL (and
+ * why) when pid has none. */
+int procs_pick_ctx(int pid, unsigned *ctx)
+{
+	struct uhmm_proc_id ids[16];
+	int n = uhmm_proc_list(pid, ids, 16);
+
+	if (n <= 0) {
+		procs_none(pid);
+		return EXIT_FAIL;
+	}
+	if (!*ctx)
+		*ctx = ids[0].ctx;
+	return 0;
+}
+
 /* Why nothing is listed: where we looked. */
 void procs_none(int pid)
 {

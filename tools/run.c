@@ -321,15 +321,27 @@ static int status_of(int st)
 	return WEXITSTATUS(st);
 }
 
+static volatile pid_t child_pid;
+
+/* kill(1) of `uhmm run` is meant for the program */
+static void forward(int sig)
+{
+	if (child_pid > 0)
+		kill(child_pid, sig);
+}
+
 static int run_child(const struct run *r, const char *prog, int *status)
 {
-	struct sigaction ign = { .sa_handler = SIG_IGN }, oint, oquit;
+	struct sigaction ign = { .sa_handler = SIG_IGN }, fwd = { .sa_handler = forward };
+	struct sigaction oint, oquit;
 	pid_t pid;
 	int st;
 
 	/* like system(): ^C reaches the program; we stay to report */
 	sigaction(SIGINT, &ign, &oint);
 	sigaction(SIGQUIT, &ign, &oquit);
+	sigaction(SIGTERM, &fwd, NULL);
+	sigaction(SIGHUP, &fwd, NULL);
 	fflush(NULL);
 	pid = fork();
 	if (pid < 0) {
@@ -339,9 +351,12 @@ static int run_child(const struct run *r, const char *prog, int *status)
 	if (pid == 0) {
 		sigaction(SIGINT, &oint, NULL);
 		sigaction(SIGQUIT, &oquit, NULL);
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGHUP, SIG_DFL);
 		execv(prog, r->argv);
 		_exit(exec_failed(prog, errno));
 	}
+	child_pid = pid;
 	while (waitpid(pid, &st, 0) < 0)
 		if (errno != EINTR)
 			return EXIT_FAIL;

@@ -69,6 +69,7 @@ const struct psnap *procs_find(const struct psnap *s, int n, int pid, unsigned c
 void psnap_json(FILE *f, const struct psnap *s, const struct psnap *prev);
 void psnap_text(FILE *f, const struct psnap *s, const struct psnap *prev);
 void procs_none(int pid);
+int procs_pick_ctx(int pid, unsigned *ctx);
 int parse_pid(const char *s, int *pid);
 void json_string(FILE *f, const char *s);
 

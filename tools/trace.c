@@ -102,20 +102,6 @@ static void print_event(const struct trace_cmd *t, const struct uhmm_trace_event
 	       (unsigned long long)e->addr, fmt_size(e->len, len, sizeof(len)), from, to);
 }
 
-static int find_ctx(struct trace_cmd *t)
-{
-	struct uhmm_proc_id ids[16];
-	int n = uhmm_proc_list(t->pid, ids, 16);
-
-	if (n <= 0) {
-		procs_none(t->pid);
-		return EXIT_FAIL;
-	}
-	if (!t->ctx)
-		t->ctx = ids[0].ctx;
-	return 0;
-}
-
 int cmd_trace(int argc, char **argv)
 {
 	static struct uhmm_trace_event ev[512];
@@ -129,7 +115,7 @@ int cmd_trace(int argc, char **argv)
 	r = trace_args(&t, argc, argv);
 	if (r)
 		return r < 0 ? 0 : r;
-	r = find_ctx(&t);
+	r = procs_pick_ctx(t.pid, &t.ctx);
 	if (r)
 		return r;
 	r = uhmm_proc_open(t.pid, t.ctx, &p);
