@@ -8,6 +8,9 @@
  * device memory behind uhmm's back: realloc of a large block copies into a
  * new one.  The blocks are found again by their address in an open
  * addressing table made of mmap'd memory (never the heap we stand in for).
+ * A few freed blocks are kept, on their devices, for the next requests of
+ * about their size: placing a block and giving it back costs milliseconds
+ * (a mapping, its registration, its events), reusing one microseconds.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -24,6 +27,8 @@
 
 #define PAGE		4096ul
 #define BIG_ALIGN	(2ul << 20)	/* what uhmm_alloc gives sizes >= 2 MiB */
+#define KEEP_BLOCKS	16		/* freed blocks kept for reuse ... */
+#define KEEP_BYTES	(64ul << 20)	/* ... holding at most this much */
 
 struct blk {
 	uintptr_t ptr;			/* what the program got; 0: free slot */
@@ -36,6 +41,8 @@ struct blk {
 
 static struct blk *tab;
 static size_t tab_cap, tab_n;
+static struct blk kept[KEEP_BLOCKS];	/* base 0: free slot */
+static size_t kept_bytes;
 static uintptr_t tab_lo = UINTPTR_MAX, tab_hi;	/* every block lies inside */
 
 static size_t slot_of(uintptr_t p, size_t cap)
@@ -137,12 +144,65 @@ static void note_peak(struct pdev *d)
 		d->peak_used = in.used;
 }
 
+/* A kept block of device i for len bytes, not more than twice as large
+ * (with a 2 MiB allowance); taken out of the keep.  0 when none. */
+static uintptr_t take_kept(int i, size_t len, size_t *maplen)
+{
+	int best = -1;
+
+	for (int k = 0; k < KEEP_BLOCKS; k++)
+		if (kept[k].base && kept[k].dev == i && kept[k].maplen >= len &&
+		    kept[k].maplen <= 2 * len + BIG_ALIGN &&
+		    (best < 0 || kept[k].maplen < kept[best].maplen))
+			best = k;
+	if (best < 0)
+		return 0;
+	*maplen = kept[best].maplen;
+	kept_bytes -= kept[best].maplen;
+	kept[best].base = 0;
+	return (uintptr_t)kept[best].ptr;
+}
+
+/* Keep a freed block for reuse: false when the keep is full. */
+static bool keep(const struct blk *b)
+{
+	if (kept_bytes + b->maplen > KEEP_BYTES)
+		return false;
+	for (int k = 0; k < KEEP_BLOCKS; k++) {
+		if (!kept[k].base) {
+			kept[k] = *b;
+			kept[k].ptr = b->base;
+			kept_bytes += b->maplen;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Give device i's kept blocks back: the keep must not stand in the way
+ * of a new block.  Returns whether there were any. */
+static bool drop_kept(struct uhmm *h, int i)
+{
+	bool any = false;
+
+	for (int k = 0; k < KEEP_BLOCKS; k++) {
+		if (kept[k].base && kept[k].dev == i) {
+			uhmm_free(h, (void *)kept[k].base);
+			kept_bytes -= kept[k].maplen;
+			kept[k].base = 0;
+			any = true;
+		}
+	}
+	return any;
+}
+
 /*
- * The preferred device first, then the others in order; a device takes
- * the block only if it has room without evicting what is there (first
- * come, first placed).  Returns the device's index, or -1.
+ * The preferred device first, then the others in order: a block kept
+ * from a free of about that size, or a new one if the device has room
+ * without evicting what is there (first come, first placed).  Returns the
+ * device's index, or -1.
  */
-static int place(struct uhmm *h, size_t len, void **base)
+static int place(struct uhmm *h, size_t len, void **base, size_t *maplen)
 {
 	size_t chunked = (len + BIG_ALIGN - 1) & ~(BIG_ALIGN - 1);
 
@@ -150,9 +210,15 @@ static int place(struct uhmm *h, size_t len, void **base)
 		int i = k < 0 ? pl.prefer : k;
 		struct pdev *d = &pl.dev[i];
 
-		if ((k >= 0 && i == pl.prefer) || room_on(d) < chunked)
+		if (k >= 0 && i == pl.prefer)
+			continue;
+		*base = (void *)take_kept(i, len, maplen);
+		if (*base)
+			return i;
+		if (room_on(d) < chunked && (!drop_kept(h, i) || room_on(d) < chunked))
 			continue;
 		*base = uhmm_alloc(h, len, d->dev, 0);
+		*maplen = len;
 		if (*base)
 			return i;
 	}
@@ -169,9 +235,8 @@ void *big_alloc(size_t size, size_t align, bool zero)
 	struct blk b = { .dev = -1 };
 	void *base = NULL;
 	struct uhmm *h;
-	size_t len;
+	size_t len, maplen = 0;
 
-	(void)zero;	/* a fresh block is zeros already */
 	if (pl_busy || !pl.enabled || size > (SIZE_MAX >> 2))
 		return NULL;
 	if (align <= PAGE || (size >= BIG_ALIGN && align <= BIG_ALIGN))
@@ -184,7 +249,7 @@ void *big_alloc(size_t size, size_t align, bool zero)
 	pl.large_bytes += size;
 	h = pl_context();
 	if (h)
-		b.dev = place(h, len, &base);
+		b.dev = place(h, len, &base, &maplen);
 	if (!base) {
 		pl.unplaced_allocs++;
 		pl.unplaced_bytes += size;
@@ -196,9 +261,12 @@ void *big_alloc(size_t size, size_t align, bool zero)
 	}
 	b.base = (uintptr_t)base;
 	b.ptr = align ? (b.base + align - 1) & ~(align - 1) : b.base;
-	b.maplen = len;
-	b.usable = len - (b.ptr - b.base);
+	b.maplen = maplen;
+	b.usable = maplen - (b.ptr - b.base);
 	b.managed = true;
+	/* a fresh block reads as zeros; a kept one holds its old bytes */
+	if (zero && maplen != len)
+		memset((void *)b.ptr, 0, size);
 	if (!tab_insert(&b)) {
 		uhmm_free(h, base);
 		pthread_mutex_unlock(&pl.lock);
@@ -232,10 +300,12 @@ static bool big_free(void *p)
 	}
 	b = *e;
 	tab_remove(e);
-	if (b.managed && pl.h && !pl.child)
-		uhmm_free(pl.h, (void *)b.base);
-	else
+	if (b.managed && pl.h && !pl.child) {
+		if (!keep(&b))
+			uhmm_free(pl.h, (void *)b.base);
+	} else {
 		munmap((void *)b.base, b.maplen);
+	}
 	pthread_mutex_unlock(&pl.lock);
 	pl_busy--;
 	return true;
@@ -268,6 +338,13 @@ void big_forget_context(void)
 {
 	for (size_t i = 0; i < tab_cap; i++)
 		tab[i].managed = false;
+	/* the kept blocks are plain memory of the child's now */
+	for (int k = 0; k < KEEP_BLOCKS; k++) {
+		if (kept[k].base)
+			munmap((void *)kept[k].base, kept[k].maplen);
+		kept[k].base = 0;
+	}
+	kept_bytes = 0;
 }
 
 /* Does [addr, addr + len) reach into a block of ours? */

@@ -7,7 +7,8 @@
  * no context before the first large allocation; calloc zeroed; realloc
  * keeps data both ways between glibc's blocks and the preload's; the
  * alignment functions align; the preferred device first, then the next,
- * then glibc's memory when none has room; mprotect works on placed
+ * then glibc's memory when none has room; freed blocks are reused and
+ * give way to new ones; mprotect works on placed
  * memory; many threads allocate at once; a fork child gets a private
  * copy; an exec'd program gets the preload again; UHMM_STATS; a bad
  * configuration runs the program without uhmm.
@@ -224,6 +225,30 @@ static void test_full(void)
 	free(b);
 	free(c);
 	free(d);
+	/* a and b are kept for reuse on dev: they must not keep a larger
+	 * block off it */
+	a = malloc(40 * UT_MiB);
+	if (!a)
+		tap_bail("malloc 40 MiB");
+	memset(a, 5, 40 * UT_MiB);
+	is_int(where(a, 40 * UT_MiB), dev_id,
+	       "freed blocks kept for reuse give way to a block that needs their room");
+	free(a);
+}
+
+static void test_keep(void)
+{
+	char *p = malloc(4 * UT_MiB), *q;
+
+	memset(p, 8, 4 * UT_MiB);
+	free(p);
+	q = malloc(3 * UT_MiB + 100);
+	ok(q == p && where(q, 3 * UT_MiB) == dev_id,
+	   "a freed block is reused for the next allocation of about its size, still placed");
+	free(q);
+	q = calloc(1, 4 * UT_MiB);
+	ok(q == p && ut_check_zero(q, 4 * UT_MiB) == SIZE_MAX, "... and calloc's reuse reads zeros");
+	free(q);
 }
 
 static void write_one(void *arg)
@@ -403,6 +428,7 @@ int main(int argc, char **argv)
 	free(p);
 	test_align();
 	test_full();
+	test_keep();
 	test_mprotect(NULL);
 	test_threads();
 	test_fork();

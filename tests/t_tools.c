@@ -2,7 +2,7 @@
 /*
  * `uhmm stat`, `top`, `map` and `trace` against a live program under
  * `uhmm run` (this test in worker mode: an 8 MiB block placed on the
- * device, then a 2 MiB block allocated and freed every 20 ms): they see
+ * device, then a 70 MiB block allocated and freed every 20 ms): they see
  * its counters, its devices and placement page by page, its allocations
  * as they happen; its counters file goes when it exits, and after kill -9
  * the next `uhmm stat` removes it.  Bad arguments are refused.
@@ -26,7 +26,8 @@ static int worker(const char *readyf, const char *stop)
 	fprintf(f, "%p\n", (void *)buf);
 	fclose(f);
 	for (int i = 0; i < 3000 && access(stop, F_OK); i++) {
-		keep = malloc(2 * UT_MiB);
+		/* more than the preload keeps of freed blocks: each is new */
+		keep = malloc(70 * UT_MiB);
 		memset(keep, 2, 4096);
 		free(keep);
 		usleep(20000);
@@ -52,7 +53,7 @@ static pid_t start_worker(uintptr_t *addr)
 
 		dup2(nul, 0);
 		dup2(nul, 1);
-		execl(rt_uhmm, rt_uhmm, "run", "--device", "sim:coherent:64M", "--", self,
+		execl(rt_uhmm, rt_uhmm, "run", "--device", "sim:coherent:128M", "--", self,
 		      "worker", ready, stopf, (char *)NULL);
 		_exit(127);
 	}
