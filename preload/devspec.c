@@ -88,7 +88,8 @@ static int spec_size(const char *spec, const char *s, size_t *out, bool zero_ok,
 	if (r == -ERANGE)
 		return fail(err, len, spec, "SIZE is too large");
 	if (r)
-		return fail(err, len, spec, "SIZE must be a number of bytes, with K, M or G suffixes allowed");
+		return fail(err, len, spec,
+			    "SIZE must be a number of bytes, with K, M or G suffixes allowed");
 	if (!*out && !zero_ok)
 		return fail(err, len, spec, "SIZE must not be 0");
 	if (*out % 4096)
@@ -141,7 +142,8 @@ static int parse_one(struct devspec *d, const char *spec, char *err, size_t len)
 	memset(d, 0, sizeof(*d));
 	if (eq && (!colon || eq < colon)) {
 		if (!name_ok(spec, (size_t)(eq - spec)))
-			return fail(err, len, spec, "NAME must be 1-31 letters, digits, '_', '-' or '.'");
+			return fail(err, len, spec,
+				    "NAME must be 1-31 letters, digits, '_', '-' or '.'");
 		memcpy(d->name, spec, (size_t)(eq - spec));
 		body = eq + 1;
 	}

@@ -96,7 +96,8 @@ static int read_config(char *err, size_t len)
 	pl.min_size = DEFAULT_MIN;
 	if (getenv("UHMM_MIN_SIZE") &&
 	    (parse_size(getenv("UHMM_MIN_SIZE"), &pl.min_size) || pl.min_size < 4096)) {
-		snprintf(err, len, "UHMM_MIN_SIZE=%s: a size of at least 4K", getenv("UHMM_MIN_SIZE"));
+		snprintf(err, len, "UHMM_MIN_SIZE=%s: a size of at least 4K",
+			 getenv("UHMM_MIN_SIZE"));
 		return -EINVAL;
 	}
 	if (!strcmp(fork_mode, "copy")) {
@@ -123,14 +124,15 @@ static int add_devices(struct uhmm *h)
 		int r;
 
 		if (d->spec.type == DEVSPEC_FILE && !file_free(&d->spec)) {
-			pl_log("device %s (%s): the file is another process's device; not used here",
-			       d->spec.name, d->spec.text);
+			pl_log("device %s (%s): the file is another process's device; "
+			       "not used here", d->spec.name, d->spec.text);
 			continue;
 		}
 		r = devspec_add(h, &d->spec, &d->dev);
 		if (r) {
 			pl_log("device %s (%s): %s; not used", d->spec.name, d->spec.text,
-			       r == -EOPNOTSUPP ? "uhmm was built without OpenCL" : uhmm_strerror(r));
+			       r == -EOPNOTSUPP ? "uhmm was built without OpenCL"
+						: uhmm_strerror(r));
 			d->dev = NULL;
 			continue;
 		}

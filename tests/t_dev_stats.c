@@ -52,7 +52,8 @@ int main(void)
 	is_int(sa.cpu_faults, 1, "a CPU fault on a's page counts in a's cpu_faults");
 	is_int(s.cpu_faults, 1, "... and once in the context's");
 	ok(sa.pages_to_sys >= 1 && sa.pages_to_sys == s.pages_to_sys,
-	   "a's pages_to_sys: the fault's window (%llu pages)", (unsigned long long)sa.pages_to_sys);
+	   "a's pages_to_sys: the fault's window (%llu "
+	   "pages)", (unsigned long long)sa.pages_to_sys);
 
 	/* a full device evicts: 6 MiB then 4 MiB onto the 8 MiB device b */
 	{

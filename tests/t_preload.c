@@ -47,11 +47,14 @@ static int where(const void *ptr, size_t len)
 	int *loc = calloc(n, sizeof(int)), cnt[70] = { 0 }, which = -9;
 
 	if (p && loc && !uhmm_proc_where(p, ut_pg_down(ptr), len, loc, 5000)) {
-		for (size_t i = 0; i < n; i++)
-			if (loc[i] + 1 >= 0 && loc[i] + 1 < 70 && (size_t)++cnt[loc[i] + 1] > best) {
-				best = (size_t)cnt[loc[i] + 1];
+		for (size_t i = 0; i < n; i++) {
+			int slot = loc[i] + 1;
+
+			if (slot >= 0 && slot < 70 && (size_t)++cnt[slot] > best) {
+				best = (size_t)cnt[slot];
 				which = loc[i];
 			}
+		}
 	}
 	free(loc);
 	uhmm_proc_close(p);
@@ -188,7 +191,8 @@ static void test_align(void)
 	   "aligned_alloc(64, 2 MiB): aligned, placed");
 	free(r);
 	errno = 0;
-	ok(aligned_alloc(3, 2 * UT_MiB) == NULL && errno == EINVAL, "aligned_alloc(3, ...): EINVAL");
+	ok(aligned_alloc(3, 2 * UT_MiB) == NULL && errno == EINVAL,
+	   "aligned_alloc(3, ...): EINVAL");
 	r = memalign(8192, 2 * UT_MiB);
 	ok(r && ((uintptr_t)r & 8191) == 0, "memalign(8192, 2 MiB): aligned");
 	free(r);
@@ -220,7 +224,8 @@ static void test_full(void)
 	is_int(where(c, 24 * UT_MiB), UHMM_LOC_SYSTEM,
 	       "... from where the CPU's writes brought it home");
 	is_int(where(d, 24 * UT_MiB), UHMM_LOC_SYSTEM, "the fourth: glibc's memory");
-	ok(a[5] == 1 && b[5] == 2 && c[5] == 3 && d[24 * UT_MiB - 1] == 4, "all four hold their data");
+	ok(a[5] == 1 && b[5] == 2 && c[5] == 3 && d[24 * UT_MiB - 1] == 4,
+	   "all four hold their data");
 	free(a);
 	free(b);
 	free(c);
@@ -247,7 +252,8 @@ static void test_keep(void)
 	   "a freed block is reused for the next allocation of about its size, still placed");
 	free(q);
 	q = calloc(1, 4 * UT_MiB);
-	ok(q == p && ut_check_zero(q, 4 * UT_MiB) == SIZE_MAX, "... and calloc's reuse reads zeros");
+	ok(q == p && ut_check_zero(q, 4 * UT_MiB) == SIZE_MAX,
+	   "... and calloc's reuse reads zeros");
 	free(q);
 }
 
@@ -267,7 +273,8 @@ static void test_mprotect(char *p)
 	is_int(st, SIGSEGV, "... a write to it faults (in a fork child)");
 	ok(mprotect(q, 2 * UT_MiB, PROT_READ | PROT_WRITE) == 0, "mprotect back to read-write");
 	q[7] = 6;
-	ok(q[7] == 6 && q[8] == 5 && where(q, 2 * UT_MiB) == dev_id, "... writes work, still placed");
+	ok(q[7] == 6 && q[8] == 5 && where(q, 2 * UT_MiB) == dev_id,
+	   "... writes work, still placed");
 	errno = 0;
 	ok(mprotect(q + 1, 4096, PROT_READ) == -1 && errno == EINVAL,
 	   "mprotect of an unaligned address: EINVAL, as the kernel says");
@@ -322,7 +329,8 @@ static void test_threads(void)
 		pthread_join(t[i], NULL);
 		bad += w[i].bad;
 	}
-	is_int(bad, 0, "8 threads malloc/realloc/free blocks of 256 KiB to 4 MiB at once: no data lost");
+	is_int(bad, 0,
+	       "8 threads malloc/realloc/free blocks of 256 KiB to 4 MiB at once: no data lost");
 }
 
 static void fork_child(void *arg)
@@ -350,7 +358,8 @@ static void test_fork(void)
 	st = ut_child(fork_child, p);
 	is_int(st, 0, "a fork child sees the parent's placed block as it was, writes, "
 	       "allocates and frees");
-	ok(ut_check8(p, 4 * UT_MiB, 9) == SIZE_MAX, "the parent's block is unchanged by the child's writes");
+	ok(ut_check8(p, 4 * UT_MiB, 9) == SIZE_MAX,
+	   "the parent's block is unchanged by the child's writes");
 	is_int(where(p, 4 * UT_MiB), dev_id, "... and is back on its device after the fork");
 	free(p);
 }
@@ -368,7 +377,8 @@ static void test_exec(void)
 	self[n > 0 ? n : 0] = '\0';
 	snprintf(stats, sizeof(stats), "UHMM_STATS=%s", rt_path("stats"));
 	st = rt_run(argv, NULL, NULL, err, NULL);
-	is_int(st, 0, "an exec'd program gets the preload and its own context: its block is placed");
+	is_int(st, 0,
+	       "an exec'd program gets the preload and its own context: its block is placed");
 	st = rt_run(argv, NULL, NULL, err, env_stats);
 	ok(st == 0 && rt_grep(rt_path("stats"), "uhmm-dev pid=") &&
 	   rt_grep(rt_path("stats"), "name=dev spec=sim:coherent:64M kind=coherent") &&

@@ -64,13 +64,15 @@ static void test_args(void)
 	is_int(uhmm_proc_open(0, 1, &p), -EINVAL, "proc_open(pid 0): -EINVAL");
 	is_int(uhmm_proc_open(getpid(), 0, &p), -EINVAL, "proc_open(ctx 0): -EINVAL");
 	is_int(uhmm_proc_open(getpid(), 1, NULL), -EINVAL, "proc_open(..., NULL): -EINVAL");
-	is_int(uhmm_proc_open(getpid(), 999999, &p), -ENOENT, "proc_open of a context never published: -ENOENT");
+	is_int(uhmm_proc_open(getpid(), 999999, &p), -ENOENT,
+	       "proc_open of a context never published: -ENOENT");
 	is_int(uhmm_proc_refresh(NULL, 0), -EINVAL, "proc_refresh(NULL): -EINVAL");
 	is_int(uhmm_proc_info(NULL, &in, NULL), -EINVAL, "proc_info(NULL): -EINVAL");
 	is_int(uhmm_proc_dev(NULL, 0, &di, NULL), -EINVAL, "proc_dev(NULL): -EINVAL");
 	is_int(uhmm_proc_where(NULL, 0, 1, &loc, 0), -EINVAL, "proc_where(NULL): -EINVAL");
 	is_int(uhmm_proc_allocs(NULL, NULL, NULL, 0), -EINVAL, "proc_allocs(NULL): -EINVAL");
-	is_int(uhmm_proc_trace_read(NULL, &next, NULL, 0), -EINVAL, "proc_trace_read(NULL): -EINVAL");
+	is_int(uhmm_proc_trace_read(NULL, &next, NULL, 0), -EINVAL,
+	       "proc_trace_read(NULL): -EINVAL");
 	uhmm_proc_close(NULL);
 	ok(1, "proc_close(NULL) does nothing");
 }
@@ -119,7 +121,8 @@ static void test_live(void)
 
 	rc = uhmm_proc_allocs(p, as, al, 8);
 	ok(rc == 2 && as[0] < as[1] &&
-	   ((as[0] == (uintptr_t)a1 && al[0] == 3 * UT_MiB) || (as[1] == (uintptr_t)a1 && al[1] == 3 * UT_MiB)),
+	   ((as[0] == (uintptr_t)a1 && al[0] == 3 * UT_MiB) ||
+	    (as[1] == (uintptr_t)a1 && al[1] == 3 * UT_MiB)),
 	   "proc_allocs: both blocks, lowest address first");
 
 	loc = calloc(64, sizeof(int));
@@ -261,7 +264,8 @@ static void test_children(void)
 	waitpid(pid, &st, 0);
 	is_int(count_files(pid), 1, "after kill -9 its file is still there");
 	if (p)
-		is_int(uhmm_proc_refresh(p, 5000), -ESRCH, "a refresh of the killed process: -ESRCH");
+		is_int(uhmm_proc_refresh(p, 5000), -ESRCH,
+		       "a refresh of the killed process: -ESRCH");
 	uhmm_proc_close(p);
 	is_int(uhmm_proc_list(pid, NULL, 0), 0, "proc_list does not list the dead process");
 	is_int(count_files(pid), 0, "... and removed its file");
@@ -270,7 +274,8 @@ static void test_children(void)
 	ctx = newest_ctx(pid);
 	kill(pid, SIGKILL);
 	waitpid(pid, &st, 0);
-	is_int(uhmm_proc_open(pid, ctx, &p), -ESRCH, "proc_open of a killed process's file: -ESRCH");
+	is_int(uhmm_proc_open(pid, ctx, &p), -ESRCH,
+	       "proc_open of a killed process's file: -ESRCH");
 	is_int(count_files(pid), 0, "... which it removed");
 
 	pid = child(false, false);

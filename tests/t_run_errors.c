@@ -103,7 +103,8 @@ static void test_options(void)
 	REFUSED(2, "--prefer nope: no such device (the devices are: sim0, gpu)",
 		"an unknown preferred device", "--device", "sim:coherent:8M", "--device",
 		"gpu=sim:private:8M", "--prefer", "nope");
-	REFUSED(2, "--prefer sim0: no such device", "--prefer of the default when devices are named",
+	REFUSED(2,
+		"--prefer sim0: no such device", "--prefer of the default when devices are named",
 		"--device", "a=sim:coherent:8M", "--prefer", "sim0");
 	REFUSED(2, "--min-size '100'", "a --min-size under a page", "--min-size", "100");
 	REFUSED(2, "--min-size 'lots'", "a --min-size that is no size", "--min-size", "lots");
@@ -114,7 +115,9 @@ static void test_options(void)
 		char *env[] = { "UHMM_PRELOAD=/nonexistent/libuhmm-preload.so", NULL };
 		const char *const a[] = { "--device", "sim:coherent:8M", NULL };
 
-		refused(1, "cannot find libuhmm-preload.so", env, "a preload library that is not there", a);
+		refused(1,
+			"cannot find "
+			"libuhmm-preload.so", env, "a preload library that is not there", a);
 	}
 }
 
@@ -139,7 +142,8 @@ static void test_program(void)
 	is_int(rt_run(seven, NULL, NULL, err, NULL), 7, "the program's exit status comes back");
 	st = rt_run(killed, NULL, NULL, err, NULL);
 	ok(st == 128 + SIGKILL && rt_grep(err, "uhmm run: 0 processes under uhmm"),
-	   "a program killed by a signal: 128 + the signal, and --stats still reports (no process wrote its figures)");
+	   "a program killed by a signal: 128 + the signal, and --stats still reports (no process "
+	   "wrote its figures)");
 	st = rt_run(fine, NULL, out, err, NULL);
 	ok(st == 0 && rt_grep(out, "libuhmm-preload.so|sim:coherent:8M|1048576"),
 	   "the program gets LD_PRELOAD, UHMM_DEVICES and UHMM_MIN_SIZE");

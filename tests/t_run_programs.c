@@ -4,7 +4,8 @@
  * 200 MB file, python3 building and summing a large list and bytearray
  * (on a coherent device, and on a private one where every page comes back
  * by CPU faults), sqlite3 inserting and querying a million rows, gzip (48
- * MB) and xz (8 MB: it is slow) round trips, tar over a tree, git add/commit/gc/fsck of a repository.
+ * MB) and xz (8 MB: it is slow) round trips, tar over a tree, git
+ * add/commit/gc/fsck of a repository.
  * Each runs with and without uhmm: the outputs must be identical, and
  * --stats must show bytes actually placed on the device (gzip keeps its
  * buffers in static arrays: it has nothing to place, and must still work).
@@ -170,13 +171,15 @@ static void test_compress(void)
 		compare("gzip -c of 48 MB", "sim:coherent:64M", gz, NULL, NULL, false);
 		rt_run(gz, NULL, z1, NULL, NULL);
 		s = under_uhmm("sim:coherent:64M", gunzip, z1, back, err, NULL);
-		ok(s == 0 && rt_same(back, in), "gunzip under uhmm run: the round trip gives the file back");
+		ok(s == 0 && rt_same(back, in),
+		   "gunzip under uhmm run: the round trip gives the file back");
 	}
 	if (need("xz")) {
 		compare("xz -2 of 8 MB", "sim:coherent:128M", xz, NULL, NULL, true);
 		rt_run(xz, NULL, z2, NULL, NULL);
 		s = under_uhmm("sim:coherent:128M", unxz, z2, back, err, NULL);
-		ok(s == 0 && rt_same(back, small), "xz -d under uhmm run: the round trip gives the file back");
+		ok(s == 0 && rt_same(back, small),
+		   "xz -d under uhmm run: the round trip gives the file back");
 		check_placed("xz -d", err, true);
 	}
 }
@@ -269,7 +272,8 @@ static void test_git(void)
 	if (chdir(rt_tmp))
 		tap_bail("chdir");
 	if (!ok(s1 == 0 && s2 == 0 && rt_same(o1, o2),
-		"git init/add/commit/gc/fsck: the same commit, tree and archive with and without uhmm")) {
+		"git init/add/commit/gc/fsck: the same commit, tree and archive with and without "
+		"uhmm")) {
 		diag("status %d without, %d with uhmm", s1, s2);
 		rt_show(o2);
 		rt_show(err);

@@ -113,7 +113,8 @@ static int tool(const char *out, const char *err, const char *const args[])
 	return rt_run(argv, NULL, out, err, NULL);
 }
 
-#define TOOL(out, err, ...) ({ const char *const a_[] = { __VA_ARGS__, NULL }; tool(out, err, a_); })
+#define TOOL(out, err, ...) \
+	({ const char *const a_[] = { __VA_ARGS__, NULL }; tool(out, err, a_); })
 
 static int count_lines(const char *path, const char *with)
 {
@@ -172,7 +173,9 @@ static void test_map(pid_t pid, uintptr_t addr)
 	/* a range reaching past the block into unmapped space, maybe */
 	snprintf(hole, sizeof(hole), "%#llx", (unsigned long long)(addr + 8 * UT_MiB - 4096));
 	st = TOOL(out, err, "map", spid, hole, "4M");
-	ok(st == 0 && rt_grep(out, "1024 pages"), "uhmm map of a range with holes: drawn, holes as such");
+	ok(st == 0 && rt_grep(out,
+			      "1024 "
+			      "pages"), "uhmm map of a range with holes: drawn, holes as such");
 }
 
 static void test_trace(pid_t pid)
@@ -184,7 +187,8 @@ static void test_trace(pid_t pid)
 	snprintf(spid, sizeof(spid), "%d", (int)pid);
 	st = TOOL(out, err, "trace", spid, "--count", "3", "--json", "--duration", "20");
 	if (!ok(st == 0 && count_lines(out, "\"type\":\"migrate\",\"cause\":\"alloc\"") == 3,
-		"uhmm trace --count 3 --json: the program's placements as they happen, cause alloc"))
+		"uhmm trace --count 3 --json: the program's placements as they happen, cause "
+		"alloc"))
 		rt_show(out);
 	st = TOOL(out, err, "trace", spid, "--duration", "0.5");
 	ok(st == 0 && rt_grep(out, "SEQ") && rt_grep(out, "migrate") && rt_grep(out, "alloc"),
@@ -224,7 +228,8 @@ static void test_bad_args(void)
 	is_int(TOOL(out, err, "top", "-d", "0"), 2, "uhmm top -d 0: exit 2");
 	is_int(TOOL(out, err, "top", "-n", "x"), 2, "uhmm top -n x: exit 2");
 	is_int(TOOL(out, err, "map"), 2, "uhmm map: exit 2");
-	is_int(TOOL(out, err, "map", "1", "0x1001", "4K"), 2, "uhmm map of an unaligned ADDR: exit 2");
+	is_int(TOOL(out, err,
+		    "map", "1", "0x1001", "4K"), 2, "uhmm map of an unaligned ADDR: exit 2");
 	is_int(TOOL(out, err, "map", "1", "0x1000", "0"), 2, "uhmm map of LEN 0: exit 2");
 	is_int(TOOL(out, err, "map", "1", "0x1000"), 2, "uhmm map PID ADDR without LEN: exit 2");
 	ok(TOOL(out, err, "map", "999999") == 1 && rt_grep(err, "does not use uhmm"),

@@ -53,7 +53,8 @@ static void test_args(struct uhmm *h)
 	is_int(uhmm_trace_stop(h), -EINVAL, "trace_stop without a start: -EINVAL");
 	is_int(uhmm_trace_read(NULL, &next, ev, 1), -EINVAL, "trace_read(NULL, ...): -EINVAL");
 	is_int(uhmm_trace_read(h, NULL, ev, 1), -EINVAL, "trace_read(h, NULL next): -EINVAL");
-	is_int(uhmm_trace_read(h, &next, NULL, 1), -EINVAL, "trace_read(h, next, NULL, 1): -EINVAL");
+	is_int(uhmm_trace_read(h, &next, NULL, 1), -EINVAL,
+	       "trace_read(h, next, NULL, 1): -EINVAL");
 	is_int(uhmm_trace_read(h, &next, NULL, 0), 0, "trace_read(h, next, NULL, 0): 0 events");
 	ok(!strcmp(uhmm_trace_type_name(UHMM_TRACE_EVICT), "evict") &&
 	   !strcmp(uhmm_trace_cause_name(UHMM_CAUSE_CPU_FAULT), "cpu-fault") &&
@@ -169,11 +170,12 @@ static void test_private_fault(struct uhmm *h, struct uhmm_dev *pd, int pid_)
 	e = find(n, UHMM_TRACE_CPU_FAULT, UHMM_CAUSE_CPU_FAULT);
 	if (!ok(e && e->addr == (uintptr_t)p + 5 * ut_page() && e->tid == gettid() &&
 		e->from == pid_ && e->to == UHMM_LOC_SYSTEM && e->len == ut_page(),
-		"a CPU read of a private page: CPU_FAULT at the page, the faulting thread, from the device"))
+		"a CPU read of a private page: CPU_FAULT at the page, the faulting thread, from "
+		"the device"))
 		for (int i = 0; i < n; i++)
-			diag("event %d: type %d cause %d addr %#llx (p %p) len %llu tid %d (me %d) %d -> %d", i,
-			     ev[i].type, ev[i].cause, (unsigned long long)ev[i].addr, (void *)p,
-			     (unsigned long long)ev[i].len, ev[i].tid, gettid(), ev[i].from, ev[i].to);
+			diag("event %d: type %d cause %d addr %#llx (p %p) tid %d (me %d) %d -> %d",
+			     i, ev[i].type, ev[i].cause, (unsigned long long)ev[i].addr, (void *)p,
+			     ev[i].tid, gettid(), ev[i].from, ev[i].to);
 	e = find(n, UHMM_TRACE_MIGRATE, UHMM_CAUSE_CPU_FAULT);
 	ok(e && e->from == pid_ && e->to == UHMM_LOC_SYSTEM &&
 	   e->addr <= (uintptr_t)p + 5 * ut_page() &&
@@ -183,35 +185,29 @@ static void test_private_fault(struct uhmm *h, struct uhmm_dev *pd, int pid_)
 	munmap((char *)p, len);
 }
 
-static void test_prefetch_remove_dma(struct uhmm *h, int id)
+static void test_prefetch_remove_dma(struct uhmm *h)
 {
 	size_t len = 32 * ut_page();
-	char *p = ut_map(len), buf[64];
+	char *p = ut_map(len), *q = ut_map(len), buf[64];
 	struct uhmm_dev *d = ut_sim(h, "gone", 8 * UT_MiB);
+	const struct uhmm_trace_event *e;
 	uint64_t next = 0, t;
 	int n, did = ut_dev_id(d);
 
-	(void)id;
 	memset(p, 5, len);
+	memset(q, 6, len);
 	uhmm_trace_start(h);
 	if (uhmm_prefetch(h, p, len, d, 0, &t) || uhmm_wait(h, t, -1))
 		tap_bail("prefetch");
 	n = drain(h, &next);
 	ok(find(n, UHMM_TRACE_MIGRATE, UHMM_CAUSE_PREFETCH) != NULL,
 	   "uhmm_prefetch: MIGRATE with cause prefetch");
-	{
-		char *q = ut_map(len);
-
-		memset(q, 6, len);
-		if (uhmm_sim_read(d, q, buf, sizeof(buf)) < 0)
-			tap_bail("sim_read");
-		n = drain(h, &next);
-		const struct uhmm_trace_event *e = find(n, UHMM_TRACE_DEV_FAULT, UHMM_CAUSE_OTHER);
-
-		ok(e && e->addr == (uintptr_t)q && e->to == did && e->from == UHMM_LOC_NONE,
-		   "a sim DMA read of unmirrored memory: DEV_FAULT at its address, for that device");
-		munmap(q, len);
-	}
+	if (uhmm_sim_read(d, q, buf, sizeof(buf)) < 0)
+		tap_bail("sim_read");
+	n = drain(h, &next);
+	e = find(n, UHMM_TRACE_DEV_FAULT, UHMM_CAUSE_OTHER);
+	ok(e && e->addr == (uintptr_t)q && e->to == did && e->from == UHMM_LOC_NONE,
+	   "a sim DMA read of unmirrored memory: DEV_FAULT at its address, for that device");
 	if (uhmm_dev_remove(d))
 		tap_bail("dev_remove");
 	n = drain(h, &next);
@@ -219,6 +215,7 @@ static void test_prefetch_remove_dma(struct uhmm *h, int id)
 	   "uhmm_dev_remove: its pages go home with cause remove");
 	uhmm_trace_stop(h);
 	munmap(p, len);
+	munmap(q, len);
 }
 
 /* More events than the ring holds: the oldest are lost, the rest kept. */
@@ -244,7 +241,8 @@ static void test_overflow(struct uhmm *h, struct uhmm_dev *d)
 	}
 	n = drain(h, &next);
 	ok(n > 0 && n <= UHMM_TRACE_EVENTS && ev[0].seq > first,
-	   "more events than the ring holds: at most UHMM_TRACE_EVENTS come back, the oldest lost (%d read, first seq %llu > %llu)",
+	   "more events than the ring holds: at most UHMM_TRACE_EVENTS come back, the oldest lost "
+	   "(%d read, first seq %llu > %llu)",
 	   n, (unsigned long long)(n ? ev[0].seq : 0), (unsigned long long)first);
 	for (int i = 1; i < n; i++)
 		gaps += ev[i].seq != ev[i - 1].seq + 1;
@@ -287,17 +285,13 @@ static void *reader_main(void *arg)
 		int n = uhmm_trace_read(r->h, &next, buf, 512);
 
 		for (int i = 0; i < n; i++) {
-			if (buf[i].seq <= r->last) {
+			if (buf[i].seq <= r->last)
 				r->bad++;
-				printf("# seq %llu after %llu\n", (unsigned long long)buf[i].seq, (unsigned long long)r->last);
-			}
 			else
 				r->lost += buf[i].seq - r->last - 1;
 			if (buf[i].type != UHMM_TRACE_MIGRATE || !buf[i].len || !buf[i].tid ||
-			    buf[i].reserved) {
+			    buf[i].reserved)
 				r->bad++;
-				printf("# type %d len %llu tid %d\n", buf[i].type, (unsigned long long)buf[i].len, buf[i].tid);
-			}
 			r->last = buf[i].seq;
 			r->got++;
 		}
@@ -359,7 +353,7 @@ int main(void)
 	test_migrate_alloc(h, d, ut_dev_id(d));
 	test_evict(h, small, ut_dev_id(small));
 	test_private_fault(h, pd, ut_dev_id(pd));
-	test_prefetch_remove_dma(h, ut_dev_id(d));
+	test_prefetch_remove_dma(h);
 	test_overflow(h, d);
 	test_threads(h, d);
 	uhmm_close(h);

@@ -121,7 +121,8 @@ void map_text(FILE *f, const struct map_view *v, unsigned width, unsigned rows, 
 		if (loc >= 1)
 			fprintf(f, " %zu on %s", counts[s], dev_name(v, loc));
 		else
-			fprintf(f, " %zu %s", counts[s], loc == UHMM_LOC_SYSTEM ? "in system memory" :
+			fprintf(f, " %zu %s", counts[s],
+				loc == UHMM_LOC_SYSTEM ? "in system memory" :
 				loc == UHMM_LOC_NONE ? "not populated" : "not mapped");
 	}
 	fputc('\n', f);
@@ -236,7 +237,8 @@ static int map_args(struct map_cmd *m, int argc, char **argv)
 		} else if ((v = opt_value("--ctx", argc, argv, &i))) {
 			m->ctx = (unsigned)strtoul(v, &end, 10);
 			if (*end || !m->ctx)
-				return usage_error("map: --ctx '%s': a context number (uhmm stat)", v);
+				return usage_error("map: --ctx '%s': a context number "
+						   "(uhmm stat)", v);
 		} else if (argv[i][0] == '-' || npos == 3) {
 			return usage_error("map: unexpected '%s' (usage: uhmm map PID [ADDR LEN] "
 					   "[--svg FILE])", argv[i]);
@@ -252,9 +254,11 @@ static int map_args(struct map_cmd *m, int argc, char **argv)
 		errno = 0;
 		m->addr = strtoull(pos[1], &end, 0);
 		if (errno || *end || (m->addr & (page_size() - 1)))
-			return usage_error("map: ADDR '%s': a page-aligned address (0x...)", pos[1]);
+			return usage_error("map: ADDR '%s': a page-aligned address (0x...)",
+					   pos[1]);
 		if (parse_size(pos[2], &m->len) || !m->len)
-			return usage_error("map: LEN '%s': a size in bytes (K, M, G allowed)", pos[2]);
+			return usage_error("map: LEN '%s': a size in bytes (K, M, G allowed)",
+					   pos[2]);
 		m->ranged = true;
 	}
 	return 0;
@@ -376,8 +380,8 @@ int cmd_map(int argc, char **argv)
 	for (size_t i = 0; i < nv; i++)
 		free((void *)views[i].loc);
 	if (r) {
-		fprintf(stderr, "uhmm map: %s\n", r == -EFAULT ? "the range changed while it was read"
-								 : uhmm_strerror(r));
+		fprintf(stderr, "uhmm map: %s\n",
+			r == -EFAULT ? "the range changed while it was read" : uhmm_strerror(r));
 		return EXIT_FAIL;
 	}
 	return 0;

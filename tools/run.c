@@ -92,7 +92,8 @@ static int run_args(struct run *r, int argc, char **argv)
 			r->prefer = v;
 		} else if ((v = opt_value("--min-size", argc, argv, &i))) {
 			if (parse_size(v, &r->min_size) || r->min_size < 4096)
-				return usage_error("run: --min-size '%s': a size of at least 4K", v);
+				return usage_error("run: --min-size '%s': a size of at least 4K",
+						   v);
 		} else if ((v = opt_value("--fork", argc, argv, &i))) {
 			if (strcmp(v, "copy") && strcmp(v, "share"))
 				return usage_error("run: --fork '%s': copy or share", v);
@@ -156,14 +157,15 @@ static int check_file(const struct run *r, const struct devspec *s)
 	}
 	if (fstat(fd, &st) || !(S_ISREG(st.st_mode) || S_ISCHR(st.st_mode))) {
 		close(fd);
-		fprintf(stderr, "uhmm run: device %s: %s is not a regular file or a devdax device\n",
-			s->name, s->path);
+		fprintf(stderr, "uhmm run: device %s: %s is not a regular file or a devdax "
+			"device\n", s->name, s->path);
 		return EXIT_FAIL;
 	}
 	close(fd);
 	if (!s->size && S_ISREG(st.st_mode) && (size_t)st.st_size < r->min_size) {
-		fprintf(stderr, "uhmm run: device %s: %s holds %lld bytes, less than --min-size (%s): "
-			"give a SIZE (file:PATH:SIZE) or a larger file\n", s->name, s->path,
+		fprintf(stderr, "uhmm run: device %s: %s holds %lld bytes, less than "
+			"--min-size (%s): give a SIZE (file:PATH:SIZE) or a larger file\n",
+			s->name, s->path,
 			(long long)st.st_size, fmt_size(r->min_size, mn, sizeof(mn)));
 		return EXIT_FAIL;
 	}
@@ -188,9 +190,10 @@ static int check_context(const struct run *r)
 		struct uhmm_dev *d;
 
 		if (s->mem == UHMM_MEM_COHERENT && !(feat & UHMM_FEAT_MINOR_SHMEM)) {
-			fprintf(stderr, "uhmm run: device %s (%s): coherent devices need userfaultfd "
-				"minor faults on shmem (Linux 5.13+), which this kernel does not "
-				"offer (or UHMM_DISABLE=minor)\n", s->name, s->text);
+			fprintf(stderr, "uhmm run: device %s (%s): coherent devices need "
+				"userfaultfd minor faults on shmem (Linux 5.13+), which this "
+				"kernel does not offer (or UHMM_DISABLE=minor)\n",
+				s->name, s->text);
 			err = EXIT_FAIL;
 		} else if (s->type == DEVSPEC_FILE) {
 			err = check_file(r, s);
@@ -397,7 +400,8 @@ int cmd_run(int argc, char **argv)
 		const char *tmp = getenv("TMPDIR");
 		int fd;
 
-		snprintf(stats, sizeof(stats), "%s/uhmm-run-stats.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+		snprintf(stats, sizeof(stats), "%s/uhmm-run-stats.XXXXXX",
+			 tmp && *tmp ? tmp : "/tmp");
 		fd = mkstemp(stats);
 		if (fd < 0) {
 			fprintf(stderr, "uhmm run: cannot make a statistics file in %s: %s\n",

@@ -159,8 +159,9 @@ static void print_text(const struct report *r, size_t min_size)
 
 		fprintf(stderr, "  %-8s %s (%s): %llu allocation%s placed, %s; peak in use %s; "
 			"%llu pages in, %llu out, %llu CPU faults, %llu evictions\n",
-			d->name, d->spec, d->kind, d->placed_allocs, d->placed_allocs == 1 ? "" : "s",
-			fmt_size(d->placed_bytes, a, sizeof(a)), fmt_size(d->peak_used, b, sizeof(b)),
+			d->name, d->spec, d->kind, d->placed_allocs,
+			d->placed_allocs == 1 ? "" : "s", fmt_size(d->placed_bytes, a, sizeof(a)),
+			fmt_size(d->peak_used, b, sizeof(b)),
 			d->pages_to_dev, d->pages_to_sys, d->cpu_faults, d->evictions);
 	}
 	if (r->unplaced_allocs)

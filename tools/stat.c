@@ -25,8 +25,8 @@ int cmd_stat(int argc, char **argv)
 			print_usage(stdout);
 			return 0;
 		} else if (argv[i][0] == '-' || pid || parse_pid(argv[i], &pid)) {
-			return usage_error("stat: unexpected '%s' (usage: uhmm stat [--json] [PID])",
-					   argv[i]);
+			return usage_error("stat: unexpected '%s' "
+					   "(usage: uhmm stat [--json] [PID])", argv[i]);
 		}
 	}
 	r = procs_collect(pid, &s, &n);

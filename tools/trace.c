@@ -66,7 +66,8 @@ static int trace_args(struct trace_cmd *t, int argc, char **argv)
 		}
 	}
 	if (!pid || parse_pid(pid, &t->pid))
-		return usage_error("trace: usage: uhmm trace PID [--count N] [--duration SECONDS] [--json]");
+		return usage_error("trace: usage: uhmm trace PID [--count N] "
+				   "[--duration SECONDS] [--json]");
 	return 0;
 }
 
