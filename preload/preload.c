@@ -11,6 +11,11 @@
  * it; the child has no context and its large allocations are glibc's.
  * exec: UHMM_* and LD_PRELOAD stay in the environment, so an exec'd
  * program gets the preload (and a context of its own) again.
+ *
+ * uhmm_advise(PREFERRED_LOCATION), once there, would let the fork copy be
+ * lazy (pages back on their device as they are touched rather than all at
+ * once after the fork) and the program's own anonymous mmaps be placed
+ * too, without the preload owning them.
  */
 #define _GNU_SOURCE
 #include <errno.h>

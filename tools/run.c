@@ -189,6 +189,12 @@ static int check_context(const struct run *r)
 		const struct devspec *s = &r->spec[i];
 		struct uhmm_dev *d;
 
+		if (s->mem == UHMM_MEM_PRIVATE && !(feat & UHMM_FEAT_KERNEL_FAULTS))
+			fprintf(stderr, "uhmm run: warning: device %s (%s) is private and "
+				"userfaultfd is user-mode only here: a system call that reads "
+				"into memory placed there (read(2), recv(2)) fails with EFAULT; "
+				"a coherent device has no such limit (see `uhmm info`)\n",
+				s->name, s->text);
 		if (s->mem == UHMM_MEM_COHERENT && !(feat & UHMM_FEAT_MINOR_SHMEM)) {
 			fprintf(stderr, "uhmm run: device %s (%s): coherent devices need "
 				"userfaultfd minor faults on shmem (Linux 5.13+), which this "
