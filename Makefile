@@ -199,7 +199,7 @@ check:
 	for p in $(CHECK_PASSES); do \
 		$(MAKE) --no-print-directory check-$$p CHECK_SUM=$(abspath $(CHECK_DIR))/$$p.sum || status=1; \
 		if [ -s $(CHECK_DIR)/$$p.sum ]; then \
-			read np nf ns < $(CHECK_DIR)/$$p.sum; \
+			read np nf ns note < $(CHECK_DIR)/$$p.sum; \
 		else \
 			echo "check-$$p: did not run its tests (build failed?)"; np=0; nf=1; ns=0; status=1; \
 		fi; \

@@ -39,9 +39,20 @@
  *    and mlock's accounting do not apply to device pages; mseal'd memory is
  *    refused with -EPERM.
  *  - /proc/PID/maps shows the device's file for those pages.
- *  - A fork() child shares COHERENT device pages with the parent, and
- *    reads pages that live on a PRIVATE device as zeros, in this release
- *    (the fork contract of API.md arrives later).
+ *  - fork(): the child gets a private snapshot of all managed memory as
+ *    it was at the fork, wherever each page lived, with its protection;
+ *    from then on neither process sees the other's writes.  In the child
+ *    the memory is ordinary memory and no context exists (the parent's
+ *    handles must not be used there; it may open its own).  Cost: the
+ *    parent's fork() copies every device-resident page once (from the
+ *    device's file, or through the driver's copy_from_dev, on the forking
+ *    thread, with every context held), into private memory the child
+ *    then moves into place; system-resident pages stay copy-on-write and
+ *    cost nothing.  With UHMM_OPEN_FORK_NOCOPY device-resident pages are
+ *    PROT_NONE in the child instead (SIGSEGV), at O(extents) cost; so are
+ *    they when the copy cannot be made (no memory for it).  Only fork()
+ *    through libc is covered (pthread_atfork): posix_spawn, vfork and
+ *    system() run nothing and pay nothing; a raw clone(2) is undefined.
  *
  * While a page lives on a PRIVATE device its range has no page there: it
  * does not count in RSS, /proc/self/pagemap shows it absent, and the first
@@ -111,6 +122,14 @@ struct uhmm_opts {
 	                              (rounded up to 2 MiB); 0 = 16 MiB,
 	                              SIZE_MAX = none                         */
 	uint32_t flags;            /* UHMM_OPEN_*                              */
+	/* Thrashing (added in 1.0, after flags): a 2 MiB block that moves
+	   between system memory and a device more than thrash_moves times
+	   within thrash_window_ms stays where both reach it (system memory,
+	   or the COHERENT device it is on) for thrash_pin_ms, whatever the
+	   access counters say; counted in thrash_pins.                      */
+	uint32_t thrash_moves;     /* 0 = 8, UINT32_MAX = never pin           */
+	uint32_t thrash_window_ms; /* 0 = 1000                                */
+	uint32_t thrash_pin_ms;    /* 0 = 2000                                */
 };
 #define UHMM_OPEN_FORK_NOCOPY 0x1  /* fork child: device pages inaccessible */
 
@@ -135,8 +154,16 @@ int  uhmm_open(struct uhmm **out, const struct uhmm_opts *opts /* NULL ok */);
  */
 void uhmm_close(struct uhmm *h);
 
+/*
+ * uhmm_close with flags.  UHMM_CLOSE_DISCARD: the process is about to exit
+ * and the contents of device-resident pages need not survive: nothing is
+ * copied back (pages of PRIVATE devices then read as zeros, pages of
+ * COHERENT devices keep showing the device's memory) and the devices'
+ * release ops run at once.  0 is uhmm_close.  -EINVAL for NULL or unknown
+ * flags (nothing is closed then).
+ */
 #define UHMM_CLOSE_DISCARD 0x1     /* process about to exit: skip copy-back */
-int  uhmm_close_ex(struct uhmm *h, unsigned flags);          /* not yet */
+int  uhmm_close_ex(struct uhmm *h, unsigned flags);
 
 #define UHMM_FEAT_UFFD          (1ull << 0)  /* userfaultfd usable          */
 #define UHMM_FEAT_KERNEL_FAULTS (1ull << 1)  /* kernel-mode accesses served */
@@ -361,14 +388,64 @@ int uhmm_where(struct uhmm *h, const void *addr, size_t len, int *loc);
  */
 int uhmm_dev_offset(struct uhmm *h, const void *addr, int *loc, uint64_t *dev_off);
 
+/*
+ * Advice changes where pages live, never what a program computes.  It may
+ * be given for any private anonymous range, or memory this context
+ * manages (the range becomes managed); the whole range is checked first,
+ * with the errors of uhmm_migrate (a hole -EFAULT; file-backed, shared,
+ * PROT_NONE memory -EINVAL; ...), and nothing changes on an error.  An
+ * unknown advice, a device of another context, or ACCESSED_BY without a
+ * device is -EINVAL.  Advice belongs to the addresses: munmap drops it,
+ * mremap takes it along.  Where advice conflicts, READ_MOSTLY wins over
+ * PREFERRED_LOCATION, which wins over ACCESSED_BY.
+ *
+ * PREFERRED_LOCATION (dev, or NULL for system memory): a page of the range
+ * populated for the first time is populated on dev when whoever touches it
+ * can reach dev's memory.  On a COHERENT device the CPU's first write
+ * faults once per run of untouched pages (up to 2 MiB), which become
+ * zeroed device pages with no copy (counted in pages_zero_filled and
+ * pages_to_dev; bytes_copied does not move), and that write and every
+ * later one land in device memory: "malloc() and madvise() allocate from
+ * device memory, then the CPU writes data to device memory directly".  A
+ * device's first touch through its mirror does the same.  On a PRIVATE
+ * device the CPU cannot hold the page: a CPU first touch populates system
+ * memory (a zero page, as without advice), and the device's accesses then
+ * move it there through the access counters; the device's own first touch
+ * populates its memory directly.  Pages populated before the advice stay
+ * where they are.  The access counters move pages toward the preferred
+ * location, never away from it.
+ *
+ * ACCESSED_BY (dev): dev's accesses never migrate the range; it reaches the
+ * pages wherever they live (system or COHERENT memory in place, pages
+ * private to another device after they come home).
+ *
+ * READ_MOSTLY: a device read through its mirror (uhmm_range_fault with
+ * FAULT_READ, the sim DMA engine) of a system page makes a read-only
+ * duplicate in that device's memory; the CPU keeps its page, write-
+ * protected, and uhmm_where reports it; uhmm_duplicates shows who holds
+ * copies.  The first write by the CPU or any device collapses the
+ * duplicates (the devices holding them are invalidated first) and the
+ * page lives where that write happened: in system memory for the CPU, on
+ * the writing device for a device.  No reader ever sees a stale value.
+ * Duplicates are dropped, not copied, on eviction or removal, and by
+ * munmap, madvise and mremap.  Without userfaultfd write-protection
+ * (UHMM_FEAT_WP) no duplicates are made and devices read in place.  Up
+ * to four devices hold duplicates of one 2 MiB block.
+ *
+ * The UNSET_ advices undo theirs (UNSET_READ_MOSTLY collapses the
+ * duplicates).
+ */
 enum uhmm_advice {
 	UHMM_ADV_PREFERRED_LOCATION = 1, UHMM_ADV_UNSET_PREFERRED_LOCATION,
 	UHMM_ADV_ACCESSED_BY,            UHMM_ADV_UNSET_ACCESSED_BY,
 	UHMM_ADV_READ_MOSTLY,            UHMM_ADV_UNSET_READ_MOSTLY,
 };
 int uhmm_advise(struct uhmm *h, void *addr, size_t len,
-                enum uhmm_advice advice, struct uhmm_dev *dev);   /* not yet */
+                enum uhmm_advice advice, struct uhmm_dev *dev);
 
+/* The advice of the range's first page, and 1 if some page of the range
+ * has other advice (0 if all agree).  last_prefetch: where the last
+ * uhmm_prefetch of the page sent it. */
 struct uhmm_range_attr {
 	size_t sz;
 	int preferred;             /* location, or UHMM_LOC_NONE if unset       */
@@ -377,11 +454,32 @@ struct uhmm_range_attr {
 	int last_prefetch;         /* location, or UHMM_LOC_NONE                */
 };
 int uhmm_range_attr(struct uhmm *h, const void *addr, size_t len,
-                    struct uhmm_range_attr *a);                   /* not yet */
+                    struct uhmm_range_attr *a);
 
-int uhmm_pin(struct uhmm *h, void *addr, size_t len);            /* not yet */
-int uhmm_unpin(struct uhmm *h, void *addr, size_t len);          /* not yet */
-int uhmm_dev_evict(struct uhmm_dev *dev, size_t bytes);          /* not yet */
+/* Per page: bit (id - 1) for each device holding a READ_MOSTLY duplicate
+ * of it.  Pages not managed, or without duplicates, are 0.  -EINVAL for
+ * NULL arguments, len 0 or a wrapping range. */
+int uhmm_duplicates(struct uhmm *h, const void *addr, size_t len, uint64_t *masks);
+
+/*
+ * Pinned pages never migrate, are never evicted and never fenced: memory
+ * given to the kernel for long-lived DMA (io_uring fixed buffers, RDMA,
+ * O_DIRECT in flight).  uhmm_pin first brings pages private to a device
+ * back to system memory (COHERENT pages stay: the CPU and the kernel reach
+ * them), then uhmm_migrate of a range holding pinned pages is -EBUSY
+ * before anything moves, and neither eviction, the access counters nor
+ * first-touch placement touch them.  uhmm_dev_remove and uhmm_close still
+ * bring them home.  Pins do not nest: uhmm_unpin unpins.  The range checks
+ * of uhmm_advise apply.
+ */
+int uhmm_pin(struct uhmm *h, void *addr, size_t len);
+int uhmm_unpin(struct uhmm *h, void *addr, size_t len);
+
+/* Make room: evict least recently used pages of dev to system memory until
+ * at least `bytes` of it are free (pinned pages stay).  -ENOMEM if that
+ * much cannot be freed (what could be is), -EINVAL for a NULL device or
+ * more bytes than the device has. */
+int uhmm_dev_evict(struct uhmm_dev *dev, size_t bytes);
 
 /* ------------------------------------------------------------------ */
 /* Mirrors                                                             */
@@ -543,12 +641,41 @@ int uhmm_make_exclusive(struct uhmm_mirror *m, void *addr, size_t len); /* not y
 int uhmm_sim_read(struct uhmm_dev *dev, const void *addr, void *buf, size_t len);
 int uhmm_sim_write(struct uhmm_dev *dev, void *addr, const void *buf, size_t len);
 
+/*
+ * A model of the link between the simulated device and system memory: its
+ * DMA engine's accesses to system pages, and a PRIVATE sim device's copies
+ * (migrations both ways), then move at most bytes_per_sec between them
+ * (whoever finds the link busy waits, as DMA on one link does), while the
+ * engine's accesses to pages in its own memory, or on a COHERENT device,
+ * move at memory speed.  Without
+ * it (and with 0) every access runs at memory speed, which hides what
+ * placement is for: a GPU reads its own memory tens of times faster than
+ * system memory over PCIe.  -EINVAL for a NULL device.
+ */
+int uhmm_sim_set_link(struct uhmm_dev *dev, uint64_t bytes_per_sec);
+
 /* ------------------------------------------------------------------ */
 /* Counters                                                            */
 /* ------------------------------------------------------------------ */
 
+/*
+ * Access counting, the placement policy: only the driver knows how often
+ * its device touches a page, so placement follows what the device reports,
+ * not the kernel's NUMA balancing.  Each device access operation that
+ * touches a 2 MiB block (one uhmm_sim_read/write, whatever number of its
+ * pages) adds 1 to that block's counter for that device;
+ * uhmm_dev_report_access adds `count` to every block [addr, addr + len)
+ * touches.  Counters halve every second.  When one reaches
+ * access_threshold (uhmm_opts), the block's migratable pages move to the
+ * device (counted in auto_migrations), unless advice says otherwise (see
+ * uhmm_advise), the pages are pinned, or the block thrashes (uhmm_opts:
+ * thrash_*).  Reported accesses also order eviction (least recently
+ * migrated, faulted or accessed first).  -EINVAL for a NULL device, len 0
+ * or a wrapping range.  May migrate, so it must not be called from a
+ * driver op or callback.
+ */
 int uhmm_dev_report_access(struct uhmm_dev *dev, const void *addr, size_t len,
-                           uint32_t count);                       /* not yet */
+                           uint32_t count);
 
 struct uhmm_stats {
 	size_t   sz;
@@ -609,6 +736,7 @@ enum uhmm_trace_cause {
 	UHMM_CAUSE_UNMANAGE,       /* uhmm_unmanage                          */
 	UHMM_CAUSE_REMOVE,         /* uhmm_dev_remove, uhmm_close            */
 	UHMM_CAUSE_POLICY,         /* access counters                        */
+	UHMM_CAUSE_FIRST_TOUCH,    /* first touch on the preferred location  */
 };
 
 struct uhmm_trace_event {         /* 48 bytes, frozen                      */

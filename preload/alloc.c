@@ -327,13 +327,6 @@ static size_t big_usable(const void *p)
 	return n;
 }
 
-void big_each_placed(big_fn fn, void *arg)
-{
-	for (size_t i = 0; i < tab_cap; i++)
-		if (tab[i].ptr && tab[i].managed && tab[i].dev >= 0)
-			fn(tab[i].base, tab[i].maplen, tab[i].dev, arg);
-}
-
 void big_forget_context(void)
 {
 	for (size_t i = 0; i < tab_cap; i++)

@@ -5,17 +5,16 @@
  * The constructor only reads the environment.  The context and its
  * devices are made at the first allocation of at least UHMM_MIN_SIZE
  * bytes, so that the many small processes of a pipeline or a build pay
- * nothing.  fork(): in the default UHMM_FORK=copy the pages placed on
- * devices come home before the fork (the child gets an exact private copy,
- * as of ordinary memory) and go back to their devices in the parent after
- * it; the child has no context and its large allocations are glibc's.
- * exec: UHMM_* and LD_PRELOAD stay in the environment, so an exec'd
- * program gets the preload (and a context of its own) again.
+ * nothing.  fork() is the library's: the child gets a private snapshot of
+ * the placed pages (UHMM_FORK=copy, the default) or finds them
+ * inaccessible (nocopy: UHMM_OPEN_FORK_NOCOPY, for children that exec at
+ * once), and no context; its large allocations are glibc's.  exec: UHMM_*
+ * and LD_PRELOAD stay in the environment, so an exec'd program gets the
+ * preload (and a context of its own) again.
  *
- * uhmm_advise(PREFERRED_LOCATION), once there, would let the fork copy be
- * lazy (pages back on their device as they are touched rather than all at
- * once after the fork) and the program's own anonymous mmaps be placed
- * too, without the preload owning them.
+ * uhmm_advise(PREFERRED_LOCATION) on a range would let the program's own
+ * anonymous mmaps be placed too, without the preload owning them: not
+ * done yet.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -107,10 +106,10 @@ static int read_config(char *err, size_t len)
 	}
 	if (!strcmp(fork_mode, "copy")) {
 		pl.fork = FORK_COPY;
-	} else if (!strcmp(fork_mode, "share")) {
-		pl.fork = FORK_SHARE;
+	} else if (!strcmp(fork_mode, "nocopy")) {
+		pl.fork = FORK_NOCOPY;
 	} else {
-		snprintf(err, len, "UHMM_FORK=%s: copy or share", fork_mode);
+		snprintf(err, len, "UHMM_FORK=%s: copy or nocopy", fork_mode);
 		return -EINVAL;
 	}
 	pl.verbose = env("UHMM_VERBOSE", "0")[0] != '0';
@@ -146,14 +145,20 @@ static int add_devices(struct uhmm *h)
 	return added;
 }
 
+static void fork_handlers(void);
+
 struct uhmm *pl_context(void)
 {
+	static pthread_once_t handlers = PTHREAD_ONCE_INIT;
+	struct uhmm_opts o = { .sz = sizeof(o) };
 	int r;
 
 	if (pl.h || pl.ctx_failed || pl.child)
 		return pl.h;
 	pl.ctx_failed = true;	/* until it worked */
-	r = uhmm_open(&pl.h, NULL);
+	if (pl.fork == FORK_NOCOPY)
+		o.flags |= UHMM_OPEN_FORK_NOCOPY;
+	r = uhmm_open(&pl.h, &o);
 	if (r) {
 		pl_log("uhmm_open: %s (see `uhmm info`); allocations stay in system memory",
 		       uhmm_strerror(r));
@@ -167,6 +172,7 @@ struct uhmm *pl_context(void)
 		return NULL;
 	}
 	pl.ctx_failed = false;
+	pthread_once(&handlers, fork_handlers);
 	if (pl.verbose)
 		pl_log("context open, %d device(s), preferred %s, min size %zu",
 		       pl.ndev, pl.dev[pl.prefer].spec.name, pl.min_size);
@@ -175,39 +181,21 @@ struct uhmm *pl_context(void)
 
 /* ---- fork ------------------------------------------------------------------ */
 
-static void go_home(uintptr_t base, size_t len, int dev, void *arg)
-{
-	int r = uhmm_migrate(pl.h, (void *)base, len, NULL, 0);
-
-	(void)dev;
-	if (r)
-		*(int *)arg = r;
-}
-
-static void go_back(uintptr_t base, size_t len, int dev, void *arg)
-{
-	(void)arg;
-	/* room was there before the fork; if not, system memory is fine */
-	uhmm_migrate(pl.h, (void *)base, len, pl.dev[dev].dev, UHMM_MIGRATE_NOEVICT);
-}
-
+/*
+ * The library snapshots the placed pages for the child itself, holding
+ * every context across the fork; the preload only keeps its table still.
+ * Its handlers are registered after the library's (at the first
+ * uhmm_open), so that its prepare runs first: pl.lock, then the contexts,
+ * the order big_alloc takes them in.
+ */
 static void fork_prepare(void)
 {
-	int err = 0;
-
 	pl_busy++;
 	pthread_mutex_lock(&pl.lock);
-	if (pl.h && pl.fork == FORK_COPY)
-		big_each_placed(go_home, &err);
-	if (err)
-		pl_log("fork: placed pages could not all come home (%s): the child may "
-		       "see device memory", uhmm_strerror(err));
 }
 
 static void fork_parent(void)
 {
-	if (pl.h && pl.fork == FORK_COPY)
-		big_each_placed(go_back, NULL);
 	pthread_mutex_unlock(&pl.lock);
 	pl_busy--;
 }
@@ -220,6 +208,11 @@ static void fork_child(void)
 	big_forget_context();
 	pthread_mutex_init(&pl.lock, NULL);
 	pl_busy--;
+}
+
+static void fork_handlers(void)
+{
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
 /* ---- statistics at exit ------------------------------------------------ */
@@ -318,7 +311,6 @@ __attribute__((constructor)) static void preload_init(void)
 		pl_log("%s; running without uhmm", err);
 		return;
 	}
-	pthread_atfork(fork_prepare, fork_parent, fork_child);
 	pl.enabled = true;
 }
 

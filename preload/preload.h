@@ -29,7 +29,7 @@ void *__libc_realloc(void *p, size_t n);
 void  __libc_free(void *p);
 void *__libc_memalign(size_t align, size_t n);
 
-enum fork_mode { FORK_COPY, FORK_SHARE };
+enum fork_mode { FORK_COPY, FORK_NOCOPY };
 
 struct pdev {				/* one configured device */
 	struct devspec spec;
@@ -64,9 +64,6 @@ struct uhmm *pl_context(void);
 
 /* alloc.c */
 void *big_alloc(size_t size, size_t align, bool zero);
-/* with pl.lock held, for fork: every allocation on a device */
-typedef void (*big_fn)(uintptr_t base, size_t len, int dev, void *arg);
-void big_each_placed(big_fn fn, void *arg);
 void big_forget_context(void);		/* fork child: memory is plain now */
 
 #endif

@@ -93,6 +93,7 @@ int uhmm_free(struct uhmm *h, void *p)
 	if (a) {
 		mirror_invalidate(h, a->start, a->start + a->len, UHMM_EV_UNMAP, 0);
 		forget_range(h, a->start, a->start + a->len);
+		advice_forget(h, a->start, a->start + a->len);
 		expect_add(h, UFFD_EVENT_UNMAP, a->start, a->start + a->len, 0);
 		munmap(p, a->len);
 		expect_clear(h);
@@ -123,6 +124,7 @@ int uhmm_unmanage(struct uhmm *h, void *addr, size_t len)
 		mirror_invalidate(h, s, e, UHMM_EV_UNMAP, 0);
 		uffd_unregister(h, s, e - s);
 		forget_range(h, s, e);
+		advice_forget(h, s, e);
 	}
 	ctx_unlock(h);
 	trace_restore(why);

@@ -98,13 +98,15 @@ void ctx_unlock(struct uhmm *h)
 static int opts_apply(struct uhmm *h, const struct uhmm_opts *o)
 {
 	struct uhmm_opts d = { 0 };
+	size_t n;
 	int r;
 
 	if (o) {
 		r = sz_check(o, o->sz, sizeof(*o));
 		if (r)
 			return r;
-		memcpy(&d, o, o->sz && o->sz < sizeof(d) ? o->sz : sizeof(d));
+		n = sz_of(o->sz, UHMM_OPTS_V1);
+		memcpy(&d, o, n < sizeof(d) ? n : sizeof(d));
 	}
 	if (d.flags & ~UHMM_OPEN_FORK_NOCOPY)
 		return -EINVAL;
@@ -118,6 +120,12 @@ static int opts_apply(struct uhmm *h, const struct uhmm_opts *o)
 		d.access_threshold = 256;
 	if (!d.pool_bytes)
 		d.pool_bytes = 16 << 20;
+	if (!d.thrash_moves)
+		d.thrash_moves = 8;
+	if (!d.thrash_window_ms)
+		d.thrash_window_ms = 1000;
+	if (!d.thrash_pin_ms)
+		d.thrash_pin_ms = 2000;
 	d.sz = sizeof(d);
 	h->opts = d;
 	return 0;
@@ -125,6 +133,8 @@ static int opts_apply(struct uhmm *h, const struct uhmm_opts *o)
 
 static void ctx_free(struct uhmm *h)
 {
+	policy_fini(h);
+	advice_fini(h);
 	pt_fini(&h->pt);
 	pool_fini(h);
 	arena_fini(h);
@@ -175,6 +185,8 @@ int uhmm_open(struct uhmm **out, const struct uhmm_opts *opts)
 		r = arena_init(h);
 	if (!r)
 		r = events_start(h);
+	if (!r && (r = fork_track(h)))
+		events_stop(h);
 	if (r) {
 		ctx_free(h);
 		return r;
@@ -184,21 +196,35 @@ int uhmm_open(struct uhmm **out, const struct uhmm_opts *opts)
 	return 0;
 }
 
-/* Stop managing everything: devices first (pages come home), then the
- * system pages, by closing the descriptor that registered them. */
-void uhmm_close(struct uhmm *h)
+/* Stop managing everything: devices first (pages come home, unless the
+ * process is about to exit), then the system pages, by closing the
+ * descriptor that registered them. */
+static void ctx_close(struct uhmm *h, bool discard)
 {
-	if (!h)
-		return;
+	fork_untrack(h);
 	prefetch_stop(h);
 	for (int i = 1; i <= MAX_DEVS; i++)
 		if (h->dev[i])
-			uhmm_dev_remove(h->dev[i]);
+			dev_remove(h->dev[i], discard);
 	events_stop(h);
 	mirrors_fini(h);
 	publish_stop(h);
 	trace_fini(h);
 	ctx_free(h);
+}
+
+void uhmm_close(struct uhmm *h)
+{
+	if (h)
+		ctx_close(h, false);
+}
+
+int uhmm_close_ex(struct uhmm *h, unsigned flags)
+{
+	if (!h || (flags & ~UHMM_CLOSE_DISCARD))
+		return -EINVAL;
+	ctx_close(h, flags & UHMM_CLOSE_DISCARD);
+	return 0;
 }
 
 int uhmm_features(const struct uhmm *h, uint64_t *feat)

@@ -46,6 +46,20 @@ void dev_registry_del(struct uhmm_dev *d)
 	pthread_mutex_unlock(&registry_lock);
 }
 
+void dev_registry_lock(bool lock)
+{
+	if (lock)
+		pthread_mutex_lock(&registry_lock);
+	else
+		pthread_mutex_unlock(&registry_lock);
+}
+
+/* A fork child has no context, so no device either. */
+void dev_registry_forget(void)
+{
+	memset(registry, 0, sizeof(registry));
+}
+
 static struct uhmm_dev *registry_find(dev_t sd, ino_t si)
 {
 	struct uhmm_dev *found = NULL;
@@ -368,16 +382,13 @@ int uhmm_dev_info(const struct uhmm_dev *dev, struct uhmm_dev_info *info)
 	return 0;
 }
 
-int uhmm_dev_remove(struct uhmm_dev *dev)
+/* discard: the process is about to exit, its pages need not come home */
+int dev_remove(struct uhmm_dev *dev, bool discard)
 {
-	struct trace_why why;
-	struct uhmm *h;
-	int r;
+	struct trace_why why = trace_because(UHMM_CAUSE_REMOVE);
+	struct uhmm *h = dev->h;
+	int r = 0;
 
-	if (!dev)
-		return -EINVAL;
-	h = dev->h;
-	why = trace_because(UHMM_CAUSE_REMOVE);
 	ctx_lock(h);
 	events_drain(h);
 	/* faults copying from it with the context unlocked finish first */
@@ -387,9 +398,11 @@ int uhmm_dev_remove(struct uhmm_dev *dev)
 	}
 	/* its mirrors first: nothing they hold survives the device */
 	mirrors_release_dev(h, dev);
-	r = dev_pages_to_sys(h, dev);
+	if (!discard)
+		r = dev_pages_to_sys(h, dev);
 	/* what could not be read back must not read as anything else */
-	if (dev->kind == UHMM_MEM_PRIVATE && dev->used_pages && private_poison_all(h, dev))
+	if (!discard && dev->kind == UHMM_MEM_PRIVATE && dev->used_pages &&
+	    private_poison_all(h, dev))
 		r = -EIO;
 	h->dev[dev->id] = NULL;
 	if (dev->kind == UHMM_MEM_PRIVATE)
@@ -402,4 +415,9 @@ int uhmm_dev_remove(struct uhmm_dev *dev)
 		dev->ops.release(dev->drv);
 	dev_free(dev);
 	return r;
+}
+
+int uhmm_dev_remove(struct uhmm_dev *dev)
+{
+	return dev ? dev_remove(dev, false) : -EINVAL;
 }

@@ -56,6 +56,10 @@ int devmem_init(struct uhmm_dev *d)
 		devmem_fini(d);
 		return -ENOMEM;
 	}
+	/* migrations walk them page by page */
+	mem_populate(d->owner);
+	mem_populate(d->pflags);
+	mem_populate(d->gen);
 	return 0;
 }
 
@@ -158,6 +162,28 @@ static void take(struct uhmm_dev *d, uint32_t p, uintptr_t va)
 	d->used_pages++;
 }
 
+/* Pages p.. p + n - 1 of one chunk for va.., if all of them are free. */
+static bool take_run(struct uhmm_dev *d, uint32_t p, size_t n, uintptr_t va, uint32_t *dp)
+{
+	size_t scrub = 0;
+
+	if (p + n > d->npages)
+		return false;
+	for (size_t i = 0; i < n && d->chunk_used[p / d->chunk_pages]; i++)
+		if (d->owner[p + i])
+			return false;
+	for (size_t i = 0; i < n && d->scrub_todo; i++)
+		scrub += devmem_needs_scrub(d, p + i);
+	for (size_t i = 0; i < n; i++) {
+		d->owner[p + i] = va + (i << PAGE_SHIFT);
+		dp[i] = p + i;
+	}
+	d->scrub_todo -= scrub;
+	d->chunk_used[p / d->chunk_pages] += n;
+	d->used_pages += n;
+	return true;
+}
+
 /* A page of some bound chunk when the natural slot is taken (after mremap). */
 static int any_free_page(struct uhmm_dev *d, uintptr_t va, uint32_t *dpage)
 {
@@ -177,26 +203,60 @@ static int any_free_page(struct uhmm_dev *d, uintptr_t va, uint32_t *dpage)
 	return -ENOSPC;
 }
 
+/* The chunk bound to key, binding a free one if none is; -1: none free. */
+static long chunk_of(struct uhmm_dev *d, uintptr_t key)
+{
+	long c = bind_find(d, key);
+
+	if (c >= 0)
+		return c;
+	c = free_chunk(d, key);
+	if (c >= 0)
+		bind_set(d, key, c);
+	return c;
+}
+
+/*
+ * Device pages for the n pages from va, in order: page i of a block goes
+ * to page i of its chunk, or wherever there is room once chunks run out
+ * (after mremap, or when the device is nearly full).  How many pages got
+ * one before the device was full.  A chunk is looked up once per block,
+ * not once per page: migrations reserve 128 MiB at a time.
+ */
+size_t devmem_alloc_run(struct uhmm_dev *d, uintptr_t va, size_t n, uint32_t *dp)
+{
+	size_t got = 0;
+
+	while (got < n) {
+		uintptr_t a = va + (got << PAGE_SHIFT);
+		uint32_t idx = (a >> PAGE_SHIFT) & (d->chunk_pages - 1);
+		size_t k = d->chunk_pages - idx;
+		long c = chunk_of(d, a >> chunk_shift(d));
+
+		if (k > n - got)
+			k = n - got;
+		if (c >= 0 && take_run(d, c * d->chunk_pages + idx, k, a, &dp[got])) {
+			got += k;
+			continue;
+		}
+		for (size_t i = 0; i < k; i++, got++) {
+			uint32_t p = c * d->chunk_pages + idx + i;
+			uintptr_t at = va + (got << PAGE_SHIFT);
+
+			if (c >= 0 && p < d->npages && !d->owner[p]) {
+				take(d, p, at);
+				dp[got] = p;
+			} else if (any_free_page(d, at, &dp[got])) {
+				return got;
+			}
+		}
+	}
+	return got;
+}
+
 int devmem_alloc(struct uhmm_dev *d, uintptr_t va, uint32_t *dpage)
 {
-	uintptr_t key = va >> chunk_shift(d);
-	uint32_t idx = (va >> PAGE_SHIFT) & (d->chunk_pages - 1);
-	long c = bind_find(d, key);
-	uint32_t p;
-
-	if (c < 0) {
-		c = free_chunk(d, key);
-		/* no chunk left: fill holes in others before calling it full */
-		if (c < 0)
-			return any_free_page(d, va, dpage);
-		bind_set(d, key, c);
-	}
-	p = c * d->chunk_pages + idx;
-	if (p >= d->npages || d->owner[p])
-		return any_free_page(d, va, dpage);
-	take(d, p, va);
-	*dpage = p;
-	return 0;
+	return devmem_alloc_run(d, va, 1, dpage) ? 0 : -ENOSPC;
 }
 
 /* Take page p for va, whatever its natural slot (a mapping the program
@@ -210,6 +270,8 @@ bool devmem_claim(struct uhmm_dev *d, uint32_t p, uintptr_t va)
 		return false;
 	if (d->owner[p] == va)
 		return true;
+	if (d->pflags[p] & DP_DUP)
+		return false;		/* a duplicate: its owner is not its page */
 	/* an owner whose page table entry no longer points here is stale */
 	if (d->owner[p] && pt_loc(&d->h->pt, d->owner[p], &dp) == d->id && dp == p)
 		return false;
@@ -260,7 +322,8 @@ long devmem_lru_chunk(struct uhmm_dev *d, uintptr_t avoid_start, uintptr_t avoid
 			uint32_t p = c * d->chunk_pages + i;
 			uintptr_t va = p < d->npages ? d->owner[p] : 0;
 
-			avoid = va && va >= avoid_start && va < avoid_end;
+			avoid = va && ((va >= avoid_start && va < avoid_end) ||
+				       advice_pinned(d->h, va, va + PAGE_SIZE));
 		}
 		if (!avoid)
 			best = c;

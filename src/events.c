@@ -182,8 +182,12 @@ static void reader_take(struct uhmm *h, const struct uffd_msg *u,
 	to_qmsg(u, &m);
 	h->q.seq++;
 	if (m.event == UFFD_EVENT_PAGEFAULT) {
-		if (m.flags & UFFD_PAGEFAULT_FLAG_WP)
-			return;		/* the fence's owner wakes it */
+		/* a write into a fence: the fence's owner wakes it; any other
+		 * write-protect fault (a READ_MOSTLY page's first write) goes
+		 * to the worker */
+		if ((m.flags & UFFD_PAGEFAULT_FLAG_WP) && m.addr >= h->fence_start &&
+		    m.addr < h->fence_end)
+			return;
 		if (m.tid && (pid_t)m.tid == atomic_load(&h->migrator)) {
 			if (m.flags & UFFD_PAGEFAULT_FLAG_MINOR)
 				uffd_continue(h, page_down(m.addr), PAGE_SIZE);
@@ -224,7 +228,9 @@ static bool serve_fast(struct uhmm *h, const struct qmsg *m)
 	uintptr_t page = page_down(m->addr);
 	bool served = false, quiet;
 
-	if (h->opts.fault_threads > 1 || pthread_mutex_trylock(&h->lock))
+	/* a write-protect fault may need mirrors' callbacks: the worker's */
+	if (h->opts.fault_threads > 1 || (m->flags & UFFD_PAGEFAULT_FLAG_WP) ||
+	    pthread_mutex_trylock(&h->lock))
 		return false;
 	pthread_mutex_lock(&h->q.lock);
 	quiet = !h->q.n;
@@ -237,8 +243,10 @@ static bool serve_fast(struct uhmm *h, const struct qmsg *m)
 		COUNT(h, dev_by_id(h, loc), cpu_faults, 1);
 		r = private_fault(h, page, m->tid, FAULT_FAST);
 		served = r == 0;
+		/* a first touch placed on a device changes mappings: the
+		 * worker's */
 		if (r == -ENOENT && !(m->flags & UFFD_PAGEFAULT_FLAG_MINOR) &&
-		    pt_loc(&h->pt, page, NULL) == LOC_SYS)
+		    pt_loc(&h->pt, page, NULL) == LOC_SYS && !first_touch_target(h, page, NULL))
 			served = !uffd_zeropage(h, page, m->flags & UFFD_PAGEFAULT_FLAG_WRITE);
 		else if (r == -ENOENT)
 			served = served_minor(h, page);
@@ -317,6 +325,9 @@ static void *reader_main(void *arg)
 
 static void apply_remap(struct uhmm *h, uintptr_t from, uintptr_t to, size_t len)
 {
+	/* copies of what was there are no copies of what is there now */
+	dup_forget(h, from, from + len);
+	dup_forget(h, to, to + len);
 	for (uintptr_t off = 0; off < len; off += PAGE_SIZE) {
 		uint32_t dp = 0;
 		int loc = pt_loc(&h->pt, from + off, &dp);
@@ -334,12 +345,46 @@ static void apply_remap(struct uhmm *h, uintptr_t from, uintptr_t to, size_t len
 	uffd_wake(h, to, len);
 }
 
+/*
+ * Is [start, end) still the program's mapping of device `loc` that the
+ * page table describes?  An event is applied after the fact: the program
+ * may have unmapped the range since and mapped new memory there (glibc
+ * trims a heap with MADV_DONTNEED, then deletes it, then maps the next
+ * one at the same address), which a mapping change of ours must not hit.
+ */
+static bool still_ours(struct uhmm *h, uintptr_t start, uintptr_t end, int loc)
+{
+	struct uhmm_dev *d = dev_by_id(h, loc);
+	struct vma *vv = NULL;
+	size_t n = 0;
+	bool ours;
+
+	if (!d || vma_scan(h, start, end, &vv, &n))
+		return false;
+	ours = n > 0;
+	for (size_t i = 0; i < n && ours; i++) {
+		const struct vma *v = &vv[i];
+
+		ours = v->kind == VMA_DEV && v->dev == d;
+		for (uintptr_t a = v->start; a < v->end && ours; a += PAGE_SIZE) {
+			uint32_t dp = 0;
+
+			ours = pt_loc(&h->pt, a, &dp) == loc &&
+			       v->pgoff + (a - v->start) == devmem_off(d, dp);
+		}
+	}
+	mem_free(vv);
+	return ours;
+}
+
 /* MADV_DONTNEED and friends on device pages: they must read back zeros,
  * and the device memory is freed.  System pages the kernel zeroes itself. */
 static void apply_remove(struct uhmm *h, uintptr_t start, uintptr_t end)
 {
 	uintptr_t a = start;
 
+	/* the system pages read zeros now: their copies must not */
+	dup_collapse(h, start, end);
 	while (a < end) {
 		uintptr_t s = a;
 		int loc = pt_loc(&h->pt, a, NULL);
@@ -357,7 +402,9 @@ static void apply_remove(struct uhmm *h, uintptr_t start, uintptr_t end)
 				pt_set(&h->pt, p, LOC_SYS, 0);
 			continue;
 		}
-		replace_with_zero(h, s, a);
+		/* gone or replaced since: its UNMAP, still to come, forgets it */
+		if (still_ours(h, s, a, loc))
+			replace_with_zero(h, s, a);
 	}
 }
 
@@ -415,6 +462,13 @@ static void apply_fault(struct uhmm *h, const struct qmsg *m, int mode)
 	struct vma v;
 
 	if (m->flags & UFFD_PAGEFAULT_FLAG_WP) {
+		/* no fence is up (we hold the context): the CPU's first write
+		 * to pages with read-only duplicates ends them, in the fault
+		 * window around it; a marker left over just goes */
+		uintptr_t ws = page & ~(h->opts.fault_around - 1);
+
+		dup_collapse(h, ws, ws + h->opts.fault_around);
+		uffd_wp(h, page, PAGE_SIZE, false);
 		uffd_wake(h, page, PAGE_SIZE);
 		return;
 	}
@@ -426,6 +480,10 @@ static void apply_fault(struct uhmm *h, const struct qmsg *m, int mode)
 	/* a device page: map it from the device's file (a fault left over
 	 * from before a migration just finds it mapped) */
 	if (served_minor(h, page))
+		return;
+	/* an empty system page whose advice places it on a device */
+	if (!(m->flags & UFFD_PAGEFAULT_FLAG_MINOR) && loc == LOC_SYS &&
+	    first_touch(h, page, NULL))
 		return;
 	/* an empty system page (no WP markers on this kernel): zeros, with no
 	 * look at /proc/self/maps; a shmem mapping refuses and goes below */
@@ -458,6 +516,7 @@ static void apply(struct uhmm *h, const struct qmsg *m)
 	case UFFD_EVENT_UNMAP:
 		mirror_invalidate(h, m->a, m->b, UHMM_EV_UNMAP, 0);
 		forget_range(h, m->a, m->b);
+		advice_forget(h, m->a, m->b);
 		break;
 	case UFFD_EVENT_REMOVE:
 		mirror_invalidate(h, m->a, m->b, UHMM_EV_REMOVE, 0);
@@ -468,6 +527,7 @@ static void apply(struct uhmm *h, const struct qmsg *m)
 		mirror_invalidate(h, m->a, m->a + m->c, UHMM_EV_REMAP, 0);
 		mirror_invalidate(h, m->b, m->b + m->c, UHMM_EV_REMAP, 0);
 		apply_remap(h, m->a, m->b, m->c);
+		advice_move(h, m->a, m->b, m->c);
 		break;
 	}
 }

@@ -84,19 +84,27 @@ static int send_home(struct uhmm *h, struct uhmm_dev *d, uintptr_t *vas, size_t 
 	return r;
 }
 
-/* Evict one chunk to system memory; returns pages evicted or -errno. */
+/* Evict one chunk to system memory (duplicates are dropped); returns the
+ * pages it freed, or -errno. */
 int evict_chunk(struct uhmm *h, struct uhmm_dev *d, long c)
 {
 	uintptr_t vas[BLOCK_PAGES];
 	struct trace_why why = trace_why;
-	size_t n = 0;
+	size_t n = 0, dups = 0;
 	int r;
 
 	for (uint32_t i = 0; i < d->chunk_pages; i++) {
 		size_t p = (size_t)c * d->chunk_pages + i;
 
-		if (p < d->npages && d->owner[p])
+		if (p >= d->npages || !d->owner[p])
+			continue;
+		/* a duplicate is a copy: dropped, not sent anywhere */
+		if (d->pflags[p] & DP_DUP) {
+			dup_drop_dev_page(h, d, p);
+			dups++;
+		} else {
 			vas[n++] = d->owner[p];
+		}
 	}
 	trace_why.evicting = true;
 	r = send_home(h, d, vas, n);
@@ -104,7 +112,7 @@ int evict_chunk(struct uhmm *h, struct uhmm_dev *d, long c)
 	if (r < 0 && d->chunk_key[c])
 		return r;
 	COUNT(h, d, evictions, n);
-	return n;
+	return n + dups;
 }
 
 int dev_pages_to_sys(struct uhmm *h, struct uhmm_dev *d)
@@ -115,10 +123,37 @@ int dev_pages_to_sys(struct uhmm *h, struct uhmm_dev *d)
 
 	if (!vas)
 		return -ENOMEM;
-	for (size_t p = 0; p < d->npages; p++)
-		if (d->owner[p])
+	for (size_t p = 0; p < d->npages; p++) {
+		if (!d->owner[p])
+			continue;
+		if (d->pflags[p] & DP_DUP)
+			dup_drop_dev_page(h, d, p);
+		else
 			vas[n++] = d->owner[p];
+	}
 	r = send_home(h, d, vas, n);
 	mem_free(vas);
+	return r;
+}
+
+int uhmm_dev_evict(struct uhmm_dev *dev, size_t bytes)
+{
+	struct uhmm *h;
+	int r = 0;
+
+	if (!dev || bytes > dev->size)
+		return -EINVAL;
+	h = dev->h;
+	ctx_lock(h);
+	events_drain(h);
+	while (((dev->npages - dev->used_pages) << PAGE_SHIFT) < bytes) {
+		long c = devmem_lru_chunk(dev, 0, 0);
+
+		if (c < 0 || evict_chunk(h, dev, c) <= 0) {
+			r = -ENOMEM;
+			break;
+		}
+	}
+	ctx_unlock(h);
 	return r;
 }

@@ -37,6 +37,8 @@ static inline uintptr_t page_up(uintptr_t a) { return (a + PAGE_SIZE - 1) & ~(PA
 void *mem_alloc(size_t size);
 void *mem_realloc(void *p, size_t size);
 void  mem_free(void *p);
+void  mem_populate(void *p);			/* fault it all in now */
+void  mem_fork_lock(bool lock);			/* fork.c: across a fork */
 bool  mem_owns(uintptr_t start, uintptr_t end);	/* our slabs in range? */
 
 /* ---- stats ---------------------------------------------------------- */
@@ -54,6 +56,9 @@ int counters_export(const struct counters *c, struct uhmm_stats *st);
 
 /* ---- boundary structs ---------------------------------------------- */
 
+/* the first layout of uhmm_opts, which sz == 0 means */
+#define UHMM_OPTS_V1	offsetof(struct uhmm_opts, thrash_moves)
+
 /* sz convention: 0 = v1; tail past what we know must be zero. */
 int sz_check(const void *s, size_t sz, size_t known);
 size_t sz_of(size_t sz, size_t v1);
@@ -67,6 +72,7 @@ struct vblock {
 	uint32_t nmanaged;
 	uint8_t loc[BLOCK_PAGES];		/* LOC_* or device id */
 	uint32_t dpage[BLOCK_PAGES];		/* device page index */
+	struct dupblock *dup;			/* dup.c: read-only copies */
 };
 
 struct pagetable {
@@ -117,6 +123,10 @@ static inline int pt_set(struct pagetable *pt, uintptr_t addr, int loc, uint32_t
 	b->dpage[i] = dpage;
 	return 0;
 }
+/* n pages from addr: loc, and device pages dp[i] (NULL: 0) */
+int  pt_set_run(struct pagetable *pt, uintptr_t addr, size_t n, int loc, const uint32_t *dp);
+/* unmanaged pages of [start, end) become managed system pages */
+int  pt_manage_run(struct pagetable *pt, uintptr_t start, uintptr_t end);
 void pt_unmanage(struct pagetable *pt, uintptr_t addr);
 /* first managed page in [start, end), or end */
 uintptr_t pt_next_managed(struct pagetable *pt, uintptr_t start, uintptr_t end);
@@ -125,6 +135,7 @@ uintptr_t pt_next_managed(struct pagetable *pt, uintptr_t start, uintptr_t end);
 
 #define DP_VIEW_PTE	0x1	/* our view maps this page (populated PTE) */
 #define DP_DIRTY	0x2	/* may hold non-zero bytes */
+#define DP_DUP		0x4	/* a read-only duplicate of a system page */
 
 struct uhmm_dev {
 	struct uhmm *h;
@@ -165,12 +176,16 @@ struct uhmm_dev {
 
 	struct counters stats;
 	struct sim_dma *dma;		/* sim_dma.c: its DMA engine, made at first use */
+	_Atomic uint64_t link_rate;	/* sim_dma.c: modelled link, bytes/s; 0 none */
+	_Atomic uint64_t link_free_ns;	/* when the link is free again */
 };
 
 int  devmem_init(struct uhmm_dev *d);
 void devmem_fini(struct uhmm_dev *d);
 /* device page for user page at va, or -ENOSPC when no chunk is free */
 int  devmem_alloc(struct uhmm_dev *d, uintptr_t va, uint32_t *dpage);
+/* the same for n pages from va, in order: how many got one */
+size_t devmem_alloc_run(struct uhmm_dev *d, uintptr_t va, size_t n, uint32_t *dp);
 void devmem_free(struct uhmm_dev *d, uint32_t dpage);
 bool devmem_claim(struct uhmm_dev *d, uint32_t dpage, uintptr_t va);
 
@@ -182,6 +197,8 @@ static inline bool devmem_needs_scrub(const struct uhmm_dev *d, size_t p)
 }
 
 void devmem_touch(struct uhmm_dev *d, uint32_t dpage, uint64_t now);
+/* batch.c: the view maps [dp, dp + n) again where it lost its entries */
+void view_map(struct uhmm *h, struct uhmm_dev *d, uint32_t dp, size_t n);
 /* least recently used chunk with no page in [avoid_start, avoid_end); -1 none */
 long devmem_lru_chunk(struct uhmm_dev *d, uintptr_t avoid_start, uintptr_t avoid_end);
 static inline uint64_t devmem_off(const struct uhmm_dev *d, uint32_t dpage)
@@ -193,10 +210,13 @@ int  dev_setup(struct uhmm *h, const struct uhmm_dev_desc *desc, int fd,
 	       bool populate, struct uhmm_dev **out);
 int  dev_setup_private(struct uhmm *h, const struct uhmm_dev_desc *desc,
 		       struct uhmm_dev **out);
+int  dev_remove(struct uhmm_dev *dev, bool discard);
 /* is (st_dev, st_ino) the memory of a device of another live context? */
 bool dev_file_foreign(struct uhmm *h, dev_t sd, ino_t si);
 void dev_registry_add(struct uhmm_dev *d);
 void dev_registry_del(struct uhmm_dev *d);
+void dev_registry_lock(bool lock);	/* fork.c: across a fork */
+void dev_registry_forget(void);		/* fork.c: in the child */
 
 /* ---- userfaultfd ---------------------------------------------------- */
 
@@ -234,6 +254,37 @@ struct allocation {
 	uintptr_t start;
 	size_t len;
 };
+
+/* ---- advice (advice.c) --------------------------------------------- */
+
+/* The advice of the pages [start, end).  A page no extent covers has
+ * advice_none. */
+struct advice {
+	uintptr_t start, end;
+	int pref;			/* UHMM_LOC_NONE, UHMM_LOC_SYSTEM or an id */
+	uint64_t accessed_by;		/* bit (id - 1) */
+	bool read_mostly;
+	bool pinned;			/* uhmm_pin */
+	int last_prefetch;		/* UHMM_LOC_NONE or where it went */
+};
+
+struct advice_map {
+	struct advice *ext;		/* sorted, not overlapping */
+	size_t n, cap;
+	size_t npinned;			/* extents with pinned set */
+};
+
+extern const struct advice advice_none;
+
+/* fork.c: what a fork() child needs of device-resident memory */
+struct fork_plan {
+	char *stage;			/* private copy of device-resident pages */
+	size_t len;
+	struct fork_ext *ext;		/* their runs, with their protection */
+	size_t n, cap;
+};
+int  fork_track(struct uhmm *h);	/* uhmm_open */
+void fork_untrack(struct uhmm *h);	/* uhmm_close */
 
 /* ---- the context ---------------------------------------------------- */
 
@@ -275,6 +326,10 @@ struct uhmm {
 	char *sentinel;			/* registered page: events_barrier */
 
 	struct allocation *allocs;	/* uhmm_alloc'd blocks */
+	struct advice_map advice;	/* advice.c */
+	struct fork_plan fork;		/* fork.c: staged in prepare, used by the child */
+	bool fork_failed;		/* the snapshot could not be staged */
+	struct policy *policy;		/* policy.c: access counters, thrashing */
 	struct prefetcher *prefetch;	/* prefetch.c, made at first use */
 
 	/* our own address space for staging and moved-out pages */
@@ -408,6 +463,8 @@ struct vma {
 /* vmas overlapping [start, end), clipped; -EFAULT on a hole */
 int vma_scan(struct uhmm *h, uintptr_t start, uintptr_t end,
 	     struct vma **out, size_t *n);
+int vma_scan_mapped(struct uhmm *h, uintptr_t start, uintptr_t end,
+		    struct vma **out, size_t *n);	/* holes left out */
 int vma_check_migratable(struct uhmm *h, const struct vma *v);
 int vma_at(struct uhmm *h, uintptr_t addr, struct vma *out);
 bool vma_locked(struct uhmm *h, uintptr_t start, uintptr_t end);
@@ -430,6 +487,8 @@ int dev_pages_to_sys(struct uhmm *h, struct uhmm_dev *d);
 bool range_has_private(struct uhmm *h, uintptr_t start, uintptr_t end);
 void dev_thread_init(struct uhmm_dev *d);	/* before a library thread's first op */
 size_t private_poison_all(struct uhmm *h, struct uhmm_dev *d);
+/* the driver's copy of n device pages into dst (system memory of ours) */
+int dev_read_pages(struct uhmm_dev *d, const uint32_t *dp, size_t n, char *dst);
 /* -ENOENT: not a private page; -EWOULDBLOCK: needs a thread that may
  * change mappings (fast: the reader's own) */
 enum { FAULT_FAST, FAULT_SLOW, FAULT_PARALLEL };
@@ -452,6 +511,45 @@ void mirrors_fini(struct uhmm *h);
 int  mirror_open_locked(struct uhmm_dev *dev, const struct uhmm_mirror_ops *ops,
 			void *priv, struct uhmm_mirror **out);
 
+/* advice.c, with h->lock held */
+const struct advice *advice_at(struct uhmm *h, uintptr_t addr);
+bool advice_any(struct uhmm *h, uintptr_t start, uintptr_t end);
+int  advice_update(struct uhmm *h, uintptr_t start, uintptr_t end,
+		   void (*fn)(struct advice *a, const void *arg), const void *arg);
+void advice_forget(struct uhmm *h, uintptr_t start, uintptr_t end);	/* munmap */
+void advice_move(struct uhmm *h, uintptr_t from, uintptr_t to, size_t len); /* mremap */
+void advice_fini(struct uhmm *h);
+void note_prefetch(struct uhmm *h, uintptr_t start, uintptr_t end, struct uhmm_dev *to);
+bool advice_pinned(struct uhmm *h, uintptr_t start, uintptr_t end);	/* any page? */
+/* does a CPU first touch in [start, end) populate a COHERENT device? */
+bool advice_first_touch_dev(struct uhmm *h, uintptr_t start, uintptr_t end);
+
+/* first_touch.c, with h->lock held.  Where a first touch of page by dev
+ * (NULL: the CPU) populates it: a device, or NULL for system memory. */
+struct uhmm_dev *first_touch_target(struct uhmm *h, uintptr_t page, struct uhmm_dev *dev);
+/* place the never-populated run around page there; true if it did (the
+ * waiting threads are woken) */
+bool first_touch(struct uhmm *h, uintptr_t page, struct uhmm_dev *dev);
+
+/* dup.c: READ_MOSTLY duplicates, with h->lock held */
+uint64_t dup_mask(struct uhmm *h, uintptr_t a);		/* bit (id - 1) */
+bool dup_find(struct uhmm *h, uintptr_t a, const struct uhmm_dev *d, uint32_t *dp);
+bool dup_any(struct uhmm *h, uintptr_t start, uintptr_t end);
+int  dup_make(struct uhmm *h, struct uhmm_dev *d, uintptr_t a, size_t n); /* one block */
+void dup_collapse(struct uhmm *h, uintptr_t start, uintptr_t end);	/* a write */
+void dup_forget(struct uhmm *h, uintptr_t start, uintptr_t end);	/* pages gone */
+void dup_drop_dev_page(struct uhmm *h, struct uhmm_dev *d, uint32_t p);
+int  dup_fault(struct uhmm *h, struct uhmm_dev *d, uintptr_t start, uintptr_t end, bool write);
+
+/* policy.c, with h->lock held */
+void policy_access(struct uhmm *h, struct uhmm_dev *d, uintptr_t start, uintptr_t end,
+		   uint32_t count);
+void policy_moved(struct uhmm *h, uintptr_t start, uintptr_t end);	/* a bounce? */
+bool policy_pinned(struct uhmm *h, uintptr_t addr);	/* thrashing: stays put */
+void policy_fini(struct uhmm *h);
+
+/* sim_dma.c: the sim device's modelled link carries len bytes (waits) */
+void sim_link_use(struct uhmm_dev *d, size_t len);
 /* sim_dma.c: the sim DMA engine of a device going away (unlocked) */
 void sim_dma_free(struct uhmm_dev *d);
 

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "compat.h"
 #include "internal.h"
 
 #define SLAB_SIZE	BLOCK_SIZE
@@ -36,19 +37,27 @@ static uintptr_t slabs[MAX_SLABS];
 static unsigned nslabs;
 static struct free_page *free_pages;
 
-/* larger objects: their own mappings, remembered for mem_owns */
+/* larger objects: their own mappings, remembered for mem_owns by address
+ * and length (never read through: a mapping may be moving) */
 #define MAX_BIG 4096
-static struct mem_hdr *big[MAX_BIG];
+static struct { uintptr_t start; size_t len; } big[MAX_BIG];
 
-static void big_set(struct mem_hdr *old, struct mem_hdr *new)
+/* With slab_lock held.  old 0: a new record; new 0: none any more. */
+static void big_set_locked(const struct mem_hdr *old, const struct mem_hdr *new, size_t len)
 {
-	pthread_mutex_lock(&slab_lock);
 	for (unsigned i = 0; i < MAX_BIG; i++) {
-		if (big[i] == old) {
-			big[i] = new;
+		if (big[i].start == (uintptr_t)old) {
+			big[i].start = (uintptr_t)new;
+			big[i].len = new ? len : 0;
 			break;
 		}
 	}
+}
+
+static void big_set(const struct mem_hdr *old, const struct mem_hdr *new, size_t len)
+{
+	pthread_mutex_lock(&slab_lock);
+	big_set_locked(old, new, len);
 	pthread_mutex_unlock(&slab_lock);
 }
 
@@ -98,6 +107,14 @@ static void slab_put(void *page)
 	pthread_mutex_unlock(&slab_lock);
 }
 
+void mem_fork_lock(bool lock)
+{
+	if (lock)
+		pthread_mutex_lock(&slab_lock);
+	else
+		pthread_mutex_unlock(&slab_lock);
+}
+
 bool mem_owns(uintptr_t start, uintptr_t end)
 {
 	bool hit = false;
@@ -106,8 +123,7 @@ bool mem_owns(uintptr_t start, uintptr_t end)
 	for (unsigned i = 0; i < nslabs && !hit; i++)
 		hit = start < slabs[i] + SLAB_SIZE && end > slabs[i];
 	for (unsigned i = 0; i < MAX_BIG && !hit; i++)
-		hit = big[i] && start < (uintptr_t)big[i] + big[i]->len &&
-		      end > (uintptr_t)big[i];
+		hit = big[i].start && start < big[i].start + big[i].len && end > big[i].start;
 	pthread_mutex_unlock(&slab_lock);
 	return hit;
 }
@@ -130,8 +146,22 @@ void *mem_alloc(size_t size)
 	if (m == MAP_FAILED)
 		return NULL;
 	m->len = len;
-	big_set(NULL, m);
+	big_set(NULL, m, len);
 	return m + 1;		/* fresh anonymous memory is zeroed */
+}
+
+/*
+ * Fault in all of a large allocation now, in one call: first touch costs
+ * ~16 us a page in a VM, and tables used page by page on a migration's
+ * path (a device's per-page arrays) should not pay it there.
+ */
+void mem_populate(void *p)
+{
+	struct mem_hdr *m = p;
+
+	if (!p || !(--m)->len)
+		return;
+	madvise(m, m->len, MADV_POPULATE_WRITE);
 }
 
 void mem_free(void *p)
@@ -145,7 +175,7 @@ void mem_free(void *p)
 		slab_put(m);
 		return;
 	}
-	big_set(m, NULL);
+	big_set(m, NULL, 0);
 	munmap(m, m->len);
 }
 
@@ -161,13 +191,18 @@ void *mem_realloc(void *p, size_t size)
 	if (len <= (m->len ? m->len : PAGE_SIZE))
 		return p;
 	if (m->len) {
-		struct mem_hdr *nm = mremap(m, m->len, len, MREMAP_MAYMOVE);
+		struct mem_hdr *nm;
 
-		if (nm == MAP_FAILED)
-			return NULL;
-		nm->len = len;
-		big_set(m, nm);
-		return nm + 1;
+		/* moved and recorded at once: mem_owns must not see the old
+		 * range, where the program may map something next */
+		pthread_mutex_lock(&slab_lock);
+		nm = mremap(m, m->len, len, MREMAP_MAYMOVE);
+		if (nm != MAP_FAILED) {
+			nm->len = len;
+			big_set_locked(m, nm, len);
+		}
+		pthread_mutex_unlock(&slab_lock);
+		return nm == MAP_FAILED ? NULL : nm + 1;
 	}
 	n = mem_alloc(size);
 	if (n) {

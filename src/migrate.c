@@ -24,6 +24,30 @@
 
 /* ---- ranges ------------------------------------------------------------ */
 
+/* What the page table says of page i of the batch, with loc and dp. */
+static int load_page(struct uhmm *h, struct batch *b, size_t i, int loc, uint32_t dp)
+{
+	struct uhmm_dev *d = dev_by_id(h, loc);
+
+	if (b->src && loc != b->src->id)
+		return -EAGAIN;
+	b->sloc[i] = LOC_SYS;
+	if (b->src) {
+		b->dsrc[i] = dp;
+	} else if (d && d->kind == UHMM_MEM_PRIVATE) {
+		b->sloc[i] = loc;
+		b->dsrc[i] = dp;
+	} else if (loc != LOC_SYS && loc != LOC_UNMANAGED) {
+		/* anonymous memory we thought on a device: the program
+		 * moved it under a migration; trust the map */
+		if (d && d->owner[dp] == va(b, i))
+			devmem_free(d, dp);
+		pt_set(&h->pt, va(b, i), LOC_SYS, 0);
+	}
+	return 0;
+}
+
+/* A block at a time: a batch is up to 64 of them. */
 static int load_batch(struct uhmm *h, struct batch *b, const struct vma *v,
 		      uintptr_t s, uintptr_t e)
 {
@@ -32,25 +56,26 @@ static int load_batch(struct uhmm *h, struct batch *b, const struct vma *v,
 	b->n = (e - s) >> PAGE_SHIFT;
 	b->prot = v->prot;
 	b->src = v->kind == VMA_DEV ? v->dev : NULL;
-	for (size_t i = 0; i < b->n; i++) {
-		uint32_t dp = 0;
-		int loc = pt_loc(&h->pt, va(b, i), &dp);
-		struct uhmm_dev *d = dev_by_id(h, loc);
+	for (size_t i = 0; i < b->n;) {
+		struct vblock *vb = pt_block(&h->pt, va(b, i), false);
+		size_t j = (va(b, i) >> PAGE_SHIFT) & (BLOCK_PAGES - 1);
+		size_t end = i + BLOCK_PAGES - j, odd = 0;
 
-		if (b->src && loc != b->src->id)
-			return -EAGAIN;
-		b->sloc[i] = LOC_SYS;
-		if (b->src) {
-			b->dsrc[i] = dp;
-		} else if (d && d->kind == UHMM_MEM_PRIVATE) {
-			b->sloc[i] = loc;
-			b->dsrc[i] = dp;
-		} else if (loc != LOC_SYS && loc != LOC_UNMANAGED) {
-			/* anonymous memory we thought on a device: the
-			 * program moved it under a migration; trust the map */
-			if (d && d->owner[dp] == va(b, i))
-				devmem_free(d, dp);
-			pt_set(&h->pt, va(b, i), LOC_SYS, 0);
+		end = end < b->n ? end : b->n;
+		/* nearly always: system pages of anonymous memory */
+		for (size_t x = 0; vb && !b->src && x < end - i; x++)
+			odd += vb->loc[j + x] != LOC_SYS;
+		if (vb && !b->src && !odd) {
+			memset(&b->sloc[i], LOC_SYS, end - i);
+			i = end;
+			continue;
+		}
+		for (; i < end; i++, j++) {
+			int r = load_page(h, b, i, vb ? vb->loc[j] : LOC_UNMANAGED,
+					  vb ? vb->dpage[j] : 0);
+
+			if (r)
+				return r;
 		}
 	}
 	return 0;
@@ -172,10 +197,7 @@ int manage_range(struct uhmm *h, uintptr_t start, uintptr_t end)
 		return -EAGAIN;
 	if (r)
 		return r;
-	for (uintptr_t a = start; a < end; a += PAGE_SIZE)
-		if (pt_loc(&h->pt, a, NULL) == LOC_UNMANAGED && pt_set(&h->pt, a, LOC_SYS, 0))
-			return -ENOMEM;
-	return 0;
+	return pt_manage_run(&h->pt, start, end);
 }
 
 /*
@@ -265,6 +287,8 @@ int migrate_range(struct uhmm *h, uintptr_t start, uintptr_t end,
 	/* drivers starting a fault of the range now wait for the result,
 	 * rather than fault what is about to change and retry */
 	mirror_begin_change(h, start, end);
+	/* read-only duplicates go before anything moves */
+	dup_collapse(h, start, end);
 	r = scan_checked(h, start, end, &vv, &n);
 	if (r)
 		return r;
@@ -288,6 +312,7 @@ int migrate_range(struct uhmm *h, uintptr_t start, uintptr_t end,
 
 void forget_range(struct uhmm *h, uintptr_t start, uintptr_t end)
 {
+	dup_forget(h, start, end);
 	for (uintptr_t a = pt_next_managed(&h->pt, start, end); a < end;
 	     a = pt_next_managed(&h->pt, a + PAGE_SIZE, end)) {
 		uint32_t dp = 0;
@@ -344,7 +369,7 @@ int uhmm_migrate_ex(struct uhmm *h, void *addr, size_t len, struct uhmm_dev *to,
 	ctx_lock(h);
 	mirror_yield_to_drivers(h, s, e);
 	events_drain(h);
-	r = migrate_range(h, s, e, to, flags, &out);
+	r = advice_pinned(h, s, e) ? -EBUSY : migrate_range(h, s, e, to, flags, &out);
 	ctx_unlock(h);
 	trace_restore(why);
 	if (res) {

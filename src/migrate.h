@@ -43,8 +43,8 @@ void fence_track(struct uhmm *h, struct batch *b);
 bool landed_stray(struct uhmm *h);
 bool fence_broken(struct uhmm *h);
 int  fence_end(struct uhmm *h);
-int  alloc_pages(struct uhmm *h, struct uhmm_dev *d, struct batch *b,
-		 const struct request *rq, size_t *got);
+size_t reserve_pages(struct uhmm *h, struct uhmm_dev *d, struct batch *b,
+		     const struct request *rq, bool only_sys);
 int  reserve_batch(struct uhmm *h, struct uhmm_dev *d, struct batch *b,
 		   const struct request *rq, bool *short_);
 int  install_run(struct uhmm *h, struct uhmm_dev *d, uintptr_t at,

@@ -531,6 +531,16 @@ static void pte_of(struct uhmm *h, struct rf *f, const struct seg *sg, uintptr_t
 	}
 	loc = pt_loc(&h->pt, a, &dp);
 	d = dev_by_id(h, loc);
+	/* a READ_MOSTLY duplicate in this device's memory: read-only */
+	if (loc == LOC_SYS && f->m->dev && dup_find(h, a, f->m->dev, &dp)) {
+		d = f->m->dev;
+		p->loc = d->id;
+		p->dev_off = devmem_off(d, dp);
+		if (d->view)
+			p->host = (uintptr_t)d->view + ((uintptr_t)dp << PAGE_SHIFT);
+		p->flags = UHMM_PTE_VALID;
+		return;
+	}
 	if (d && d->kind == UHMM_MEM_PRIVATE && sg->v.kind == VMA_ANON) {
 		p->loc = d->id;
 		p->dev_off = devmem_off(d, dp);
@@ -598,11 +608,14 @@ static int populate(uintptr_t a, size_t len, bool write)
 /* Bring one system page within the device's reach, without touching it
  * from this thread: a managed empty page is filled by userfaultfd, the
  * others by the kernel's populate (which breaks copy-on-write too). */
-static int fault_sys(struct uhmm *h, const struct seg *sg, uintptr_t a, uint64_t pm,
-		     bool write)
+static int fault_sys(struct uhmm *h, struct uhmm_dev *dev, const struct seg *sg, uintptr_t a,
+		     uint64_t pm, bool write)
 {
 	bool managed = pt_loc(&h->pt, a, NULL) == LOC_SYS;
 
+	/* a first touch: on the preferred location, if this device reaches it */
+	if (!(pm & (PM_PRESENT | PM_SWAPPED)) && managed && first_touch(h, a, dev))
+		return 0;
 	if (!(pm & (PM_PRESENT | PM_SWAPPED)) && managed)
 		return uffd_zeropage(h, a, write);
 	if (!write && (pm & PM_PRESENT))
@@ -644,8 +657,11 @@ static int fault_segs(struct uhmm *h, struct rf *f)
 			}
 			if (d && d->kind == UHMM_MEM_PRIVATE)
 				continue;	/* this mirror's own device */
-			r = fault_sys(h, sg, a, f->pm[(a - f->s) >> PAGE_SHIFT], write);
+			r = fault_sys(h, f->m->dev, sg, a, f->pm[(a - f->s) >> PAGE_SHIFT], write);
 		}
+		/* READ_MOSTLY: duplicates, or a write that ends them */
+		if (!r && sg->v.kind == VMA_ANON && advice_any(h, sg->start, sg->end))
+			r = dup_fault(h, f->m->dev, sg->start, sg->end, write);
 	}
 	return r;
 }

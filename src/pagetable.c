@@ -35,6 +35,7 @@ void pt_fini(struct pagetable *pt)
 
 		for (; b; b = next) {
 			next = b->next;
+			mem_free(b->dup);
 			mem_free(b);
 		}
 	}
@@ -118,10 +119,71 @@ static void pt_drop(struct pagetable *pt, struct vblock *b)
 			pt->count--;
 			if (pt->last == b)
 				pt->last = NULL;
+			mem_free(b->dup);	/* their device pages went first */
 			mem_free(b);
 			return;
 		}
 	}
+}
+
+/* The block of addr (created) and how many of n pages from addr lie in it. */
+static struct vblock *block_span(struct pagetable *pt, uintptr_t addr, size_t n,
+				 size_t *k)
+{
+	size_t left = BLOCK_PAGES - pidx(addr);
+
+	*k = n < left ? n : left;
+	return pt_block(pt, addr, true);
+}
+
+/* Whole runs at once: migrations commit 128 MiB at a time. */
+int pt_set_run(struct pagetable *pt, uintptr_t addr, size_t n, int loc, const uint32_t *dp)
+{
+	for (size_t i = 0, k; i < n; i += k) {
+		uintptr_t a = addr + (i << PAGE_SHIFT);
+		struct vblock *b = block_span(pt, a, n - i, &k);
+		size_t j = pidx(a);
+
+		if (!b)
+			return -ENOMEM;
+		if (b->nmanaged < BLOCK_PAGES)
+			for (size_t x = j; x < j + k; x++)
+				b->nmanaged += b->loc[x] == LOC_UNMANAGED;
+		memset(&b->loc[j], loc, k);
+		if (dp)
+			memcpy(&b->dpage[j], &dp[i], k * sizeof(*dp));
+		else
+			memset(&b->dpage[j], 0, k * sizeof(*dp));
+	}
+	return 0;
+}
+
+int pt_manage_run(struct pagetable *pt, uintptr_t start, uintptr_t end)
+{
+	size_t n = (end - start) >> PAGE_SHIFT;
+
+	for (size_t i = 0, k; i < n; i += k) {
+		uintptr_t a = start + (i << PAGE_SHIFT);
+		struct vblock *b = block_span(pt, a, n - i, &k);
+		size_t j = pidx(a);
+
+		if (!b)
+			return -ENOMEM;
+		if (!b->nmanaged) {		/* a fresh block: all of it */
+			memset(&b->loc[j], LOC_SYS, k);
+			memset(&b->dpage[j], 0, k * sizeof(b->dpage[0]));
+			b->nmanaged = k;
+			continue;
+		}
+		for (size_t x = j; x < j + k; x++) {
+			if (b->loc[x] != LOC_UNMANAGED)
+				continue;
+			b->loc[x] = LOC_SYS;
+			b->dpage[x] = 0;
+			b->nmanaged++;
+		}
+	}
+	return 0;
 }
 
 void pt_unmanage(struct pagetable *pt, uintptr_t addr)

@@ -55,7 +55,10 @@ static void *prefetch_main(void *arg)
 		pthread_mutex_unlock(&p->lock);
 		ctx_lock(h);
 		events_drain(h);
-		r = migrate_range(h, j.start, j.end, j.to, j.flags, NULL);
+		r = advice_pinned(h, j.start, j.end) ? -EBUSY :
+			migrate_range(h, j.start, j.end, j.to, j.flags, NULL);
+		if (!r)
+			note_prefetch(h, j.start, j.end, j.to);
 		ctx_unlock(h);
 		pthread_mutex_lock(&p->lock);
 		p->result[j.ticket % PREFETCH_KEEP] = r;

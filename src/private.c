@@ -48,13 +48,15 @@ void dev_thread_init(struct uhmm_dev *d)
 }
 
 /* Run the driver's copy out of device memory, for k pages from page i. */
-static int dev_read(struct uhmm_dev *d, const uint32_t *dp, size_t n, char *dst)
+int dev_read_pages(struct uhmm_dev *d, const uint32_t *dp, size_t n, char *dst)
 {
 	dev_thread_init(d);
 	for (size_t i = 0; i < n;) {
 		size_t k = run_len(dp, NULL, i, n);
 		int r = d->ops.copy_from_dev(d->drv, dst + (i << PAGE_SHIFT),
 					     (uint64_t)dp[i] << PAGE_SHIFT, k << PAGE_SHIFT);
+
+		sim_link_use(d, k << PAGE_SHIFT);	/* from device to system memory */
 
 		if (r)
 			return r < 0 ? r : -EIO;
@@ -197,7 +199,7 @@ static int home_run_mode(struct uhmm *h, struct uhmm_dev *d, uintptr_t at, size_
 		h->ninflight++;
 		ctx_unlock(h);
 	}
-	r = dev_read(d, hm->dp, n, hm->buf);
+	r = dev_read_pages(d, hm->dp, n, hm->buf);
 	if (unlocked) {
 		ctx_lock(h);
 		d->busy--;
@@ -415,12 +417,18 @@ int private_fault(struct uhmm *h, uintptr_t page, pid_t tid, int mode)
 	r = home_run_mode(h, d, s, (e - s) >> PAGE_SHIFT,
 			  mode == FAULT_PARALLEL && !mirror_wants(h, s, e));
 	if (r == 0) {
+		/* a move from the device to the CPU, for thrashing */
+		policy_moved(h, s, e);
 		/* the faulting thread runs again; a sequential reader's next
 		 * blocks come home meanwhile */
 		if (mode != FAULT_PARALLEL)
 			read_ahead(h, d, tid, e);
 		return 0;
 	}
+	/* a window across two mappings (migrations and mremaps split
+	 * them anywhere) cannot be placed in one call: its page alone can */
+	if (r == -EAGAIN && e - s > PAGE_SIZE && pt_loc(&h->pt, page, NULL) == loc)
+		r = home_run(h, d, page, 1);
 	if (r == -EAGAIN) {
 		/* it moved meanwhile: the access faults again if need be */
 		uffd_wake(h, page, PAGE_SIZE);
@@ -491,6 +499,7 @@ static int fill(struct uhmm *h, struct uhmm_dev *d, struct batch *b, const char 
 		} else {
 			r = d->ops.copy_to_dev(d->drv, (uint64_t)b->ddst[i] << PAGE_SHIFT,
 					       src + (i << PAGE_SHIFT), k << PAGE_SHIFT);
+			sim_link_use(d, k << PAGE_SHIFT);
 			COUNT(h, d, bytes_copied, k << PAGE_SHIFT);
 		}
 		if (r > 0)
@@ -503,27 +512,8 @@ static int fill(struct uhmm *h, struct uhmm_dev *d, struct batch *b, const char 
 static int reserve_sel(struct uhmm *h, struct uhmm_dev *d, struct batch *b,
 		       const struct request *rq, bool *cut)
 {
-	size_t i;
+	size_t i = reserve_pages(h, d, b, rq, true);
 
-	for (i = 0; i < b->n; i++) {
-		int r;
-
-		if (b->sloc[i] != LOC_SYS)
-			continue;
-		while ((r = devmem_alloc(d, va(b, i), &b->ddst[i])) == -ENOSPC) {
-			long c;
-
-			if (rq->flags & UHMM_MIGRATE_NOEVICT)
-				break;
-			c = devmem_lru_chunk(d, rq->start, rq->end);
-			if (c < 0 || (r = evict_chunk(h, d, c)) <= 0)
-				break;
-			if (rq->res)
-				rq->res->evicted += r;
-		}
-		if (r)
-			break;
-	}
 	if (i < b->n) {
 		/* a prefix moves: what did not fit stays */
 		*cut = true;

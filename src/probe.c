@@ -32,23 +32,41 @@ static const struct disable_name disable_names[] = {
 	{ "poison", UHMM_FEAT_POISON },
 	{ "kernel_faults", UHMM_FEAT_KERNEL_FAULTS },
 	{ "remap_fence", UHMM_FEAT_REMAP_FENCE },
+	/* not in "all": the write-protect fence needs it; honoured only
+	 * where the remap fence stands in (see probe_open_uffd) */
+	{ "wp", UHMM_FEAT_WP },
 };
+
+/* Is word one of the comma-separated words of list? */
+static bool has_word(const char *list, const char *word)
+{
+	size_t n = strlen(word);
+
+	for (const char *p = list; (p = strstr(p, word)); p += n)
+		if ((p == list || p[-1] == ',') && (p[n] == ',' || !p[n]))
+			return true;
+	return false;
+}
 
 /* UHMM_DISABLE=move,wp_shmem,... (or all): features to leave unused. */
 uint64_t probe_disabled(void)
 {
 	const char *env = getenv("UHMM_DISABLE");
 	uint64_t off = 0;
+	bool all;
 
 	if (!env)
 		return 0;
+	all = has_word(env, "all");
 	for (size_t i = 0; i < sizeof(disable_names) / sizeof(disable_names[0]); i++) {
-		const char *p = strstr(env, disable_names[i].name);
+		uint64_t f = disable_names[i].feat;
 
 		/* "all": every feature that has a fallback; minor faults on
-		 * shmem have none (coherent devices need them) */
-		if (p || (strstr(env, "all") && disable_names[i].feat != UHMM_FEAT_MINOR_SHMEM))
-			off |= disable_names[i].feat;
+		 * shmem have none (coherent devices need them), and
+		 * write-protection is the fallback fence's */
+		if (has_word(env, disable_names[i].name) ||
+		    (all && f != UHMM_FEAT_MINOR_SHMEM && f != UHMM_FEAT_WP))
+			off |= f;
 	}
 	return off;
 }
@@ -203,5 +221,9 @@ int probe_open_uffd(struct uhmm *h)
 	h->dontunmap = have_dontunmap();
 	if (!(off & UHMM_FEAT_REMAP_FENCE) && h->dontunmap)
 		h->feat |= UHMM_FEAT_REMAP_FENCE;
+	/* UHMM_DISABLE=wp: migrations fence with remaps, and READ_MOSTLY
+	 * makes no duplicates */
+	if ((off & UHMM_FEAT_WP) && (h->feat & UHMM_FEAT_REMAP_FENCE))
+		h->feat &= ~(UHMM_FEAT_WP | UHMM_FEAT_WP_SHMEM | UHMM_FEAT_WP_UNPOPULATED);
 	return 0;
 }

@@ -27,7 +27,6 @@ static size_t scrub_dev(struct uhmm_dev *d, size_t budget)
 	/* go round from where the last call stopped, at most once */
 	for (size_t p = d->scrub_at; seen < d->npages && done < budget; p++, seen++) {
 		size_t k;
-		char *v;
 
 		if (p >= d->npages)
 			p = 0;
@@ -35,16 +34,9 @@ static size_t scrub_dev(struct uhmm_dev *d, size_t budget)
 		if (!devmem_needs_scrub(d, p))
 			continue;
 		k = p;
-		v = d->view + (p << PAGE_SHIFT);
 		while (k < d->npages && k - p < budget - done && devmem_needs_scrub(d, k))
 			k++;
-		for (size_t j = p; j < k; j++) {
-			if (d->pflags[j] & DP_VIEW_PTE)
-				continue;
-			/* some page lost its entry: map the whole run again */
-			madvise(v, (k - p) << PAGE_SHIFT, MADV_POPULATE_WRITE);
-			break;
-		}
+		view_map(d->h, d, p, k - p);
 		for (size_t j = p; j < k; j++) {
 			if (d->pflags[j] & DP_DIRTY)
 				memset(d->view + (j << PAGE_SHIFT), 0, PAGE_SIZE);

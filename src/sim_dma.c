@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -150,7 +151,9 @@ static const struct uhmm_mirror_ops dma_ops = {
 
 /* ---- the engine ------------------------------------------------------------ */
 
-static int dma_get(struct uhmm_dev *d, struct sim_dma **out)
+/* The device's engine, made at first use; the access is counted first
+ * (the access counters may move the range to the device before it runs). */
+static int dma_get(struct uhmm_dev *d, uintptr_t s, uintptr_t e, struct sim_dma **out)
 {
 	struct uhmm *h = d->h;
 	struct sim_dma *dma;
@@ -160,6 +163,7 @@ static int dma_get(struct uhmm_dev *d, struct sim_dma **out)
 	/* a munmap that returned before this call is seen by it (hazard 3):
 	 * its invalidation reaches the cache before we look there */
 	events_drain(h);
+	policy_access(h, d, s, e, 1);
 	dma = d->dma;
 	if (!dma) {
 		dma = mem_alloc(sizeof(*dma));
@@ -275,12 +279,50 @@ static int translate(struct sim_dma *dma, uintptr_t s, uintptr_t e, bool write,
 	return r;
 }
 
-static ssize_t vm_rw(uintptr_t at, char *local, size_t len, bool write)
+/*
+ * The modelled link to system memory: each transfer takes the link for
+ * len / rate; whoever finds it busy waits its turn, as DMA on one link
+ * does.  Short debts are carried to the next transfer instead of slept
+ * off one by one (a sleep costs tens of microseconds of timer slack).
+ */
+#define LINK_SLEEP_NS	(200 * 1000)
+
+void sim_link_use(struct uhmm_dev *d, size_t len)
+{
+	uint64_t rate = atomic_load(&d->link_rate), now, start, end;
+	struct timespec ts;
+
+	if (!d || !rate)
+		return;
+	now = mono_ns();
+	start = atomic_load(&d->link_free_ns);
+	do
+		end = (start > now ? start : now) + (uint64_t)((double)len * 1e9 / (double)rate);
+	while (!atomic_compare_exchange_weak(&d->link_free_ns, &start, end));
+	if (end <= now + LINK_SLEEP_NS)
+		return;
+	ts.tv_sec = (end - now) / 1000000000;
+	ts.tv_nsec = (end - now) % 1000000000;
+	nanosleep(&ts, NULL);
+}
+
+static ssize_t vm_rw(struct uhmm_dev *d, uintptr_t at, char *local, size_t len, bool write)
 {
 	struct iovec l = { local, len }, rm = { (void *)at, len };
+	ssize_t got = syscall(write ? SYS_process_vm_writev : SYS_process_vm_readv, getpid(),
+			      &l, 1, &rm, 1, 0);
 
-	return syscall(write ? SYS_process_vm_writev : SYS_process_vm_readv, getpid(),
-		       &l, 1, &rm, 1, 0);
+	if (got > 0)
+		sim_link_use(d, got);
+	return got;
+}
+
+int uhmm_sim_set_link(struct uhmm_dev *dev, uint64_t bytes_per_sec)
+{
+	if (!dev)
+		return -EINVAL;
+	atomic_store(&dev->link_rate, bytes_per_sec);
+	return 0;
 }
 
 /*
@@ -375,7 +417,7 @@ static ssize_t move_piece(struct sim_dma *dma, uintptr_t at, char *bounce, char 
 	 * copy; where the caller's buffer cannot take a kernel-mode access
 	 * (a page of it on a private device, user-mode-only), the bounce */
 	if (direct) {
-		got = vm_rw(at, direct, run, write);
+		got = vm_rw(dma->dev, at, direct, run, write);
 		if (got > 0) {
 			*used_direct = true;
 			return got;
@@ -383,7 +425,7 @@ static ssize_t move_piece(struct sim_dma *dma, uintptr_t at, char *bounce, char 
 		if (run > BOUNCE)
 			run = BOUNCE;
 	}
-	got = vm_rw(at, bounce, run, write);
+	got = vm_rw(dma->dev, at, bounce, run, write);
 	if (got > 0)
 		return got;
 	if (errno != EFAULT && errno != ENOMEM && got < 0)
@@ -412,7 +454,7 @@ static int dma_access(struct uhmm_dev *dev, uintptr_t addr, char *ubuf, size_t l
 	r = range_pages((void *)addr, len, &s, &e);
 	if (r)
 		return r;
-	r = dma_get(dev, &dma);
+	r = dma_get(dev, s, e, &dma);
 	if (r)
 		return r;
 	bounce = mem_alloc(BOUNCE);

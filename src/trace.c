@@ -206,7 +206,7 @@ const char *uhmm_trace_cause_name(unsigned cause)
 		[UHMM_CAUSE_PREFETCH] = "prefetch", [UHMM_CAUSE_ALLOC] = "alloc",
 		[UHMM_CAUSE_CPU_FAULT] = "cpu-fault", [UHMM_CAUSE_DEV_FAULT] = "dev-fault",
 		[UHMM_CAUSE_UNMANAGE] = "unmanage", [UHMM_CAUSE_REMOVE] = "remove",
-		[UHMM_CAUSE_POLICY] = "policy",
+		[UHMM_CAUSE_POLICY] = "policy", [UHMM_CAUSE_FIRST_TOUCH] = "first-touch",
 	};
 
 	return cause < sizeof(names) / sizeof(names[0]) && names[cause] ? names[cause] : "?";

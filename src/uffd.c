@@ -61,8 +61,10 @@ int uffd_register(struct uhmm *h, uintptr_t start, size_t len, bool shmem)
 		if (h->feat & UHMM_FEAT_WP)
 			reg.mode |= UFFDIO_REGISTER_MODE_WP;
 		/* pages on device-private memory have no PTE: their access
-		 * must fault to us */
-		if (!(h->feat & UHMM_FEAT_WP_UNPOPULATED) || h->nprivate)
+		 * must fault to us; so must a first touch that advice places
+		 * on a COHERENT device */
+		if (!(h->feat & UHMM_FEAT_WP_UNPOPULATED) || h->nprivate ||
+		    advice_first_touch_dev(h, start, start + len))
 			reg.mode |= UFFDIO_REGISTER_MODE_MISSING;
 	}
 	return uffd_ioctl(h, UFFDIO_REGISTER, &reg);

@@ -130,8 +130,24 @@ static char *maps_line(struct maps *m)
 	}
 }
 
+static int scan(struct uhmm *h, uintptr_t start, uintptr_t end, bool holes_ok,
+		struct vma **out, size_t *n);
+
 int vma_scan(struct uhmm *h, uintptr_t start, uintptr_t end,
 	     struct vma **out, size_t *n)
+{
+	return scan(h, start, end, false, out, n);
+}
+
+/* The same, holes left out instead of refused. */
+int vma_scan_mapped(struct uhmm *h, uintptr_t start, uintptr_t end,
+		    struct vma **out, size_t *n)
+{
+	return scan(h, start, end, true, out, n);
+}
+
+static int scan(struct uhmm *h, uintptr_t start, uintptr_t end, bool holes_ok,
+		struct vma **out, size_t *n)
 {
 	struct vma *arr = NULL, v;
 	size_t cap = 0, cnt = 0;
@@ -149,12 +165,15 @@ int vma_scan(struct uhmm *h, uintptr_t start, uintptr_t end,
 			continue;
 		if (v.start >= end)
 			break;
-		if (v.start > expect) {
+		if (v.start > expect && !holes_ok) {
 			r = -EFAULT;
 			break;
 		}
-		if (v.start < start)
+		if (v.start < start) {
+			/* the file offset travels with the start */
+			v.pgoff += start - v.start;
 			v.start = start;
+		}
 		if (v.end > end)
 			v.end = end;
 		if (cnt == cap) {
@@ -172,7 +191,7 @@ int vma_scan(struct uhmm *h, uintptr_t start, uintptr_t end,
 		expect = v.end;
 	}
 	maps_close(&m);
-	if (!r && expect < end)
+	if (!r && expect < end && !holes_ok)
 		r = -EFAULT;
 	if (r) {
 		mem_free(arr);

@@ -10,16 +10,12 @@
  *    a device of its own leaves the parent's data unchanged;
  *  - device reads and writes in the parent after a fork are right, for
  *    pages in system memory and pages on the device.
- * The fork contract of API.md for device-resident pages (the child gets
- * a private snapshot of them) arrives later: in this release a child
- * shares COHERENT device pages and reads PRIVATE ones as zeros
- * (include/uhmm.h).  Those checks are TODO, not failures.
+ *  - the fork contract of API.md for device-resident pages: the child
+ *    gets a private snapshot of them, and its writes leave the parent's
+ *    device-resident data unchanged.
  */
 #define _GNU_SOURCE
 #include "private.h"
-
-#define TODO_FORK "fork contract of API.md [F]: uhmm.h documents that a child shares " \
-		  "COHERENT device pages and reads PRIVATE ones as zeros in this release"
 
 static int rd(struct uhmm_dev *d, const void *p, uint8_t *buf, size_t len, unsigned seed)
 {
@@ -209,10 +205,10 @@ static void run(struct uhmm *h, struct uhmm_dev *dev, const char *kind)
 	k = kid_start(child_cpu, &c);
 	r = kid_finish(&k, &st);
 	ok(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s: the child ran (status %#x)", kind, st);
-	ok_todo(r >= 0 && !(r & 1), TODO_FORK,
-		"%s: the child's copy of device-resident pages holds the data of the fork", kind);
-	ok_todo(ut_check8(q, len / 2, 84) == SIZE_MAX, TODO_FORK,
-		"%s: the parent's device-resident data is unchanged by the child's writes", kind);
+	ok(r >= 0 && !(r & 1),
+	   "%s: the child's copy of device-resident pages holds the data of the fork", kind);
+	ok(ut_check8(q, len / 2, 84) == SIZE_MAX,
+	   "%s: the parent's device-resident data is unchanged by the child's writes", kind);
 	/* whatever the child did, the parent's device and CPU agree */
 	ut_fill8(q, len / 2, 86);
 	if (mk == UHMM_MEM_PRIVATE)	/* the CPU stores brought them home */

@@ -29,7 +29,7 @@ static void inval(struct uhmm_mirror *m, uintptr_t s, uintptr_t e, enum uhmm_eve
 
 int main(void)
 {
-	struct uhmm *h, *h2;
+	struct uhmm *h;
 	struct uhmm_dev *dev;
 	size_t len = 16 * ut_page();
 	uint8_t *p;
@@ -41,15 +41,6 @@ int main(void)
 	p = ut_map(len);
 	ut_fill64(p, len, 111);
 
-	NOSYS(uhmm_advise(h, p, len, UHMM_ADV_PREFERRED_LOCATION, dev), "uhmm_advise");
-	{
-		struct uhmm_range_attr a = { .sz = sizeof(a) };
-		NOSYS(uhmm_range_attr(h, p, len, &a), "uhmm_range_attr");
-	}
-	NOSYS(uhmm_pin(h, p, len), "uhmm_pin");
-	NOSYS(uhmm_unpin(h, p, len), "uhmm_unpin");
-	NOSYS(uhmm_dev_evict(dev, ut_page()), "uhmm_dev_evict");
-	NOSYS(uhmm_dev_report_access(dev, p, len, 1), "uhmm_dev_report_access");
 	{
 		/* mirrors exist now (t_mirror_*); what builds on them does not */
 		struct uhmm_mirror_ops ops = { .sz = sizeof(ops), .invalidate = inval };
@@ -72,14 +63,6 @@ int main(void)
 	ut_check_unmoved(h, p, len, "the range handed to the not-yet functions");
 	ut_ok64(p, len, 111, "its data");
 	is_int(ut_dev_used(dev), 0, "the device is empty");
-
-	/* uhmm_close_ex, on a context of its own. */
-	h2 = ut_open();
-	rc = uhmm_close_ex(h2, UHMM_CLOSE_DISCARD);
-	if (!ok(rc == -ENOSYS, "uhmm_close_ex: -ENOSYS (not yet)"))
-		diag("got %d (%s)", rc, ut_err(rc));
-	if (rc == -ENOSYS)
-		uhmm_close(h2);	/* it did not close it */
 
 	munmap(p, len);
 	uhmm_close(h);

@@ -10,8 +10,9 @@
  * then glibc's memory when none has room; freed blocks are reused and
  * give way to new ones; mprotect works on placed
  * memory; many threads allocate at once; a fork child gets a private
- * copy; an exec'd program gets the preload again; UHMM_STATS; a bad
- * configuration runs the program without uhmm.
+ * copy (with UHMM_FORK=nocopy, no access); an exec'd program gets the
+ * preload again; UHMM_STATS; a bad configuration runs the program
+ * without uhmm.
  */
 #define _GNU_SOURCE
 #include <malloc.h>
@@ -371,6 +372,9 @@ static void test_exec(void)
 	char *argv[] = { self, "exec-child", NULL };
 	char stats[4400], *env_stats[] = { stats, NULL };
 	char *env_bad[] = { "UHMM_DEVICES=bogus", NULL };
+	char *nocopy[] = { self, "nocopy-child", NULL };
+	char *env_nocopy[] = { "UHMM_FORK=nocopy", NULL };
+	char *env_badfork[] = { "UHMM_FORK=sometimes", NULL };
 	const char *err = rt_path("exec.err");
 	int st;
 
@@ -389,6 +393,29 @@ static void test_exec(void)
 		rt_grep(err, "running without uhmm"),
 		"UHMM_DEVICES=bogus: says so and runs the program without uhmm"))
 		rt_show(err);
+	st = rt_run(argv, NULL, NULL, err, env_badfork);
+	ok(st == 2 && rt_grep(err, "UHMM_FORK=sometimes: copy or nocopy"),
+	   "UHMM_FORK=sometimes: says so and runs the program without uhmm");
+	st = rt_run(nocopy, NULL, NULL, err, env_nocopy);
+	is_int(st, 0, "UHMM_FORK=nocopy: a fork child finds the placed block inaccessible (SIGSEGV)");
+}
+
+static void read_one(void *arg)
+{
+	if (*(volatile char *)arg != 3)
+		_exit(1);
+}
+
+/* argv[1] == "nocopy-child", under UHMM_FORK=nocopy: 0 if a fork child
+ * finds a placed block inaccessible */
+static int nocopy_child(void)
+{
+	char *p = malloc(4 * UT_MiB);
+
+	memset(p, 3, 4 * UT_MiB);
+	if (contexts() != 1)
+		return 2;
+	return ut_child(read_one, p) == SIGSEGV ? 0 : 1;
 }
 
 /* argv[1] == "exec-child": 0 if a 4 MiB block is placed, 2 if not */
@@ -411,6 +438,8 @@ int main(int argc, char **argv)
 
 	if (argc > 1 && !strcmp(argv[1], "exec-child"))
 		return exec_child();
+	if (argc > 1 && !strcmp(argv[1], "nocopy-child"))
+		return nocopy_child();
 	ut_init(300);
 	if (!getenv("UHMM_T_PRELOAD")) {
 		char env[5000];

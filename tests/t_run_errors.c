@@ -108,7 +108,7 @@ static void test_options(void)
 		"--device", "a=sim:coherent:8M", "--prefer", "sim0");
 	REFUSED(2, "--min-size '100'", "a --min-size under a page", "--min-size", "100");
 	REFUSED(2, "--min-size 'lots'", "a --min-size that is no size", "--min-size", "lots");
-	REFUSED(2, "--fork 'sometimes'", "a bad --fork", "--fork", "sometimes");
+	REFUSED(2, "--fork 'sometimes': copy or nocopy", "a bad --fork", "--fork", "sometimes");
 	REFUSED(2, "--json goes with --stats", "--json without --stats", "--json");
 	REFUSED(2, "unknown option '--frobnicate'", "an unknown option", "--frobnicate");
 	{

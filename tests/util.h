@@ -25,6 +25,7 @@
 #endif
 
 #include <errno.h>
+#include <execinfo.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -131,16 +132,38 @@ static inline void ut_alarm_handler(int sig)
 	_exit(3);
 }
 
+/* A crash says where before the process dies of it as it would have: the
+ * log of a CI run is all there is to go on.  Tests that expect a signal
+ * install their own handlers, or fork children that do. */
+static inline void ut_crash_handler(int sig, siginfo_t *si, void *uc)
+{
+	char msg[96];
+	void *frames[48];
+	int n = snprintf(msg, sizeof(msg), "# fatal signal %d at address %p, thread %d:\n",
+			 sig, si->si_addr, (int)syscall(SYS_gettid));
+
+	(void)uc;
+	if (write(2, msg, (size_t)n) < 0) { /* nothing to do */ }
+	n = backtrace(frames, 48);
+	backtrace_symbols_fd(frames, n, 2);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
 /* Call first.  watchdog_s: seconds before the test bails out as hung
  * (multiplied under sanitizers). */
 static inline void ut_init(unsigned watchdog_s)
 {
+	struct sigaction sa = { .sa_sigaction = ut_crash_handler, .sa_flags = SA_SIGINFO };
+
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	ut_page();
 	if (UT_SANITIZED)
 		watchdog_s *= UT_TSAN ? 4 : 3;
 	signal(SIGALRM, ut_alarm_handler);
 	alarm(watchdog_s);
+	sigaction(SIGSEGV, &sa, NULL);
+	sigaction(SIGBUS, &sa, NULL);
 }
 
 static inline const char *ut_err(int rc)
@@ -270,6 +293,62 @@ static inline struct uhmm_stats ut_stats(struct uhmm *h)
 	if (rc)
 		tap_bail("uhmm_stats: %d (%s)", rc, ut_err(rc));
 	return st;
+}
+
+/*
+ * The test as a driver: its own memfd is a COHERENT device, mapped a
+ * second time read-only as the device's own view of its memory.
+ */
+struct ut_memfd_dev {
+	struct uhmm_dev *dev;
+	const uint8_t *view;
+	size_t size;
+	int id;
+};
+
+static inline struct ut_memfd_dev ut_memfd_dev(struct uhmm *h, const char *name, size_t size)
+{
+	struct uhmm_dev_desc d;
+	struct ut_memfd_dev m = { NULL, NULL, size, 0 };
+	int fd, rc;
+
+	memset(&d, 0, sizeof(d));
+	fd = memfd_create(name, MFD_CLOEXEC);
+	if (fd < 0 || ftruncate(fd, (off_t)size))
+		tap_bail("memfd: %s", strerror(errno));
+	m.view = (const uint8_t *)mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+	if (m.view == MAP_FAILED)
+		tap_bail("mmap of the device view: %s", strerror(errno));
+	d.sz = sizeof(d);
+	d.name = name;
+	d.kind = UHMM_MEM_COHERENT;
+	d.size = size;
+	d.fd = fd;
+	rc = uhmm_dev_add(h, &d, &m.dev);
+	if (rc)
+		tap_bail("uhmm_dev_add: %s", ut_err(rc));
+	close(fd);		/* uhmm keeps its own duplicate */
+	m.id = ut_dev_id(m.dev);
+	return m;
+}
+
+/* Pages of [p, p + len) that are not on the device at the offset uhmm
+ * reports with the bytes the CPU sees. */
+static inline size_t ut_not_in_device(struct uhmm *h, const struct ut_memfd_dev *m,
+				      const uint8_t *p, size_t len)
+{
+	size_t bad = 0, pg = ut_page();
+
+	for (size_t off = 0; off < len; off += pg) {
+		uint64_t doff = UINT64_MAX;
+		int loc = -1;
+		size_t n = len - off < pg ? len - off : pg;
+
+		if (uhmm_dev_offset(h, p + off, &loc, &doff) || loc != m->id ||
+		    doff + pg > m->size || memcmp(m->view + doff, p + off, n))
+			bad++;
+	}
+	return bad;
 }
 
 /* ---------------------------------------------------------------- */

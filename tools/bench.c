@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "tool.h"
@@ -60,7 +61,7 @@ struct bench {
 	struct uhmm_dev *fdev;
 	int fdev_id;
 	/* best times in seconds; 0 = not measured yet in this run */
-	double t_to_dev, t_to_sys, t_memcpy, t_fresh, t_untouched;
+	double t_to_dev, t_to_sys, t_memcpy, t_fresh, t_untouched, t_recycled;
 	double t_to_pdev, t_from_pdev, t_seq_read;
 	/* best microseconds per touch */
 	double us_fault, us_first_touch;
@@ -71,6 +72,10 @@ struct bench {
 	/* mirrors: a mirror of the private device */
 	struct uhmm_mirror *mirror;
 	double t_snapshot, t_pagemap, t_sim_read;
+	/* placement policy: device reads per second (best), by setup */
+	double hot_on, hot_off, hot_pinned;
+	double t_seed, t_seed_base;
+	double t_fork_dev, t_fork_sys;
 };
 
 struct result {
@@ -389,6 +394,47 @@ static int untouched_once(struct bench *b, double *t)
 	return err;
 }
 
+/*
+ * The same onto device memory the program unmapped just before, with no
+ * pause for the background scrubber: every page must be zeroed and its
+ * entry in uhmm's view rebuilt on the migration's path.
+ */
+static int recycled_once(struct bench *b, double *t)
+{
+	void *p = map_aligned(b->size);
+	int err;
+
+	*t = 0;
+	if (!p)
+		return bench_err("mmap", -errno);
+	err = uhmm_migrate(b->h, p, b->size, b->dev, 0);
+	munmap(p, b->size);
+	if (err < 0)
+		return bench_err("uhmm_migrate untouched", err);
+	return untouched_once(b, t);
+}
+
+static int measure_recycled(struct bench *b)
+{
+	double t;
+	int err;
+
+	if (b->t_recycled)
+		return 0;
+	err = need_coherent(b);
+	for (int i = 0; !err && i < b->repeat; i++) {
+		err = recycled_once(b, &t);
+		if (!err)
+			b->t_recycled = best(b->t_recycled, t);
+	}
+	return err;
+}
+
+/* Device memory the last run freed is made ready again (zeroed, mapped
+ * in uhmm's view) by a background scrubber once the program leaves uhmm
+ * alone for a moment; a program between phases gives it that moment. */
+#define SCRUB_PAUSE_US	(500 * 1000)
+
 static int measure_untouched(struct bench *b)
 {
 	double t;
@@ -400,6 +446,7 @@ static int measure_untouched(struct bench *b)
 	if (err)
 		return err;
 	for (i = 0; i < b->repeat; i++) {
+		usleep(SCRUB_PAUSE_US);
 		err = untouched_once(b, &t);
 		if (err)
 			return err;
@@ -749,6 +796,19 @@ static int fig_untouched(struct bench *b, struct result *r)
 	return 0;
 }
 
+static int fig_recycled(struct bench *b, struct result *r)
+{
+	int err;
+
+	err = measure_roundtrips(b);
+	if (err || (err = measure_recycled(b)))
+		return err;
+	r->value = b->t_recycled * 1e3;
+	r->baseline = "migrate_sys_to_coherent";
+	r->baseline_value = b->t_to_dev * 1e3;
+	return 0;
+}
+
 #if UHMM_HAVE_OPENCL
 /*
  * migrate_opencl_1g: populated system memory to device-PRIVATE memory on
@@ -1012,16 +1072,265 @@ static int fig_sim_read(struct bench *b, struct result *r)
 	return 0;
 }
 
+/*
+ * policy_oversub_hot25: a device-side workload over a buffer twice the
+ * size of a PRIVATE sim device (size / 4), 9 reads in 10 of them in the
+ * hot quarter.  The sim device's link to system memory is modelled at
+ * an eighth of the memcpy speed measured in the same run (a GPU reads its
+ * own memory tens of times faster than system memory over PCIe); its
+ * migrations cross that link too.  With the policy (access_threshold
+ * HOT_THRESHOLD) the hot blocks move to the device and stay; without it
+ * (UINT32_MAX), or with the buffer pinned in system memory, every read
+ * crosses the link.
+ */
+#define HOT_READ	(256 * 1024)
+#define HOT_THRESHOLD	32
+#define HOT_ROUNDS	8		/* the device's size read this many times */
+#define LINK_SHARE	8
+
+enum hot_mode { HOT_POLICY, HOT_OFF, HOT_PINNED };
+
+static size_t hot_pick(uint64_t *rng, size_t buf, size_t hot)
+{
+	*rng = *rng * 6364136223846793005ull + 1442695040888963407ull;
+	if ((*rng >> 33) % 10 < 9)
+		return ((*rng >> 13) % (hot / HOT_READ)) * HOT_READ;
+	return hot + ((*rng >> 13) % ((buf - hot) / HOT_READ)) * HOT_READ;
+}
+
+static int hot_once(struct bench *b, enum hot_mode mode, double *rate)
+{
+	struct uhmm_opts o = {
+		.sz = sizeof(o),
+		.access_threshold = mode == HOT_POLICY ? HOT_THRESHOLD : UINT32_MAX,
+	};
+	size_t dsize = b->size / 4, buf = 2 * dsize, hot = buf / 4, reads, bad = 0;
+	uint64_t rng = 0x1234567, *p = NULL, *out = NULL;
+	struct uhmm_dev *d;
+	struct uhmm *h;
+	double t;
+	int err;
+
+	err = uhmm_open(&h, &o);
+	if (err)
+		return bench_err("uhmm_open (policy)", err);
+	/* exactly half the buffer: no slack */
+	err = uhmm_dev_add_sim(h, "bench-policy", UHMM_MEM_PRIVATE, dsize, &d);
+	if (err)
+		err = bench_err("uhmm_dev_add_sim (policy)", err);
+	if (!err)
+		err = uhmm_sim_set_link(d, (uint64_t)(b->size / b->t_memcpy / LINK_SHARE));
+	p = err ? NULL : map_aligned(buf);
+	out = malloc(HOT_READ);
+	if (!err && (!p || !out))
+		err = bench_err("mmap", -ENOMEM);
+	if (!err) {
+		for (size_t w = 0; w < buf / 8; w++)
+			p[w] = pattern(w);
+		if (mode == HOT_PINNED)
+			err = uhmm_pin(h, p, buf);
+	}
+	reads = HOT_ROUNDS * dsize / HOT_READ;
+	t = now_sec();
+	for (size_t i = 0; !err && i < reads; i++) {
+		size_t off = hot_pick(&rng, buf, hot);
+
+		err = uhmm_sim_read(d, (char *)p + off, out, HOT_READ);
+		err = err < 0 ? bench_err("uhmm_sim_read", err) : 0;
+		bad += !err && out[HOT_READ / 16] != pattern(off / 8 + HOT_READ / 16);
+	}
+	t = now_sec() - t;
+	if (!err && bad)
+		err = bench_err("policy workload read wrong data", -EIO);
+	*rate = (double)reads * HOT_READ / t / 1e9;
+	free(out);
+	if (p)
+		munmap(p, buf);
+	uhmm_close(h);
+	return err;
+}
+
+static int measure_hot(struct bench *b)
+{
+	static const enum hot_mode modes[] = { HOT_POLICY, HOT_OFF, HOT_PINNED };
+	double *best_of[] = { &b->hot_on, &b->hot_off, &b->hot_pinned };
+	int err = measure_memcpy(b);
+
+	if (err || b->hot_on)
+		return err;
+	for (int m = 0; m < 3; m++) {
+		for (int i = 0; i < b->repeat; i++) {
+			double r = 0;
+
+			err = hot_once(b, modes[m], &r);
+			if (err)
+				return err;
+			if (r > *best_of[m])
+				*best_of[m] = r;
+		}
+	}
+	return 0;
+}
+
+static int fig_hot25(struct bench *b, struct result *r)
+{
+	int err = measure_hot(b);
+
+	if (err)
+		return err;
+	r->value = b->hot_on;
+	r->baseline = "policy_off";
+	r->baseline_value = b->hot_off;
+	return 0;
+}
+
+static int fig_hot25_vs_system(struct bench *b, struct result *r)
+{
+	int err = measure_hot(b);
+
+	if (err)
+		return err;
+	r->value = b->hot_on;
+	r->baseline = "pinned_in_system";
+	r->baseline_value = b->hot_pinned;
+	return 0;
+}
+
+/*
+ * seed_first_touch_64m: the seed scenario.  A fresh 64 MiB buffer given
+ * PREFERRED_LOCATION on the coherent device, then written by the CPU: the
+ * writes land in device memory at first touch.  Baseline: malloc (a fresh
+ * mapping), the same writes into system memory, then an explicit
+ * migration to the device.  Both end with the bytes on the device; the
+ * scrubber's pause comes first (outside the timing), as for
+ * migrate_untouched_1g.
+ */
+#define SEED_BYTES	(64 * MIB)
+
+static int seed_once(struct bench *b, bool advise, double *t)
+{
+	uint64_t *p = map_aligned(SEED_BYTES);
+	int err = 0;
+
+	if (!p)
+		return bench_err("mmap", -errno);
+	usleep(SCRUB_PAUSE_US);
+	*t = now_sec();
+	if (advise)
+		err = uhmm_advise(b->h, p, SEED_BYTES, UHMM_ADV_PREFERRED_LOCATION, b->dev);
+	for (size_t w = 0; !err && w < SEED_BYTES / 8; w++)
+		p[w] = pattern(w);
+	if (!err && !advise)
+		err = uhmm_migrate(b->h, p, SEED_BYTES, b->dev, 0);
+	*t = now_sec() - *t;
+	if (err)
+		err = bench_err(advise ? "uhmm_advise" : "uhmm_migrate", err);
+	if (!err) {
+		struct bench sub = *b;
+
+		sub.size = SEED_BYTES;
+		err = check_placement(&sub, p, b->dev_id);
+		if (!err && check_sample(p, SEED_BYTES, false))
+			err = bench_err("seed: wrong data", -EIO);
+	}
+	munmap(p, SEED_BYTES);
+	return err;
+}
+
+static int fig_seed(struct bench *b, struct result *r)
+{
+	int err = need_coherent(b);
+
+	for (int i = 0; !err && i < b->repeat; i++) {
+		double t1 = 0, t2 = 0;
+
+		err = seed_once(b, true, &t1);
+		if (!err)
+			err = seed_once(b, false, &t2);
+		b->t_seed = best(b->t_seed, t1);
+		b->t_seed_base = best(b->t_seed_base, t2);
+	}
+	if (err)
+		return err;
+	r->value = b->t_seed * 1e3;
+	r->baseline = "malloc_write_migrate";
+	r->baseline_value = b->t_seed_base * 1e3;
+	return 0;
+}
+
+/*
+ * fork_stall_private_256m: how long fork() holds the parent when 256 MiB
+ * live on the PRIVATE device (the child gets a private snapshot: every
+ * device-resident page is copied once, in the parent's fork).  Baseline:
+ * fork() with the same 256 MiB in system memory (copy-on-write, nothing
+ * copied).  The child exits at once.
+ */
+#define FORK_BYTES	(256 * MIB)
+
+static int fork_once(double *t)
+{
+	pid_t pid;
+	int st;
+
+	*t = now_sec();
+	pid = fork();
+	if (pid == 0)
+		_exit(0);
+	*t = now_sec() - *t;
+	if (pid < 0)
+		return bench_err("fork", -errno);
+	waitpid(pid, &st, 0);
+	return WIFEXITED(st) && !WEXITSTATUS(st) ? 0 : bench_err("fork child", -EIO);
+}
+
+static int fig_fork(struct bench *b, struct result *r)
+{
+	uint64_t *p;
+	int err = need_private(b);
+
+	p = err ? NULL : map_aligned(FORK_BYTES);
+	if (!err && !p)
+		err = bench_err("mmap", -errno);
+	for (size_t w = 0; p && w < FORK_BYTES / 8; w++)
+		p[w] = pattern(w);
+	for (int i = 0; !err && i < b->repeat; i++) {
+		double t = 0;
+
+		err = uhmm_migrate(b->h, p, FORK_BYTES, NULL, 0);
+		if (!err)
+			err = fork_once(&t);
+		b->t_fork_sys = best(b->t_fork_sys, t);
+		if (!err)
+			err = uhmm_migrate(b->h, p, FORK_BYTES, b->pdev, 0);
+		if (!err)
+			err = fork_once(&t);
+		b->t_fork_dev = best(b->t_fork_dev, t);
+	}
+	if (p)
+		munmap(p, FORK_BYTES);
+	if (err)
+		return err < 0 ? bench_err("fork figure", err) : err;
+	r->value = b->t_fork_dev * 1e3;
+	r->baseline = "fork_system_256m";
+	r->baseline_value = b->t_fork_sys * 1e3;
+	return 0;
+}
+
 static const struct figure figures[] = {
 	{ "migrate_sys_to_coherent_1g", "GB/s", true,  fig_to_dev },
 	{ "migrate_coherent_to_sys_1g", "GB/s", true,  fig_to_sys },
 	{ "migrate_untouched_1g",       "ms",   false, fig_untouched },
+	{ "migrate_untouched_recycled_1g", "ms", false, fig_recycled },
 	{ "migrate_sys_to_private_1g",  "GB/s", true,  fig_to_private },
 	{ "migrate_private_to_sys_1g",  "GB/s", true,  fig_from_private },
 	{ "cpu_seq_read_private_1g",    "GB/s", true,  fig_seq_read },
 	{ "cpu_fault_4k_private",       "us",   false, fig_fault },
 	{ "range_fault_snapshot_1g",    "Mpages/s", true, fig_snapshot },
 	{ "sim_read_1g",                "GB/s", true,  fig_sim_read },
+	{ "policy_oversub_hot25",       "GB/s", true,  fig_hot25 },
+	{ "policy_oversub_hot25_vs_system", "GB/s", true, fig_hot25_vs_system },
+	{ "seed_first_touch_64m",       "ms",   false, fig_seed },
+	{ "fork_stall_private_256m",    "ms",   false, fig_fork },
 #if UHMM_HAVE_OPENCL
 	{ "migrate_opencl_1g",          "GB/s", true,  fig_opencl },
 #endif

@@ -95,8 +95,8 @@ static int run_args(struct run *r, int argc, char **argv)
 				return usage_error("run: --min-size '%s': a size of at least 4K",
 						   v);
 		} else if ((v = opt_value("--fork", argc, argv, &i))) {
-			if (strcmp(v, "copy") && strcmp(v, "share"))
-				return usage_error("run: --fork '%s': copy or share", v);
+			if (strcmp(v, "copy") && strcmp(v, "nocopy"))
+				return usage_error("run: --fork '%s': copy or nocopy", v);
 			r->fork_mode = v;
 		} else {
 			return usage_error("run: unknown option '%s'", a);

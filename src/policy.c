@@ -1,0 +1,325 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Placement driven by the device's own access information, not by the
+ * kernel's NUMA balancing: only the driver knows how often its device
+ * touches a page.  Each device access operation that touches a 2 MiB block
+ * (one uhmm_sim_read/write, or what a driver reports with
+ * uhmm_dev_report_access) adds to that block's counter for that device;
+ * counters halve every second, so that a burst long ago does not count
+ * forever.  A counter reaching access_threshold migrates the block's
+ * movable parts to that device, unless advice says otherwise: never away
+ * from a preferred location, never for a device the range is
+ * ACCESSED_BY, never for READ_MOSTLY (duplicates instead), never pinned
+ * memory.
+ *
+ * Thrashing: a block that moves between system memory and a device (a
+ * migration by these counters, or CPU faults bringing it home) more than
+ * thrash_moves times within thrash_window_ms stays where it is for
+ * thrash_pin_ms: in system memory, which both reach, after its CPU faults,
+ * or on a COHERENT device.  Device accesses also refresh the LRU order of
+ * the device pages they touch, so eviction follows use.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <string.h>
+
+#include "migrate.h"
+#include "trace.h"
+
+#define COUNTED_DEVS	4		/* devices counted per block */
+
+struct blk {
+	uintptr_t base;
+	struct blk *next;
+	uint64_t stamp_ms;		/* counters halved up to here */
+	int dev[COUNTED_DEVS];		/* 0: slot free */
+	uint32_t count[COUNTED_DEVS];
+	uint64_t window_ms;		/* thrashing: when the window began */
+	uint32_t moves;
+	uint64_t pinned_until_ms;
+};
+
+struct policy {
+	struct blk **bucket;
+	size_t nbucket, n;
+};
+
+static uint64_t now_ms(void)
+{
+	return mono_ns() / 1000000;
+}
+
+static size_t blk_hash(uintptr_t base, size_t n)
+{
+	return ((base >> BLOCK_SHIFT) * 0x9e3779b97f4a7c15ull >> 20) & (n - 1);
+}
+
+static struct policy *policy_get(struct uhmm *h)
+{
+	struct policy *p = h->policy;
+
+	if (p)
+		return p;
+	p = mem_alloc(sizeof(*p));
+	if (!p)
+		return NULL;
+	p->nbucket = 256;
+	p->bucket = mem_alloc(p->nbucket * sizeof(*p->bucket));
+	if (!p->bucket) {
+		mem_free(p);
+		return NULL;
+	}
+	h->policy = p;
+	return p;
+}
+
+static void policy_grow(struct policy *p)
+{
+	size_t n = p->nbucket * 2;
+	struct blk **nb = mem_alloc(n * sizeof(*nb));
+
+	if (!nb)
+		return;		/* longer chains, still right */
+	for (size_t i = 0; i < p->nbucket; i++) {
+		for (struct blk *b = p->bucket[i], *next; b; b = next) {
+			next = b->next;
+			b->next = nb[blk_hash(b->base, n)];
+			nb[blk_hash(b->base, n)] = b;
+		}
+	}
+	mem_free(p->bucket);
+	p->bucket = nb;
+	p->nbucket = n;
+}
+
+static struct blk *blk_find(struct uhmm *h, uintptr_t addr, bool create)
+{
+	struct policy *p = create ? policy_get(h) : h->policy;
+	uintptr_t base = addr & ~(BLOCK_SIZE - 1);
+	struct blk *b;
+	size_t k;
+
+	if (!p)
+		return NULL;
+	k = blk_hash(base, p->nbucket);
+	for (b = p->bucket[k]; b; b = b->next)
+		if (b->base == base)
+			return b;
+	if (!create)
+		return NULL;
+	b = mem_alloc(sizeof(*b));
+	if (!b)
+		return NULL;
+	b->base = base;
+	b->stamp_ms = b->window_ms = now_ms();
+	b->next = p->bucket[k];
+	p->bucket[k] = b;
+	if (++p->n > 2 * p->nbucket)
+		policy_grow(p);
+	return b;
+}
+
+void policy_fini(struct uhmm *h)
+{
+	struct policy *p = h->policy;
+
+	if (!p)
+		return;
+	for (size_t i = 0; i < p->nbucket; i++) {
+		for (struct blk *b = p->bucket[i], *next; b; b = next) {
+			next = b->next;
+			mem_free(b);
+		}
+	}
+	mem_free(p->bucket);
+	mem_free(p);
+	h->policy = NULL;
+}
+
+/* Halve the counters once for every whole second since they last were. */
+static void decay(struct blk *b, uint64_t now)
+{
+	uint64_t secs = (now - b->stamp_ms) / 1000;
+
+	if (!secs)
+		return;
+	for (int i = 0; i < COUNTED_DEVS; i++)
+		b->count[i] = secs >= 32 ? 0 : b->count[i] >> secs;
+	b->stamp_ms += secs * 1000;
+}
+
+/* Add n to the block's counter for device id; its new value. */
+static uint32_t count_add(struct blk *b, int id, uint32_t n)
+{
+	int slot = -1, low = 0;
+
+	for (int i = 0; i < COUNTED_DEVS && slot < 0; i++)
+		if (b->dev[i] == id)
+			slot = i;
+	for (int i = 0; i < COUNTED_DEVS && slot < 0; i++)
+		if (!b->dev[i])
+			slot = i;
+	if (slot < 0) {		/* a fifth device: the least counted gives way */
+		for (int i = 1; i < COUNTED_DEVS; i++)
+			if (b->count[i] < b->count[low])
+				low = i;
+		slot = low;
+		b->count[slot] = 0;
+	}
+	b->dev[slot] = id;
+	b->count[slot] = b->count[slot] > UINT32_MAX - n ? UINT32_MAX : b->count[slot] + n;
+	return b->count[slot];
+}
+
+static void count_reset(struct blk *b, int id)
+{
+	for (int i = 0; i < COUNTED_DEVS; i++)
+		if (b->dev[i] == id)
+			b->count[i] = 0;
+}
+
+bool policy_pinned(struct uhmm *h, uintptr_t addr)
+{
+	struct blk *b = blk_find(h, addr, false);
+
+	return b && b->pinned_until_ms > now_ms();
+}
+
+void policy_moved(struct uhmm *h, uintptr_t start, uintptr_t end)
+{
+	uint64_t now = now_ms();
+
+	if (h->opts.thrash_moves == UINT32_MAX || start >= end)
+		return;
+	for (uintptr_t a = start & ~(BLOCK_SIZE - 1); a < end; a += BLOCK_SIZE) {
+		struct blk *b = blk_find(h, a, true);
+
+		if (!b)
+			return;
+		if (now - b->window_ms > h->opts.thrash_window_ms) {
+			b->window_ms = now;
+			b->moves = 0;
+		}
+		if (++b->moves <= h->opts.thrash_moves || b->pinned_until_ms > now)
+			continue;
+		b->pinned_until_ms = now + h->opts.thrash_pin_ms;
+		b->moves = 0;
+		COUNT(h, (struct uhmm_dev *)NULL, thrash_pins, 1);
+	}
+}
+
+/* May the counters move page a to device d? */
+static bool may_move(struct uhmm *h, struct uhmm_dev *d, uintptr_t a)
+{
+	const struct advice *adv = advice_at(h, a);
+	int loc = pt_loc(&h->pt, a, NULL);
+
+	/* READ_MOSTLY wins over PREFERRED_LOCATION, which wins over
+	 * ACCESSED_BY: toward the preferred location, never away from it */
+	if (loc == d->id || adv->read_mostly || adv->pinned)
+		return false;
+	if (adv->pref != UHMM_LOC_NONE)
+		return adv->pref == d->id;
+	return !(adv->accessed_by & (1ull << (d->id - 1)));
+}
+
+/* The movable parts of the block at base go to d; pages moved. */
+static size_t move_block(struct uhmm *h, struct uhmm_dev *d, uintptr_t base)
+{
+	struct vma *vv = NULL;
+	size_t n = 0, moved = 0;
+
+	if (vma_scan_mapped(h, base, base + BLOCK_SIZE, &vv, &n))
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct vma *v = &vv[i];
+
+		if ((v->kind != VMA_ANON && v->kind != VMA_DEV) || vma_check_migratable(h, v))
+			continue;
+		for (uintptr_t a = v->start; a < v->end;) {
+			struct uhmm_migrate_res res = { .sz = sizeof(res) };
+			uintptr_t s;
+
+			while (a < v->end && !may_move(h, d, a))
+				a += PAGE_SIZE;
+			s = a;
+			while (a < v->end && may_move(h, d, a))
+				a += PAGE_SIZE;
+			if (s < a && !advice_pinned(h, s, a)) {
+				struct trace_why why = trace_because(UHMM_CAUSE_POLICY);
+
+				migrate_range(h, s, a, d, 0, &res);
+				trace_restore(why);
+				moved += res.moved;
+			}
+		}
+	}
+	mem_free(vv);
+	return moved;
+}
+
+/* The device's LRU order follows its accesses. */
+static void touch_dev_pages(struct uhmm *h, struct uhmm_dev *d, uintptr_t base)
+{
+	struct vblock *vb = pt_lookup(&h->pt, base);
+	long last = -1;
+
+	for (size_t i = 0; vb && i < BLOCK_PAGES; i++) {
+		long c;
+
+		if (vb->loc[i] != d->id)
+			continue;
+		c = vb->dpage[i] / d->chunk_pages;
+		if (c != last)
+			devmem_touch(d, vb->dpage[i], ++h->clock);
+		last = c;
+	}
+}
+
+void policy_access(struct uhmm *h, struct uhmm_dev *d, uintptr_t start, uintptr_t end,
+		   uint32_t count)
+{
+	uint64_t now = now_ms();
+
+	for (uintptr_t a = start & ~(BLOCK_SIZE - 1); a < end && count; a += BLOCK_SIZE) {
+		struct blk *b;
+		size_t moved;
+
+		touch_dev_pages(h, d, a);
+		if (h->opts.access_threshold == UINT32_MAX)
+			continue;
+		b = blk_find(h, a, true);
+		if (!b)
+			return;
+		decay(b, now);
+		if (count_add(b, d->id, count) < h->opts.access_threshold ||
+		    b->pinned_until_ms > now)
+			continue;
+		count_reset(b, d->id);
+		moved = move_block(h, d, a);
+		if (!moved)
+			continue;
+		COUNT(h, d, auto_migrations, moved);
+		policy_moved(h, a, a + BLOCK_SIZE);
+	}
+}
+
+int uhmm_dev_report_access(struct uhmm_dev *dev, const void *addr, size_t len,
+			   uint32_t count)
+{
+	struct uhmm *h;
+	uintptr_t s, e;
+	int r;
+
+	if (!dev)
+		return -EINVAL;
+	r = range_pages(addr, len, &s, &e);
+	if (r)
+		return r;
+	h = dev->h;
+	ctx_lock(h);
+	events_drain(h);
+	policy_access(h, dev, s, e, count);
+	ctx_unlock(h);
+	return 0;
+}
