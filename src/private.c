@@ -617,11 +617,13 @@ int batch_to_private(struct uhmm *h, struct batch *b, struct uhmm_dev *d,
 	 * into a WP fault instead of the MISSING fault that brings it back */
 	if (!remap && (h->feat & UHMM_FEAT_WP))
 		uffd_wp(h, b->start, len, false);
-	uffd_wake(h, b->start, len);
 	if (remap)
 		sys_pages_drop(h, b, src);
 	else if (src)
 		arena_put(h, src);
 	trace_move(h, b->start, n, LOC_SYS, d->id);
-	return finish_to_dev(h, d, rq, n, zero, cut);
+	/* counted before the wake: the threads it wakes may look at once */
+	r = finish_to_dev(h, d, rq, n, zero, cut);
+	uffd_wake(h, b->start, len);
+	return r;
 }
