@@ -169,7 +169,11 @@ static void test_map(pid_t pid, uintptr_t addr)
 	ok(rt_grep(svg, "<svg xmlns") && rt_grep(svg, "<rect") && rt_grep(svg, "device 1: sim0") &&
 	   rt_grep(svg, "</svg>"), "... and --svg draws them, with a legend");
 	st = TOOL(out, err, "map", spid);
-	ok(st == 0 && rt_grep(out, "on sim0"), "uhmm map PID: the allocations, without a range");
+	if (!ok(st == 0 && rt_grep(out, "on sim0"), "uhmm map PID: the allocations, without a range")) {
+		diag("status %d; its output and errors:", st);
+		rt_show(out);
+		rt_show(err);
+	}
 	/* a range reaching past the block into unmapped space, maybe */
 	snprintf(hole, sizeof(hole), "%#llx", (unsigned long long)(addr + 8 * UT_MiB - 4096));
 	st = TOOL(out, err, "map", spid, hole, "4M");
