@@ -8,6 +8,7 @@ BINDIR  ?= $(PREFIX)/bin
 LIBDIR  ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+MANDIR  ?= $(PREFIX)/share/man
 DESTDIR ?=
 VERSION := 1.0.0
 SOVER   := 1
@@ -17,7 +18,7 @@ SAN     ?=
 # User CFLAGS (e.g. `make CFLAGS=-O0`) replace only the optimisation and
 # debug flags; the warnings, -Werror and include paths always apply.
 CFLAGS  ?= -O2 -g
-override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -fPIC -pthread -Iinclude -Isrc
+override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -fPIC -pthread -Iinclude -Isrc -Ipreload
 LDLIBS  += -pthread
 DEPFLAGS = -MMD -MP
 
@@ -63,19 +64,29 @@ LIB_SRC   := $(filter-out src/drivers/opencl.c,$(LIB_SRC))
 endif
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TOOL_SRC  := $(wildcard tools/*.c)
-TOOL_OBJ  := $(TOOL_SRC:%.c=$(BUILD)/%.o)
+# the device specs of `uhmm run` are the preload library's
+TOOL_OBJ  := $(TOOL_SRC:%.c=$(BUILD)/%.o) $(BUILD)/preload/devspec.o
+PRELOAD_SRC := $(wildcard preload/*.c)
+PRELOAD_OBJ := $(PRELOAD_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC  := $(wildcard tests/t_*.c)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
-DEPS      := $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_BIN:=.d)
+DEPS      := $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(PRELOAD_OBJ:.o=.d) $(TEST_BIN:=.d)
 
-all: $(BUILD)/libuhmm.a $(BUILD)/libuhmm.so $(BUILD)/uhmm $(TEST_BIN)
+# The preload library goes into uninstrumented programs: a sanitizer
+# runtime cannot follow it there, so sanitizer builds leave it out (and
+# the tests that need it skip).
+ifeq ($(SAN),)
+PRELOAD_LIB := $(BUILD)/libuhmm-preload.so
+endif
+
+all: $(BUILD)/libuhmm.a $(BUILD)/libuhmm.so $(BUILD)/uhmm $(PRELOAD_LIB) $(TEST_BIN)
 
 # Everything compiled is rebuilt when OPENCL changes (headers installed
 # since the last build, or OPENCL=no given).
 $(BUILD)/.opencl: FORCE
 	@mkdir -p $(dir $@)
 	@echo '$(OPENCL)' | cmp -s - $@ || echo '$(OPENCL)' > $@
-$(LIB_OBJ) $(TOOL_OBJ) $(TEST_BIN): $(BUILD)/.opencl
+$(LIB_OBJ) $(TOOL_OBJ) $(PRELOAD_OBJ) $(TEST_BIN): $(BUILD)/.opencl
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -95,6 +106,17 @@ $(BUILD)/libuhmm.so: $(LIB_OBJ) src/libuhmm.map
 $(BUILD)/uhmm: $(TOOL_OBJ) $(BUILD)/libuhmm.a
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(BUILD)/libuhmm.a $(LDLIBS) $(OPENCL_LIBS) -lm
+
+# `uhmm run` looks for the installed preload library here (after its own
+# directory): rebuilt when LIBDIR changes.
+$(BUILD)/tools/run.o: override CPPFLAGS += -DUHMM_PRELOAD_PATH='"$(LIBDIR)/libuhmm-preload.so"'
+$(BUILD)/tools/run.o: $(BUILD)/.pc-vars
+
+# One file to LD_PRELOAD: the library is linked in, hidden (preload.map).
+$(BUILD)/libuhmm-preload.so: $(PRELOAD_OBJ) $(BUILD)/libuhmm.a preload/preload.map
+	$(call msg,LD,$@)
+	$(Q)$(CC) -shared -Wl,-soname,libuhmm-preload.so -Wl,--version-script=preload/preload.map \
+		-Wl,-z,defs $(LDFLAGS) -o $@ $(PRELOAD_OBJ) $(BUILD)/libuhmm.a $(LDLIBS) $(OPENCL_LIBS)
 
 # Tests link the static library: they run from the build tree without
 # LD_LIBRARY_PATH, and as `nobody` from a copy of it.
@@ -131,6 +153,8 @@ bench: $(BUILD)/uhmm
 #   fallback  the normal build with UHMM_DISABLE=all (fallback paths)
 #   unpriv    the normal build as user nobody (UFFD_USER_MODE_ONLY unless
 #             the system allows more); SKIP unless make runs as root
+#   install   make install into a temporary prefix, examples/ built
+#             against it with pkg-config, make uninstall
 #
 # Sanitizer options (set only where the caller has not set them):
 #  ASAN_OPTIONS   detect_leaks=1: leaks are bugs.  handle_segv=0 and
@@ -160,7 +184,7 @@ bench: $(BUILD)/uhmm
 # (gcc 12 TSan: "unexpected memory mapping"), run-tests.sh reruns the
 # test under `setarch -R`.
 # ---------------------------------------------------------------------------
-CHECK_PASSES := plain asan tsan fallback unpriv
+CHECK_PASSES := plain asan tsan fallback unpriv install
 RUN_TESTS    := bash tests/run-tests.sh
 # Per-pass counts go here so `check` can add them up.
 CHECK_DIR    := $(BUILD)/check
@@ -203,6 +227,12 @@ check-fallback: all
 check-unpriv: all
 	$(Q)UHMM_TEST_AS=nobody $(RUN_TESTS) $(BUILD) unpriv $(CHECK_SUM)
 
+# Install into a temporary prefix (and a DESTDIR staging), build
+# examples/ against it with pkg-config, run it and the installed tool,
+# uninstall: tests/install-test.sh, TAP like the others.
+check-install: all
+	$(Q)bash tests/install-test.sh $(BUILD) $(CHECK_SUM)
+
 check-asan:
 	$(Q)$(MAKE) --no-print-directory BUILD=build-asan SAN=address all
 	$(Q)ASAN_OPTIONS="$${ASAN_OPTIONS:-$(ASAN_OPTIONS_DEFAULT)}" \
@@ -239,8 +269,9 @@ $(BUILD)/.pc-vars: FORCE
 	@mkdir -p $(dir $@)
 	@echo '$(PREFIX) $(LIBDIR) $(INCLUDEDIR)' | cmp -s - $@ || echo '$(PREFIX) $(LIBDIR) $(INCLUDEDIR)' > $@
 
-install: $(BUILD)/libuhmm.a $(BUILD)/libuhmm.so $(BUILD)/uhmm $(BUILD)/uhmm.pc
-	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(PKGCONFIGDIR)
+install: $(BUILD)/libuhmm.a $(BUILD)/libuhmm.so $(BUILD)/uhmm $(BUILD)/uhmm.pc $(PRELOAD_LIB)
+	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(PKGCONFIGDIR) \
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3
 	install -m 644 include/uhmm.h $(DESTDIR)$(INCLUDEDIR)/uhmm.h
 ifeq ($(OPENCL),yes)
 	install -m 644 include/uhmm_opencl.h $(DESTDIR)$(INCLUDEDIR)/uhmm_opencl.h
@@ -251,6 +282,11 @@ endif
 	ln -sf libuhmm.so.$(SOVER) $(DESTDIR)$(LIBDIR)/libuhmm.so
 	install -m 755 $(BUILD)/uhmm $(DESTDIR)$(BINDIR)/uhmm
 	install -m 644 $(BUILD)/uhmm.pc $(DESTDIR)$(PKGCONFIGDIR)/uhmm.pc
+ifneq ($(PRELOAD_LIB),)
+	install -m 755 $(PRELOAD_LIB) $(DESTDIR)$(LIBDIR)/libuhmm-preload.so
+endif
+	install -m 644 docs/uhmm.1 $(DESTDIR)$(MANDIR)/man1/uhmm.1
+	install -m 644 docs/uhmm.3 $(DESTDIR)$(MANDIR)/man3/uhmm.3
 
 uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/uhmm.h \
@@ -259,8 +295,11 @@ uninstall:
 	      $(DESTDIR)$(LIBDIR)/libuhmm.so.$(VERSION) \
 	      $(DESTDIR)$(LIBDIR)/libuhmm.so.$(SOVER) \
 	      $(DESTDIR)$(LIBDIR)/libuhmm.so \
+	      $(DESTDIR)$(LIBDIR)/libuhmm-preload.so \
 	      $(DESTDIR)$(BINDIR)/uhmm \
-	      $(DESTDIR)$(PKGCONFIGDIR)/uhmm.pc
+	      $(DESTDIR)$(PKGCONFIGDIR)/uhmm.pc \
+	      $(DESTDIR)$(MANDIR)/man1/uhmm.1 \
+	      $(DESTDIR)$(MANDIR)/man3/uhmm.3
 
 clean:
 	rm -rf build build-asan build-tsan $(BUILD)

@@ -798,6 +798,151 @@ int uhmm_dev_stats(struct uhmm_dev *dev, struct uhmm_stats *st);
 /* Text for an errno, either sign; static and thread-safe. */
 const char *uhmm_strerror(int err);
 
+/* ------------------------------------------------------------------ */
+/* Tracing                                                             */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A trace of what moved pages, and why, in the spirit of the CUDA UVM
+ * tools API: each context keeps its last UHMM_TRACE_EVENTS events in a
+ * ring.  Nothing is recorded, and a trace point costs one load, while no
+ * reader is attached; uhmm_trace_start attaches one in this process, and
+ * `uhmm trace PID` (uhmm_proc_trace_read) one from outside.
+ *
+ * Events: MIGRATE, pages [addr, addr + len) changed place from `from` to
+ * `to` (UHMM_LOC_* or a device id), one event per batch of one mapping and
+ * one source; EVICT, the same for pages sent home to make room on `from`
+ * (cause: what needed the room); CPU_FAULT, a CPU access the library
+ * served at addr (tid: the faulting thread; from: where the page was);
+ * DEV_FAULT, a device fault round of the sim DMA engine over
+ * [addr, addr + len) (to: the device).  tid is the thread that did the
+ * work unless said otherwise; time_ns is CLOCK_MONOTONIC.
+ */
+#define UHMM_TRACE_EVENTS 4096
+
+enum uhmm_trace_type {
+	UHMM_TRACE_MIGRATE = 1,
+	UHMM_TRACE_EVICT,
+	UHMM_TRACE_CPU_FAULT,
+	UHMM_TRACE_DEV_FAULT,
+};
+
+enum uhmm_trace_cause {
+	UHMM_CAUSE_OTHER = 0,
+	UHMM_CAUSE_MIGRATE,        /* uhmm_migrate, uhmm_migrate_ex          */
+	UHMM_CAUSE_PREFETCH,       /* uhmm_prefetch                          */
+	UHMM_CAUSE_ALLOC,          /* uhmm_alloc placing new memory          */
+	UHMM_CAUSE_CPU_FAULT,      /* a CPU access (and its read-ahead)      */
+	UHMM_CAUSE_DEV_FAULT,      /* uhmm_range_fault (a device's access)   */
+	UHMM_CAUSE_UNMANAGE,       /* uhmm_unmanage                          */
+	UHMM_CAUSE_REMOVE,         /* uhmm_dev_remove, uhmm_close            */
+	UHMM_CAUSE_POLICY,         /* access counters                        */
+	UHMM_CAUSE_FIRST_TOUCH,    /* first touch on the preferred location  */
+};
+
+struct uhmm_trace_event {         /* 48 bytes, frozen                      */
+	uint64_t seq;              /* 1, 2, ... in its context               */
+	uint64_t time_ns;
+	uint64_t addr;
+	uint64_t len;              /* bytes                                  */
+	int32_t  tid;
+	int16_t  from, to;
+	uint16_t type;             /* enum uhmm_trace_type                   */
+	uint16_t cause;            /* enum uhmm_trace_cause                  */
+	uint32_t reserved;         /* 0                                      */
+};
+
+/* Attach / detach an in-process reader (they nest); stop without a start
+ * is -EINVAL. */
+int uhmm_trace_start(struct uhmm *h);
+int uhmm_trace_stop(struct uhmm *h);
+
+/*
+ * Copy up to n events with seq >= *next, oldest first, into ev; returns
+ * how many and sets *next past the last one copied.  *next = 0 starts from
+ * the oldest event still kept.  Events overwritten before they were read
+ * are lost: ev[0].seq > *next (as it was passed) says how many.
+ */
+int uhmm_trace_read(struct uhmm *h, uint64_t *next, struct uhmm_trace_event *ev,
+                    size_t n);
+
+/* Text of a type or cause ("migrate", "cpu-fault", ...); "?" if unknown. */
+const char *uhmm_trace_type_name(unsigned type);
+const char *uhmm_trace_cause_name(unsigned cause);
+
+/* ------------------------------------------------------------------ */
+/* Other processes: what `uhmm stat`, `top`, `map` and `trace` show    */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Every context publishes its counters in a small shared-memory file,
+ * DIR/PID.N (N counts the process's contexts from 1), where DIR is
+ * $UHMM_STAT_DIR, or /dev/shm/uhmm-UID by default (mode 0700, the file
+ * 0600); UHMM_STAT_DIR=off publishes nothing.  The file is removed by
+ * uhmm_close and at exit; the file of a process that died without either
+ * is removed by the next uhmm_proc_list or uhmm_proc_open that finds it.
+ * Values are taken when a reader asks (uhmm_proc_refresh) by a library
+ * thread that sleeps otherwise: publishing costs nothing while nobody
+ * looks.  Another user's processes are seen only by root.
+ */
+struct uhmm_proc_id {              /* frozen */
+	int32_t  pid;
+	uint32_t ctx;              /* N of DIR/PID.N */
+};
+
+/* The published contexts of process pid (0: of every process), up to n
+ * into ids; returns how many there are (possibly more than n). */
+int uhmm_proc_list(int pid, struct uhmm_proc_id *ids, size_t n);
+
+struct uhmm_proc;
+
+/* -ENOENT: no such context published; -ESRCH: it was the file of a dead
+ * process (now removed); -EACCES: another user's. */
+int  uhmm_proc_open(int pid, unsigned ctx, struct uhmm_proc **out);
+void uhmm_proc_close(struct uhmm_proc *p);
+
+/* Ask the process for fresh values, waiting up to timeout_ms (< 0: as
+ * long as it takes).  0; -ETIMEDOUT: it did not answer in time (the
+ * values are the last it published); -ESRCH: it is gone. */
+int  uhmm_proc_refresh(struct uhmm_proc *p, int timeout_ms);
+
+struct uhmm_proc_info {
+	size_t   sz;
+	int32_t  pid;
+	uint32_t ctx;
+	char     comm[16];         /* the process's name (/proc/PID/comm)    */
+	uint64_t sample_ns;        /* CLOCK_MONOTONIC of these values; 0:
+	                              never refreshed                        */
+	uint64_t start_ns;         /* CLOCK_MONOTONIC of uhmm_open           */
+	uint32_t ndev;             /* devices: uhmm_proc_dev(p, 0 .. ndev-1) */
+	uint64_t pages_system;     /* managed pages in system memory         */
+	uint64_t allocs;           /* live uhmm_alloc blocks                 */
+	uint64_t alloc_bytes;      /* ... and their bytes                    */
+};
+/* The values of the last refresh; st (NULL ok): the context's counters. */
+int uhmm_proc_info(struct uhmm_proc *p, struct uhmm_proc_info *info,
+                   struct uhmm_stats *st);
+/* Device i (0-based) as of the last refresh: info->used / page size is
+ * the pages living there; st (NULL ok): its uhmm_dev_stats. */
+int uhmm_proc_dev(struct uhmm_proc *p, unsigned i, struct uhmm_dev_info *info,
+                  struct uhmm_stats *st);
+/* uhmm_where in the other process (one loc per page); -EFAULT for a hole
+ * there, -ETIMEDOUT when it does not answer within timeout_ms. */
+int uhmm_proc_where(struct uhmm_proc *p, uint64_t addr, size_t len, int *loc,
+                    int timeout_ms);
+/* The live uhmm_alloc blocks of the process: up to n (start, length)
+ * pairs, lowest address first, from the last refresh; returns how many
+ * there are (at most 256 are published). */
+int uhmm_proc_allocs(struct uhmm_proc *p, uint64_t *start, uint64_t *len, size_t n);
+/*
+ * uhmm_trace_read of the other process.  The first call attaches a reader
+ * there (and returns what the ring already holds, usually nothing); it
+ * stays attached while calls keep coming at least every 2 seconds, and
+ * until uhmm_proc_close.
+ */
+int uhmm_proc_trace_read(struct uhmm_proc *p, uint64_t *next,
+                         struct uhmm_trace_event *ev, size_t n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -12,6 +12,7 @@
 
 #include "compat.h"
 #include "internal.h"
+#include "trace.h"
 
 static void *map_aligned(size_t len, size_t align)
 {
@@ -31,6 +32,7 @@ static void *map_aligned(size_t len, size_t align)
 void *uhmm_alloc(struct uhmm *h, size_t size, struct uhmm_dev *dev, unsigned flags)
 {
 	struct allocation *a;
+	struct trace_why why;
 	size_t len, align;
 	void *p;
 	int r;
@@ -50,6 +52,7 @@ void *uhmm_alloc(struct uhmm *h, size_t size, struct uhmm_dev *dev, unsigned fla
 		errno = ENOMEM;
 		return NULL;
 	}
+	why = trace_because(UHMM_CAUSE_ALLOC);
 	ctx_lock(h);
 	events_drain(h);
 	r = manage_range(h, (uintptr_t)p, (uintptr_t)p + len);
@@ -62,6 +65,7 @@ void *uhmm_alloc(struct uhmm *h, size_t size, struct uhmm_dev *dev, unsigned fla
 		h->allocs = a;
 	}
 	ctx_unlock(h);
+	trace_restore(why);
 	if (r) {
 		munmap(p, len);
 		mem_free(a);
@@ -101,6 +105,7 @@ int uhmm_free(struct uhmm *h, void *p)
 
 int uhmm_unmanage(struct uhmm *h, void *addr, size_t len)
 {
+	struct trace_why why;
 	uintptr_t s, e;
 	int r;
 
@@ -109,6 +114,7 @@ int uhmm_unmanage(struct uhmm *h, void *addr, size_t len)
 	r = range_pages(addr, len, &s, &e);
 	if (r)
 		return r;
+	why = trace_because(UHMM_CAUSE_UNMANAGE);
 	ctx_lock(h);
 	events_drain(h);
 	r = migrate_range(h, s, e, NULL, 0, NULL);
@@ -121,5 +127,6 @@ int uhmm_unmanage(struct uhmm *h, void *addr, size_t len)
 		advice_forget(h, s, e);
 	}
 	ctx_unlock(h);
+	trace_restore(why);
 	return r;
 }

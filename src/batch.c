@@ -16,6 +16,7 @@
 
 #include "compat.h"
 #include "migrate.h"
+#include "trace.h"
 
 /* Length of the run from i whose device pages follow each other. */
 size_t run_len(const uint32_t *dp, const uint8_t *sel, size_t i, size_t n)
@@ -287,6 +288,7 @@ void zero_run(struct uhmm_dev *d, uint32_t dp, size_t n)
 void commit(struct uhmm *h, struct batch *b, size_t from, size_t n,
 		   struct uhmm_dev *to, bool keep_src)
 {
+	trace_move(h, va(b, from), n, b->src ? b->src->id : LOC_SYS, to ? to->id : LOC_SYS);
 	if (b->src && !keep_src)
 		for (size_t i = from; i < from + n; i++)
 			devmem_free(b->src, b->dsrc[i]);

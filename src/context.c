@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "trace.h"
 
 /* set on the library's own threads: their work is not the program's */
 __thread bool lib_thread;
@@ -192,6 +193,7 @@ int uhmm_open(struct uhmm **out, const struct uhmm_opts *opts)
 		ctx_free(h);
 		return r;
 	}
+	publish_start(h);	/* for `uhmm stat`; none if it cannot be made */
 	*out = h;
 	return 0;
 }
@@ -208,6 +210,8 @@ static void ctx_close(struct uhmm *h, bool discard)
 			dev_remove(h->dev[i], discard);
 	events_stop(h);
 	mirrors_fini(h);
+	publish_stop(h);
+	trace_fini(h);
 	ctx_free(h);
 }
 

@@ -17,6 +17,7 @@
 
 #include "compat.h"
 #include "internal.h"
+#include "trace.h"
 
 #define HUGETLBFS_MAGIC_ 0x958458f6
 
@@ -384,6 +385,7 @@ int uhmm_dev_info(const struct uhmm_dev *dev, struct uhmm_dev_info *info)
 /* discard: the process is about to exit, its pages need not come home */
 int dev_remove(struct uhmm_dev *dev, bool discard)
 {
+	struct trace_why why = trace_because(UHMM_CAUSE_REMOVE);
 	struct uhmm *h = dev->h;
 	int r = 0;
 
@@ -406,6 +408,7 @@ int dev_remove(struct uhmm_dev *dev, bool discard)
 	if (dev->kind == UHMM_MEM_PRIVATE)
 		h->nprivate--;
 	ctx_unlock(h);
+	trace_restore(why);
 	sim_dma_free(dev);
 	dev_registry_del(dev);
 	if (dev->ops.release)

@@ -27,6 +27,7 @@
 #include "compat.h"
 #include "exclusive.h"
 #include "internal.h"
+#include "trace.h"
 
 void expect_add(struct uhmm *h, uint8_t event, uint64_t a, uint64_t b, uint64_t c)
 {
@@ -239,11 +240,11 @@ static bool serve_fast(struct uhmm *h, const struct qmsg *m)
 	if (excl_owner(h, page))
 		quiet = false;
 	if (quiet) {
-		int r;
+		int r, loc = pt_loc(&h->pt, page, NULL);
 
 		/* counted before the page is placed: the thread it wakes may
 		 * look at the counters at once */
-		COUNT(h, (struct uhmm_dev *)NULL, cpu_faults, 1);
+		COUNT(h, dev_by_id(h, loc), cpu_faults, 1);
 		r = private_fault(h, page, m->tid, FAULT_FAST);
 		served = r == 0;
 		/* a first touch placed on a device changes mappings: the
@@ -254,7 +255,9 @@ static bool serve_fast(struct uhmm *h, const struct qmsg *m)
 		else if (r == -ENOENT)
 			served = served_minor(h, page);
 		if (!served)	/* the thread that serves it counts it */
-			COUNT(h, (struct uhmm_dev *)NULL, cpu_faults, (uint64_t)-1);
+			COUNT(h, dev_by_id(h, loc), cpu_faults, (uint64_t)-1);
+		else
+			trace_cpu_fault(h, page, loc, m->tid);
 	}
 	pthread_mutex_unlock(&h->lock);
 	return served;
@@ -483,7 +486,8 @@ static void apply_fault(struct uhmm *h, const struct qmsg *m, int mode)
 		uffd_wake(h, page, PAGE_SIZE);
 		return;
 	}
-	COUNT(h, (struct uhmm_dev *)NULL, cpu_faults, 1);
+	COUNT(h, dev_by_id(h, loc), cpu_faults, 1);
+	trace_cpu_fault(h, page, loc, m->tid);
 	/* a page a device holds alone: it gives it back, which wakes us */
 	if (excl_cpu_fault(h, page))
 		return;

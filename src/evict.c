@@ -14,6 +14,7 @@
 
 #include "compat.h"
 #include "migrate.h"
+#include "trace.h"
 
 /* Heapsort: qsort may take its scratch space from the heap (see vma.c). */
 static void sift(uintptr_t *a, size_t i, size_t n)
@@ -88,6 +89,7 @@ static int send_home(struct uhmm *h, struct uhmm_dev *d, uintptr_t *vas, size_t 
 int evict_chunk(struct uhmm *h, struct uhmm_dev *d, long c)
 {
 	uintptr_t vas[BLOCK_PAGES];
+	struct trace_why why = trace_why;
 	size_t n = 0, dups = 0;
 	int r;
 
@@ -104,7 +106,9 @@ int evict_chunk(struct uhmm *h, struct uhmm_dev *d, long c)
 			vas[n++] = d->owner[p];
 		}
 	}
+	trace_why.evicting = true;
 	r = send_home(h, d, vas, n);
+	trace_restore(why);
 	if (r < 0 && d->chunk_key[c])
 		return r;
 	COUNT(h, d, evictions, n);

@@ -141,10 +141,12 @@ int batch_to_dev_remap(struct uhmm *h, struct batch *b, struct uhmm_dev *d,
 		return r;
 	}
 	commit(h, b, 0, n, d, landed_stray(h));
-	uffd_wake(h, b->start, len);
 	if (!b->src)
 		sys_pages_drop(h, b, src);
-	return finish_to_dev(h, d, rq, n, zero, cut);
+	/* counted before the wake: the threads it wakes may look at once */
+	r = finish_to_dev(h, d, rq, n, zero, cut);
+	uffd_wake(h, b->start, len);
+	return r;
 }
 
 int batch_to_sys_remap(struct uhmm *h, struct batch *b, const struct request *rq)

@@ -131,8 +131,10 @@ int batch_to_dev(struct uhmm *h, struct batch *b, struct uhmm_dev *d,
 		COUNT(h, d, pages_to_dev, done);
 		return r;
 	}
+	/* counted before the wake: the threads it wakes may look at once */
+	r = finish_to_dev(h, d, rq, n, zero, cut);
 	uffd_wake(h, b->start, b->end - b->start);
-	return finish_to_dev(h, d, rq, n, zero, cut);
+	return r;
 }
 
 int batch_to_sys(struct uhmm *h, struct batch *b, const struct request *rq)

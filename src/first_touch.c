@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "migrate.h"
+#include "trace.h"
 
 struct uhmm_dev *first_touch_target(struct uhmm *h, uintptr_t page, struct uhmm_dev *dev)
 {
@@ -83,6 +84,7 @@ static int untouched_run(struct uhmm *h, uintptr_t page, uintptr_t *rs, uintptr_
 bool first_touch(struct uhmm *h, uintptr_t page, struct uhmm_dev *dev)
 {
 	struct uhmm_dev *to = first_touch_target(h, page, dev);
+	struct trace_why why;
 	uintptr_t s, e;
 	int r;
 
@@ -93,7 +95,9 @@ bool first_touch(struct uhmm *h, uintptr_t page, struct uhmm_dev *dev)
 	/* a migration of untouched pages: zeroed device pages, no copy,
 	 * no system memory; if the device is full and nothing can be
 	 * evicted, the page is populated in system memory after all */
+	why = trace_because(UHMM_CAUSE_FIRST_TOUCH);
 	r = migrate_range(h, s, e, to, 0, NULL);
+	trace_restore(why);
 	uffd_wake(h, s, e - s);
 	return !r || pt_loc(&h->pt, page, NULL) != LOC_SYS;
 }

@@ -296,6 +296,8 @@ struct uhmm {
 	int uffd_other;			/* events of mappings we cannot manage, or -1 */
 	bool user_mode_only;
 	uint64_t feat;			/* UHMM_FEAT_* after UHMM_DISABLE */
+	bool dontunmap;			/* MREMAP_DONTUNMAP works, whatever
+					   UHMM_DISABLE says (uffd.c mm_move) */
 	uint64_t uffd_feat;		/* features enabled on uffd */
 	struct uhmm_opts opts;
 	struct uhmm_dev *dev[MAX_DEVS + 1];
@@ -364,6 +366,13 @@ struct uhmm {
 	_Atomic uint32_t retry_checks;	/* read_retry calls so far */
 	int initiator;			/* device whose range_fault is running */
 	struct excl *excl;		/* exclusive.c, made at first use */
+
+	/* trace.c, publish.c: the trace ring and the published counters */
+	_Atomic int tracing;		/* readers attached: record events */
+	_Atomic int trace_local;	/* ... of which in this process */
+	struct trace_ring *_Atomic trace;
+	bool trace_shared;		/* the ring is in the published file */
+	struct pub *pub;		/* NULL: nothing published */
 };
 
 static inline struct uhmm_dev *dev_by_id(struct uhmm *h, int id)
@@ -417,6 +426,10 @@ void trash_flush(struct uhmm *h);
 
 /* prefetch.c */
 void prefetch_stop(struct uhmm *h);
+
+/* publish.c: the counters file of `uhmm stat` (none if it cannot be made) */
+void publish_start(struct uhmm *h);
+void publish_stop(struct uhmm *h);
 
 /* arena.c */
 #define ARENA_SLOTS 6

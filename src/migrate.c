@@ -20,6 +20,7 @@
 
 #include "compat.h"
 #include "migrate.h"
+#include "trace.h"
 
 /* ---- ranges ------------------------------------------------------------ */
 
@@ -351,6 +352,7 @@ int uhmm_migrate_ex(struct uhmm *h, void *addr, size_t len, struct uhmm_dev *to,
 		    unsigned flags, struct uhmm_migrate_res *res)
 {
 	struct uhmm_migrate_res out = { 0 };
+	struct trace_why why;
 	uintptr_t s, e;
 	size_t n;
 	int r;
@@ -363,11 +365,13 @@ int uhmm_migrate_ex(struct uhmm *h, void *addr, size_t len, struct uhmm_dev *to,
 		return -EINVAL;
 	if (res && (r = sz_check(res, res->sz, sizeof(*res))))
 		return r;
+	why = trace_because(UHMM_CAUSE_MIGRATE);
 	ctx_lock(h);
 	mirror_yield_to_drivers(h, s, e);
 	events_drain(h);
 	r = advice_pinned(h, s, e) ? -EBUSY : migrate_range(h, s, e, to, flags, &out);
 	ctx_unlock(h);
+	trace_restore(why);
 	if (res) {
 		out.sz = res->sz;
 		n = sz_of(res->sz, sizeof(out));

@@ -31,6 +31,7 @@
 #include "exclusive.h"
 #include "migrate.h"
 #include "mirror.h"
+#include "trace.h"
 
 #ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ 22
@@ -580,6 +581,7 @@ int uhmm_range_fault(struct uhmm_mirror *m, const void *addr, size_t len,
 		     unsigned flags, struct uhmm_pte *ptes)
 {
 	struct rf f = { .m = m, .flags = flags };
+	struct trace_why why;
 	struct uhmm *h;
 	uint64_t seq;
 	int r;
@@ -607,7 +609,9 @@ int uhmm_range_fault(struct uhmm_mirror *m, const void *addr, size_t len,
 	seq = atomic_load(&m->sc.seq);
 	/* from now on every change of the range reaches this mirror */
 	mirror_widen(m, f.s, f.e);
+	why = trace_because(UHMM_CAUSE_DEV_FAULT);
 	r = range_fault_locked(h, &f, ptes);
+	trace_restore(why);
 	if (!r && atomic_load(&m->sc.seq) != seq)
 		r = -EBUSY;
 out:

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "migrate.h"
+#include "trace.h"
 
 #define COUNTED_DEVS	4		/* devices counted per block */
 
@@ -252,7 +253,10 @@ static size_t move_block(struct uhmm *h, struct uhmm_dev *d, uintptr_t base,
 			while (a < v->end && may_move(h, d, a))
 				a += PAGE_SIZE;
 			if (s < a && !advice_pinned(h, s, a)) {
+				struct trace_why why = trace_because(UHMM_CAUSE_POLICY);
+
 				migrate_range(h, s, a, d, 0, &res);
+				trace_restore(why);
 				moved += res.moved;
 			}
 		}

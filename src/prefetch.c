@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "internal.h"
+#include "trace.h"
 
 #define PREFETCH_KEEP 1024
 
@@ -39,6 +40,7 @@ static void *prefetch_main(void *arg)
 	struct prefetcher *p = h->prefetch;
 
 	lib_thread = true;
+	trace_because(UHMM_CAUSE_PREFETCH);
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
 		struct prefetch_job j;

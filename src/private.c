@@ -20,6 +20,7 @@
 
 #include "compat.h"
 #include "migrate.h"
+#include "trace.h"
 
 #define COPY_TRIES 3		/* before a fault's page is called lost */
 
@@ -147,6 +148,8 @@ static int home_commit(struct uhmm *h, struct homing *hm, int r)
 		devmem_free(hm->d, hm->dp[i]);
 		pt_set(&h->pt, hm->at + (i << PAGE_SHIFT), LOC_SYS, 0);
 	}
+	if (n)
+		trace_move(h, hm->at, n, hm->d->id, LOC_SYS);
 	if (counted && n < hm->n) {
 		COUNT(h, hm->d, pages_to_sys, (uint64_t)-(hm->n - n));
 		COUNT(h, hm->d, bytes_copied, (uint64_t)-((hm->n - n) << PAGE_SHIFT));
@@ -596,10 +599,13 @@ int batch_to_private(struct uhmm *h, struct batch *b, struct uhmm_dev *d,
 	 * into a WP fault instead of the MISSING fault that brings it back */
 	if (!remap && (h->feat & UHMM_FEAT_WP))
 		uffd_wp(h, b->start, len, false);
-	uffd_wake(h, b->start, len);
 	if (remap)
 		sys_pages_drop(h, b, src);
 	else if (src)
 		arena_put(h, src);
-	return finish_to_dev(h, d, rq, n, zero, cut);
+	trace_move(h, b->start, n, LOC_SYS, d->id);
+	/* counted before the wake: the threads it wakes may look at once */
+	r = finish_to_dev(h, d, rq, n, zero, cut);
+	uffd_wake(h, b->start, len);
+	return r;
 }

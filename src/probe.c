@@ -271,7 +271,8 @@ int probe_open_uffd(struct uhmm *h)
 	h->feat = feat_bits(h->uffd_feat, user_only);
 	if (!(off & UHMM_FEAT_PAGEMAP_SCAN) && have_pagemap_scan())
 		h->feat |= UHMM_FEAT_PAGEMAP_SCAN;
-	if (!(off & UHMM_FEAT_REMAP_FENCE) && have_dontunmap())
+	h->dontunmap = have_dontunmap();
+	if (!(off & UHMM_FEAT_REMAP_FENCE) && h->dontunmap)
 		h->feat |= UHMM_FEAT_REMAP_FENCE;
 	if (!(off & UHMM_FEAT_PROCMAP_QUERY) && have_procmap_query())
 		h->feat |= UHMM_FEAT_PROCMAP_QUERY;

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "trace.h"
 
 #define TC_BLOCKS	1024		/* cached 2 MiB blocks (2 GiB) */
 #define BOUNCE		(64 << 10)
@@ -227,6 +228,9 @@ static int fault_round(struct sim_dma *dma, uintptr_t s, uintptr_t e, bool write
 	int r;
 
 	COUNT(dma->dev->h, dma->dev, dev_faults, 1);
+	if (tracing(dma->dev->h))
+		trace_emit(dma->dev->h, UHMM_TRACE_DEV_FAULT, s, e - s, UHMM_LOC_NONE,
+			   dma->dev->id, 0);
 	r = uhmm_range_fault(dma->m, (void *)s, e - s,
 			     write ? UHMM_FAULT_WRITE : UHMM_FAULT_READ, ptes);
 	if (r)

@@ -304,14 +304,22 @@ void *mm_map_fixed(struct uhmm *h, uintptr_t addr, size_t len, int prot,
 	return p;
 }
 
+/*
+ * Our moves go from memory of ours (a staging slot, a device's view) that
+ * we map again afterwards.  Where the kernel can, the source stays mapped
+ * (MREMAP_DONTUNMAP, empty): a hole there, even for a moment, is where
+ * another thread's mmap (a new thread's stack) may land, and our mapping
+ * it again would wipe it out.
+ */
 void *mm_move(struct uhmm *h, void *from, size_t len, uintptr_t to)
 {
+	int flags = MREMAP_MAYMOVE | MREMAP_FIXED | (h->dontunmap ? MREMAP_DONTUNMAP : 0);
 	void *p;
 
 	expect_add(h, UFFD_EVENT_UNMAP, to, to + len, 0);
 	expect_add(h, UFFD_EVENT_REMAP, (uintptr_t)from, to, len);
 	expect_add(h, UFFD_EVENT_UNMAP, (uintptr_t)from, (uintptr_t)from + len, 0);
-	p = (void *)syscall(SYS_mremap, from, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+	p = (void *)syscall(SYS_mremap, from, len, len, flags, to);
 	if ((uintptr_t)p > -4096ul) {
 		errno = -(long)p;
 		p = MAP_FAILED;

@@ -43,7 +43,8 @@ static int held_right(struct uhmm_mirror *m, uint8_t *p, size_t n, unsigned seed
 
 		good = (pt[i].flags & want) == want && pt[i].loc == loc && pt[i].host &&
 		       (loc != UHMM_LOC_SYSTEM || pt[i].host != (uintptr_t)(p + i * pg)) &&
-		       ut_chk8((const uint8_t *)(uintptr_t)pt[i].host, i * pg, pg, seed) == SIZE_MAX;
+		       ut_chk8((const uint8_t *)(uintptr_t)pt[i].host, i * pg, pg,
+			       seed) == SIZE_MAX;
 		if (!good)
 			diag("page %zu: flags 0x%x loc %d host 0x%" PRIx64, i, pt[i].flags,
 			     pt[i].loc, pt[i].host);
@@ -127,8 +128,8 @@ static void basic(struct env *e)
 	is_int(uhmm_make_exclusive(e->m, p, len), 0, "%s: exclusive again", e->kind);
 	ut_rec_clear(&e->r);
 	p[3 * pg] ^= 0xff;
-	ok(ut_rec_saw(&e->r, UHMM_EV_EXCLUSIVE, 0, p + 3 * pg, pg), "%s: a CPU write: EXCLUSIVE first",
-	   e->kind);
+	ok(ut_rec_saw(&e->r, UHMM_EV_EXCLUSIVE, 0, p + 3 * pg, pg),
+	   "%s: a CPU write: EXCLUSIVE first", e->kind);
 	p[3 * pg] ^= 0xff;
 	ut_ok8(p, len, 11, "the data after a CPU write");
 	munmap(p, len);
@@ -157,21 +158,22 @@ static void others(struct env *e)
 	ut_rec_clear(&e->r);
 	memset(buf, 0, len);
 	rc = uhmm_sim_read(e->other, p, buf, len);
-	ok(rc >= 0 && ut_check8(buf, len, 12) == SIZE_MAX, "%s: the other device's engine reads it right (%d)",
-	   e->kind, rc);
-	ok(ut_rec_saw(&e->r, UHMM_EV_EXCLUSIVE, -1, p, len), "%s: ... and the holder heard EXCLUSIVE",
-	   e->kind);
+	ok(rc >= 0 && ut_check8(buf, len, 12) == SIZE_MAX,
+	   "%s: the other device's engine reads it right (%d)", e->kind, rc);
+	ok(ut_rec_saw(&e->r, UHMM_EV_EXCLUSIVE, -1, p, len),
+	   "%s: ... and the holder heard EXCLUSIVE", e->kind);
 
 	is_int(uhmm_make_exclusive(e->m, p, len), 0, "%s: exclusive again", e->kind);
 	rc = uhmm_sim_read(e->dev, p, buf, len);
-	ok(rc >= 0 && ut_check8(buf, len, 12) == SIZE_MAX, "%s: its own device's engine reads it right",
-	   e->kind);
+	ok(rc >= 0 && ut_check8(buf, len, 12) == SIZE_MAX,
+	   "%s: its own device's engine reads it right", e->kind);
 
 	is_int(uhmm_make_exclusive(e->m, p, len), 0, "%s: exclusive again", e->kind);
 	ut_rec_clear(&e->r);
 	rc = uhmm_migrate(e->h, p, len, e->other, 0);
 	is_int(rc, 0, "%s: uhmm_migrate of exclusive pages to the other device", e->kind);
-	ok(ut_rec_saw(&e->r, UHMM_EV_MIGRATE, -1, p, len) && ut_rec_saw(&e->r, UHMM_EV_EXCLUSIVE, -1, p, len),
+	ok(ut_rec_saw(&e->r, UHMM_EV_MIGRATE, -1, p, len) &&
+	   ut_rec_saw(&e->r, UHMM_EV_EXCLUSIVE, -1, p, len),
 	   "%s: the holder heard MIGRATE and EXCLUSIVE", e->kind);
 	ut_ok8(p, len, 12, "the data after the migration");
 	if (e->loc != UHMM_LOC_SYSTEM)
@@ -197,17 +199,18 @@ static void layout(struct env *e)
 	ok(ut_chk8(p + len / 2, len / 2, len / 2, 13) == SIZE_MAX,
 	   "%s: munmap of half: the other half reads right", e->kind);
 	ut_check_where(e->h, p + len / 2, len / 2, e->loc, "the half still mapped");
-	ok(ut_rec_saw(&e->r, UHMM_EV_UNMAP, -1, p, len / 2), "%s: UNMAP heard over the unmapped half",
-	   e->kind);
+	ok(ut_rec_saw(&e->r, UHMM_EV_UNMAP, -1, p, len / 2),
+	   "%s: UNMAP heard over the unmapped half", e->kind);
 	munmap(p + len / 2, len / 2);
 
 	/* MADV_DONTNEED of one page: zeros there, the rest right */
 	p = buffer(e, 8, 14);
 	is_int(uhmm_make_exclusive(e->m, p, len), 0, "%s: exclusive", e->kind);
 	madvise(p + 2 * pg, pg, MADV_DONTNEED);
-	ok(ut_check_zero(p + 2 * pg, pg) == SIZE_MAX, "%s: MADV_DONTNEED of an exclusive page: zeros",
-	   e->kind);
-	ok(ut_chk8(p, 0, 2 * pg, 14) == SIZE_MAX && ut_chk8(p + 3 * pg, 3 * pg, 5 * pg, 14) == SIZE_MAX,
+	ok(ut_check_zero(p + 2 * pg, pg) == SIZE_MAX,
+	   "%s: MADV_DONTNEED of an exclusive page: zeros", e->kind);
+	ok(ut_chk8(p, 0, 2 * pg, 14) == SIZE_MAX &&
+	   ut_chk8(p + 3 * pg, 3 * pg, 5 * pg, 14) == SIZE_MAX,
 	   "%s: the other pages read right", e->kind);
 
 	munmap(p, len);
@@ -220,14 +223,16 @@ static void layout(struct env *e)
 	rc = mremap(p, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, q) == q ? 0 : -errno;
 	is_int(rc, 0, "%s: mremap of exclusive memory", e->kind);
 	ut_ok8(q, len, 20, "the data at the new address");
-	ok(ut_rec_saw(&e->r, UHMM_EV_EXCLUSIVE, -1, p, len), "%s: the holder heard EXCLUSIVE", e->kind);
+	ok(ut_rec_saw(&e->r, UHMM_EV_EXCLUSIVE, -1, p, len), "%s: the holder heard EXCLUSIVE",
+	   e->kind);
 	munmap(q, len);
 
 	/* uhmm_mprotect: read-only; the CPU reads it, the device may not write */
 	p = buffer(e, 2, 15);
 	is_int(uhmm_make_exclusive(e->m, p, 2 * pg), 0, "%s: exclusive", e->kind);
 	ut_rec_clear(&e->r);
-	is_int(uhmm_mprotect(e->h, p, 2 * pg, PROT_READ), 0, "%s: uhmm_mprotect read-only", e->kind);
+	is_int(uhmm_mprotect(e->h, p, 2 * pg, PROT_READ), 0, "%s: uhmm_mprotect read-only",
+	       e->kind);
 	ok(ut_rec_saw(&e->r, UHMM_EV_PROTECT, -1, p, 2 * pg), "%s: PROTECT heard", e->kind);
 	ut_ok8(p, 2 * pg, 15, "read-only exclusive memory, read by the CPU");
 	is_int(uhmm_make_exclusive(e->m, p, 2 * pg), -EPERM, "%s: read-only: -EPERM", e->kind);
@@ -254,7 +259,8 @@ static void lifecycle(struct env *e)
 	ut_rec_clear(&e->r);
 	rc = ut_child(fork_child, p);
 	is_int(rc, 0, "%s: a fork child reads the exclusive pages right", e->kind);
-	ok(ut_rec_saw(&e->r, UHMM_EV_EXCLUSIVE, 0, p, len), "%s: fork took them back first", e->kind);
+	ok(ut_rec_saw(&e->r, UHMM_EV_EXCLUSIVE, 0, p, len), "%s: fork took them back first",
+	   e->kind);
 	ut_ok8(p, len, 16, "the parent's data after the fork");
 
 	/* a mirror closed while it holds pages */
@@ -376,7 +382,8 @@ static void bad_inputs(struct env *e)
 	if (fd >= 0 && !ftruncate(fd, pg))
 		f = mmap(NULL, pg, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
 	if (f && f != MAP_FAILED)
-		is_int(uhmm_make_exclusive(e->m, f, pg), -EINVAL, "a private file mapping: -EINVAL");
+		is_int(uhmm_make_exclusive(e->m, f, pg), -EINVAL,
+		       "a private file mapping: -EINVAL");
 	else
 		ok(0, "a private file mapping to try: %s", strerror(errno));
 
@@ -454,7 +461,8 @@ static void own_private(struct env *e)
 		memcpy(&want, p + pg, sizeof(want));	/* brings page 1 home */
 		is_int(uhmm_migrate(e->h, p, len, e->dev, 0), 0, "%s: back on the device", e->kind);
 		rc = uhmm_sim_atomic_add(e->dev, w, 3, &old);
-		ok(rc >= 1 && old == want, "%s: a device add on its own memory: old right", e->kind);
+		ok(rc >= 1 && old == want, "%s: a device add on its own memory: old right",
+		   e->kind);
 		ut_check_where(e->h, p, len, ut_dev_id(e->dev), "... and the page stayed there");
 		ok(*w == want + 3, "%s: the CPU reads the sum", e->kind);
 		*w = want;

@@ -203,8 +203,9 @@ static void run(struct uhmm *h, struct uhmm_dev *dev, struct uhmm_dev *other, co
 		struct uhmm_pte qt[2];
 
 		ut_fill8(q, 2 * pg, 9);
-		for (int i = 0; i < 5 && (rc = uhmm_range_fault(m, q, 2 * pg, UHMM_FAULT_READ, qt)) == -EBUSY; i++)
-			;
+		rc = -EBUSY;
+		for (int i = 0; i < 5 && rc == -EBUSY; i++)
+			rc = uhmm_range_fault(m, q, 2 * pg, UHMM_FAULT_READ, qt);
 		is_int(rc, 0, "%s: FAULT_READ of fresh system pages", kind);
 		clear(&r);
 		is_int(madvise(q, 2 * pg, MADV_FREE), 0, "%s: MADV_FREE", kind);

@@ -94,7 +94,8 @@ static void one(struct uhmm *h, struct uhmm_dev *dev, struct uhmm_mirror *m, str
 	madvise(p, pg, MADV_DONTNEED);
 	uhmm_where(h, p + pg, pg, loc);		/* the next uhmm call */
 	if (watched)
-		ok(ut_rec_saw(r, UHMM_EV_REMOVE, -1, p, pg), "%s, %s: MADV_DONTNEED: REMOVE heard", dk, kn);
+		ok(ut_rec_saw(r, UHMM_EV_REMOVE, -1, p, pg), "%s, %s: MADV_DONTNEED: REMOVE heard",
+		   dk, kn);
 
 	/* MADV_REMOVE (a hole punched in the file) */
 	if (k != PRIVATE_FILE) {
@@ -102,8 +103,8 @@ static void one(struct uhmm *h, struct uhmm_dev *dev, struct uhmm_mirror *m, str
 		is_int(rc, 0, "%s, %s: MADV_REMOVE", dk, kn);
 		uhmm_where(h, p, pg, loc);
 		if (watched)
-			ok(ut_rec_saw(r, UHMM_EV_REMOVE, -1, p + pg, pg), "%s, %s: MADV_REMOVE: REMOVE heard",
-			   dk, kn);
+			ok(ut_rec_saw(r, UHMM_EV_REMOVE, -1, p + pg, pg),
+			   "%s, %s: MADV_REMOVE: REMOVE heard", dk, kn);
 	}
 
 	/* mremap of the last page elsewhere */
@@ -123,7 +124,8 @@ static void one(struct uhmm *h, struct uhmm_dev *dev, struct uhmm_mirror *m, str
 	munmap(p + 2 * pg, pg);
 	uhmm_where(h, p + pg, pg, loc);
 	if (watched)
-		ok(ut_rec_saw(r, UHMM_EV_UNMAP, -1, p + 2 * pg, pg), "%s, %s: munmap: UNMAP heard", dk, kn);
+		ok(ut_rec_saw(r, UHMM_EV_UNMAP, -1, p + 2 * pg, pg), "%s, %s: munmap: UNMAP heard",
+		   dk, kn);
 	is_int(uhmm_sim_read(dev, p + 2 * pg, buf, pg), -EFAULT,
 	       "%s, %s: a device read of the unmapped page: -EFAULT", dk, kn);
 
@@ -169,8 +171,10 @@ static void read_only_file(struct uhmm_dev *dev, struct uhmm_mirror *m, const ch
 	   "%s, read-only shared file: FAULT_READ, VALID without WRITE", dk);
 	memset(b, 0, pg);
 	rc = uhmm_sim_read(dev, p, b, pg);
-	ok(rc >= 0 && ut_check8(b, pg, 51) == SIZE_MAX, "%s, read-only shared file: read right", dk);
-	is_int(uhmm_sim_write(dev, p, b, pg), -EPERM, "%s, read-only shared file: write -EPERM", dk);
+	ok(rc >= 0 && ut_check8(b, pg, 51) == SIZE_MAX, "%s, read-only shared file: read right",
+	   dk);
+	is_int(uhmm_sim_write(dev, p, b, pg), -EPERM, "%s, read-only shared file: write -EPERM",
+	       dk);
 	munmap(p, pg);
 	free(b);
 }

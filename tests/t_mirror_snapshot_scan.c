@@ -168,7 +168,8 @@ int main(void)
 	for (size_t i = 1; i < BLK / pg; i += 3)
 		(void)*(volatile uint8_t *)(p + BLK + i * pg);	/* read: zero page */
 	memset(p + 2 * BLK, 3, 4 * BLK);
-	is_int(uhmm_migrate(h, p + 2 * BLK, BLK + BLK / 2, pv, 0), 0, "blocks on the PRIVATE device");
+	is_int(uhmm_migrate(h, p + 2 * BLK, BLK + BLK / 2, pv, 0), 0,
+	       "blocks on the PRIVATE device");
 	if (c)
 		is_int(uhmm_migrate(h, p + 4 * BLK, BLK + BLK / 2, c, 0), 0,
 		       "blocks on the COHERENT device");
@@ -198,13 +199,14 @@ int main(void)
 
 		if (scan)
 			ok((z->flags & (UHMM_PTE_VALID | UHMM_PTE_ZERO | UHMM_PTE_WRITE)) ==
-			   (UHMM_PTE_VALID | UHMM_PTE_ZERO), "a page only read: the zero page (0x%x)",
-			   z->flags);
+			   (UHMM_PTE_VALID | UHMM_PTE_ZERO),
+			   "a page only read: the zero page (0x%x)", z->flags);
 		else
 			ok((z->flags & (UHMM_PTE_VALID | UHMM_PTE_WRITE)) == UHMM_PTE_VALID,
 			   "a page only read: VALID, not WRITE (0x%x)", z->flags);
 		ok(!(w->flags & UHMM_PTE_ZERO), "a page written: not ZERO");
-		ok(!(pt[BLK / pg + 2].flags & UHMM_PTE_VALID) && pt[BLK / pg + 2].loc == UHMM_LOC_NONE,
+		ok(!(pt[BLK / pg + 2].flags & UHMM_PTE_VALID) &&
+		   pt[BLK / pg + 2].loc == UHMM_LOC_NONE,
 		   "an untouched page: not VALID, loc NONE");
 	}
 	check_dev(h, pv, pt + 2 * BLK / pg, p + 2 * BLK, BLK / pg, 1, "PRIVATE, whole block");
@@ -213,7 +215,8 @@ int main(void)
 	is_int(check_sys(pt + 3 * BLK / pg + BLK / pg / 2, p + 3 * BLK + BLK / 2, BLK / pg / 2, 1,
 			 "beside"), 0, "the system half beside them: as the kernel says");
 	if (c) {
-		check_dev(h, c, pt + 4 * BLK / pg, p + 4 * BLK, BLK / pg, 1, "COHERENT, whole block");
+		check_dev(h, c, pt + 4 * BLK / pg, p + 4 * BLK, BLK / pg, 1,
+			  "COHERENT, whole block");
 		check_dev(h, c, pt + 5 * BLK / pg, p + 5 * BLK, BLK / pg / 2, 0,
 			  "COHERENT, half a block");
 		ok(pt[4 * BLK / pg + 1].host == pt[4 * BLK / pg].host + pg,
@@ -240,8 +243,8 @@ int main(void)
 	   "a page shared with the child: VALID, not WRITE (0x%x)", pt[0].flags);
 	is_int(check_sys(pt, p + BLK, 10, 1, "after fork"), 0, "4 KiB pages: as the kernel says");
 	rc = snap(m, p + BLK, pg, UHMM_FAULT_WRITE, pt);
-	ok(rc == 0 && (pt[0].flags & UHMM_PTE_WRITE), "FAULT_WRITE makes it writable (%d, 0x%x)", rc,
-	   pt[0].flags);
+	ok(rc == 0 && (pt[0].flags & UHMM_PTE_WRITE), "FAULT_WRITE makes it writable (%d, 0x%x)",
+	   rc, pt[0].flags);
 	close(pipefd[1]);
 	waitpid(kid, NULL, 0);
 

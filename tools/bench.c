@@ -1400,20 +1400,6 @@ static void list_figures(void)
 		printf("%s\n", figures[i].name);
 }
 
-/* An option with a value, as "--opt VALUE" or "--opt=VALUE". */
-static const char *opt_value(const char *opt, int argc, char **argv, int *i)
-{
-	size_t n = strlen(opt);
-
-	if (strncmp(argv[*i], opt, n))
-		return NULL;
-	if (argv[*i][n] == '=')
-		return argv[*i] + n + 1;
-	if (argv[*i][n] || *i + 1 >= argc)
-		return NULL;
-	return argv[++*i];
-}
-
 /* 0: go on; -1: --help or --list printed; EXIT_USAGE: a mistake. */
 static int bench_args(struct bench *b, bool *sel, int argc, char **argv)
 {

@@ -75,6 +75,23 @@ static size_t count_bad(const unsigned char *p, size_t len, unsigned seed)
 	return bad;
 }
 
+/* The buffer page by page, as `uhmm map` draws another process's. */
+static void print_map(struct demo *d, size_t n)
+{
+	struct uhmm_dev_info info = { .sz = sizeof(info) };
+	struct map_view v = { .npages = n, .addr = (uintptr_t)d->buf & ~(page_size() - 1),
+				.dev = &info, .ndev = 1 };
+	int *loc = calloc(n, sizeof(*loc));
+
+	if (!loc || uhmm_where(d->h, d->buf, d->len, loc) || uhmm_dev_info(d->dev, &info)) {
+		free(loc);
+		return;
+	}
+	v.loc = loc;
+	map_text(stdout, &v, 64, 2, isatty(1) && !getenv("NO_COLOR"));
+	free(loc);
+}
+
 static void print_where(struct demo *d, const char *when, int want)
 {
 	size_t counts[WHERE_SLOTS], n = pages_spanned(d->buf, d->len);
@@ -97,6 +114,8 @@ static void print_where(struct demo *d, const char *when, int want)
 			demo_say(d->quiet, " device #%d %zu", loc, counts[loc + 1]);
 	}
 	demo_say(d->quiet, "\n");
+	if (!d->quiet)
+		print_map(d, n);
 	if (counts[want + 1] != n)
 		demo_fail(&d->failed, "%zu of %zu pages are not where they should be (%d)",
 		     n - counts[want + 1], n, want);

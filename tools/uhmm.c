@@ -17,6 +17,11 @@ static const struct command commands[] = {
 	{ "info",  cmd_info },
 	{ "demo",  cmd_demo },
 	{ "bench", cmd_bench },
+	{ "run",   cmd_run },
+	{ "stat",  cmd_stat },
+	{ "top",   cmd_top },
+	{ "map",   cmd_map },
+	{ "trace", cmd_trace },
 };
 
 void print_usage(FILE *f)
@@ -51,6 +56,36 @@ void print_usage(FILE *f)
 "                       line.  ratio is always \"times better than the\n"
 "                       baseline\" (value/baseline for rates, baseline/value\n"
 "                       for times).  NAME: run only those figures (--list)\n"
+"  run [--device SPEC]... [--prefer NAME] [--min-size BYTES] [--fork copy|nocopy]\n"
+"      [--stats [--json]] [--verbose] [--] PROGRAM [ARGS...]\n"
+"                       run an unmodified, dynamically linked program with\n"
+"                       its allocations of at least --min-size (default 1M)\n"
+"                       placed on the preferred device (default: the first)\n"
+"                       by first touch, through LD_PRELOAD of\n"
+"                       libuhmm-preload.so.  SPEC: [NAME=]sim:coherent:SIZE,\n"
+"                       sim:private:SIZE, file:PATH[:SIZE] (devdax,\n"
+"                       hugetlbfs, tmpfs) or opencl:P:D:SIZE; default\n"
+"                       sim:coherent:256M; names default to sim0, file0, ...\n"
+"                       --stats: on exit, what the program's processes placed\n"
+"                       (on stderr; --json: as JSON).  --fork nocopy: a fork()\n"
+"                       child finds device pages inaccessible (children that\n"
+"                       exec at once); the default copy gives it a private\n"
+"                       snapshot.  Exit:\n"
+"                       the program's status; 2 for a bad command line, 1 when\n"
+"                       the devices cannot be used, 126/127 for a program\n"
+"                       that cannot be run (it is not started)\n"
+"  stat [--json] [PID]  the live counters of the processes using uhmm:\n"
+"                       devices, bytes and pages per device, migrations and\n"
+"                       faults with rates (since each context opened)\n"
+"  top [-d SECONDS] [-n COUNT] [--json] [PID]\n"
+"                       the same, refreshed like top(1), rates per interval\n"
+"  map PID [ADDR LEN] [--svg FILE] [--width N] [--ctx N]\n"
+"                       where each page of a range of PID lives (default:\n"
+"                       each uhmm_alloc block, i.e. each large allocation\n"
+"                       under `uhmm run`), as text and as an SVG picture\n"
+"  trace PID [--count N] [--duration SECONDS] [--json] [--ctx N]\n"
+"                       PID's faults, migrations and evictions as they\n"
+"                       happen, with their cause\n"
 "\n"
 "Options:\n"
 "  -h, --help           show this help and exit\n"
@@ -59,7 +94,12 @@ void print_usage(FILE *f)
 "Environment:\n"
 "  UHMM_DISABLE=LIST    switch library features off (comma-separated: move,\n"
 "                       wp_unpopulated, wp_shmem, minor, pagemap_scan,\n"
-"                       poison, kernel_faults, or all) to try fallback paths\n"
+"                       poison, kernel_faults, remap_fence, or all) to try\n"
+"                       fallback paths\n"
+"  UHMM_STAT_DIR=DIR    where contexts publish their counters for stat, top,\n"
+"                       map and trace (default /dev/shm/uhmm-UID; off: none)\n"
+"  UHMM_PRELOAD=PATH    the preload library `uhmm run` uses\n"
+"  (uhmm(1) lists the variables of the preload library: UHMM_DEVICES, ...)\n"
 "\n"
 "Exit status: 0 success, 1 failure, 2 bad command line.\n", f);
 }

@@ -57,51 +57,18 @@ size_t pages_spanned(const void *addr, size_t len)
 	return (end - start) / ps;
 }
 
-static int size_shift(const char *suffix, unsigned *shift)
+/* An option with a value, as "--opt VALUE" or "--opt=VALUE". */
+const char *opt_value(const char *opt, int argc, char **argv, int *i)
 {
-	static const struct { const char *s; unsigned shift; } tab[] = {
-		{ "", 0 }, { "b", 0 },
-		{ "k", 10 }, { "kib", 10 }, { "kb", 10 },
-		{ "m", 20 }, { "mib", 20 }, { "mb", 20 },
-		{ "g", 30 }, { "gib", 30 }, { "gb", 30 },
-	};
-	char low[8];
-	size_t i;
+	size_t n = strlen(opt);
 
-	if (strlen(suffix) >= sizeof(low))
-		return -EINVAL;
-	for (i = 0; suffix[i]; i++)
-		low[i] = (char)tolower((unsigned char)suffix[i]);
-	low[i] = '\0';
-	for (i = 0; i < sizeof(tab) / sizeof(tab[0]); i++) {
-		if (!strcmp(low, tab[i].s)) {
-			*shift = tab[i].shift;
-			return 0;
-		}
-	}
-	return -EINVAL;
-}
-
-/*
- * "268435456", "256M", "256MiB", "1G": binary multiples, because the sizes
- * this tool deals with are page and huge-page multiples.
- */
-int parse_size(const char *s, size_t *out)
-{
-	unsigned long long v;
-	unsigned shift;
-	char *end;
-
-	if (!isdigit((unsigned char)*s))
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || size_shift(end, &shift))
-		return -EINVAL;
-	if (v > (SIZE_MAX >> shift))
-		return -ERANGE;
-	*out = (size_t)v << shift;
-	return 0;
+	if (strncmp(argv[*i], opt, n))
+		return NULL;
+	if (argv[*i][n] == '=')
+		return argv[*i] + n + 1;
+	if (argv[*i][n] || *i + 1 >= argc)
+		return NULL;
+	return argv[++*i];
 }
 
 const char *fmt_size(size_t bytes, char *buf, size_t len)
