@@ -577,48 +577,64 @@ static int range_fault_locked(struct uhmm *h, struct rf *f, struct uhmm_pte *pte
 	return r;
 }
 
+/* The range, and when faulting room for its pagemap entries. */
+static int rf_init(struct rf *f, struct uhmm_mirror *m, const void *addr, size_t len,
+		   unsigned flags)
+{
+	int r = range_pages(addr, len, &f->s, &f->e);
+
+	if (r)
+		return r;
+	f->m = m;
+	f->flags = (flags & UHMM_FAULT_WRITE) ? flags | UHMM_FAULT_READ : flags;
+	/* what faulting needs to know page by page; a snapshot asks in runs */
+	if (f->flags && !(f->pm = mem_alloc(((f->e - f->s) >> PAGE_SHIFT) * sizeof(*f->pm))))
+		return -ENOMEM;
+	return 0;
+}
+
+typedef int rf_work(struct uhmm *h, struct rf *f, struct uhmm_pte *ptes);
+
+/*
+ * The work under the context, drained, with the mirror alive and widened
+ * over the range (from then on every change of it reaches the mirror),
+ * traced as a device's fault; -EBUSY where asked when an invalidation of
+ * the mirror came meanwhile.
+ */
+static int rf_run(struct rf *f, struct uhmm_pte *ptes, bool busy_on_change, rf_work *work)
+{
+	struct uhmm *h = f->m->h;
+	struct trace_why why;
+	uint64_t seq;
+	int r = -ENODEV;
+
+	ctx_lock(h);
+	events_drain(h);
+	if (!f->m->released) {
+		seq = atomic_load(&f->m->sc.seq);
+		mirror_widen(f->m, f->s, f->e);
+		why = trace_because(UHMM_CAUSE_DEV_FAULT);
+		r = work(h, f, ptes);
+		trace_restore(why);
+		if (!r && busy_on_change && atomic_load(&f->m->sc.seq) != seq)
+			r = -EBUSY;
+	}
+	ctx_unlock(h);
+	mem_free(f->seg);
+	mem_free(f->pm);
+	return r;
+}
+
 int uhmm_range_fault(struct uhmm_mirror *m, const void *addr, size_t len,
 		     unsigned flags, struct uhmm_pte *ptes)
 {
-	struct rf f = { .m = m, .flags = flags };
-	struct trace_why why;
-	struct uhmm *h;
-	uint64_t seq;
+	struct rf f = { 0 };
 	int r;
 
 	if (!m || !ptes || (flags & ~(UHMM_FAULT_READ | UHMM_FAULT_WRITE)))
 		return -EINVAL;
-	r = range_pages(addr, len, &f.s, &f.e);
-	if (r)
-		return r;
-	if (flags & UHMM_FAULT_WRITE)
-		f.flags |= UHMM_FAULT_READ;
-	/* what faulting needs to know page by page; a snapshot asks in runs */
-	if (f.flags) {
-		f.pm = mem_alloc(((f.e - f.s) >> PAGE_SHIFT) * sizeof(*f.pm));
-		if (!f.pm)
-			return -ENOMEM;
-	}
-	h = m->h;
-	ctx_lock(h);
-	events_drain(h);
-	if (m->released) {
-		r = -ENODEV;
-		goto out;
-	}
-	seq = atomic_load(&m->sc.seq);
-	/* from now on every change of the range reaches this mirror */
-	mirror_widen(m, f.s, f.e);
-	why = trace_because(UHMM_CAUSE_DEV_FAULT);
-	r = range_fault_locked(h, &f, ptes);
-	trace_restore(why);
-	if (!r && atomic_load(&m->sc.seq) != seq)
-		r = -EBUSY;
-out:
-	ctx_unlock(h);
-	mem_free(f.seg);
-	mem_free(f.pm);
-	return r;
+	r = rf_init(&f, m, addr, len, flags);
+	return r ? r : rf_run(&f, ptes, true, range_fault_locked);
 }
 
 /*
@@ -626,10 +642,11 @@ out:
  * FAULT_WRITE (what other devices hold alone comes back, pages private to
  * other devices come home), then taken from the CPU (exclusive.c).
  */
-static int make_exclusive_locked(struct uhmm *h, struct rf *f)
+static int make_exclusive_locked(struct uhmm *h, struct rf *f, struct uhmm_pte *ptes)
 {
 	int r = load_segs(h, f);
 
+	(void)ptes;	/* none: the holder asks uhmm_range_fault for them */
 	if (!r)
 		r = check_segs(f);
 	/* pinned pages stay where the kernel's DMA reaches them */
@@ -658,33 +675,16 @@ static int make_exclusive_locked(struct uhmm *h, struct rf *f)
 	return r == -EAGAIN ? -EBUSY : r;
 }
 
+/* Its own invalidations (EXCLUSIVE to the holder too) are no race. */
 int uhmm_make_exclusive(struct uhmm_mirror *m, void *addr, size_t len)
 {
-	struct rf f = { .m = m, .flags = UHMM_FAULT_READ | UHMM_FAULT_WRITE };
-	struct uhmm *h;
+	struct rf f = { 0 };
 	int r;
 
 	if (!m)
 		return -EINVAL;
-	r = range_pages(addr, len, &f.s, &f.e);
-	if (r)
-		return r;
-	f.pm = mem_alloc(((f.e - f.s) >> PAGE_SHIFT) * sizeof(*f.pm));
-	if (!f.pm)
-		return -ENOMEM;
-	h = m->h;
-	ctx_lock(h);
-	events_drain(h);
-	if (m->released) {
-		r = -ENODEV;
-	} else {
-		mirror_widen(m, f.s, f.e);
-		r = make_exclusive_locked(h, &f);
-	}
-	ctx_unlock(h);
-	mem_free(f.seg);
-	mem_free(f.pm);
-	return r;
+	r = rf_init(&f, m, addr, len, UHMM_FAULT_WRITE);
+	return r ? r : rf_run(&f, NULL, false, make_exclusive_locked);
 }
 
 /*
