@@ -7,6 +7,8 @@
  * first write.  It must say so and exit 0, in every pass.
  */
 #define _GNU_SOURCE
+#include <stdlib.h>
+
 #include "run.h"
 
 int main(void)
@@ -34,6 +36,8 @@ int main(void)
 	is_int(st, 0, "uhmm demo --quiet");
 	st = rt_run((char *[]){ rt_uhmm, "demo", "--bogus", NULL }, NULL, out, err, NULL);
 	ok(st != 0 && rt_grep(err, "unknown option"), "uhmm demo --bogus: a clear refusal (%d)", st);
+	free((void *)out);
+	free((void *)err);
 	rt_cleanup();
 	return tap_done();
 }
