@@ -399,13 +399,62 @@ static int step_migrate_back(struct demo *d)
 	return 0;
 }
 
+/*
+ * The seed's other way: malloc() and madvise() allocate from device
+ * memory, then the CPU writes data to device memory directly.  A fresh
+ * malloc'd buffer is advised onto the device; the CPU's first write to each
+ * run of untouched pages places it there, zeroed, with no copy.
+ */
+#define SEED_ADVISED	3
+
+static void step_advise(struct demo *d)
+{
+	size_t len = DEMO_BUF_SIZE / 2, n, on_dev = 0, bad;
+	unsigned char *buf = malloc(len);
+	struct uhmm_stats s0, s1;
+	int *loc, err;
+
+	demo_say(d->quiet, "7. The same without a migration: malloc() a fresh 4 MiB buffer,\n"
+		 "   uhmm_advise(PREFERRED_LOCATION) it onto the device, then write it.\n");
+	if (!buf) {
+		demo_fail(&d->failed, "malloc");
+		return;
+	}
+	err = uhmm_advise(d->h, buf, len, UHMM_ADV_PREFERRED_LOCATION, d->dev);
+	if (err < 0 || get_stats(d, &s0) < 0) {
+		demo_fail(&d->failed, "uhmm_advise: %s", uhmm_strerror(err));
+		free(buf);
+		return;
+	}
+	fill(buf, len, SEED_ADVISED);
+	get_stats(d, &s1);
+	n = (len + ((uintptr_t)buf & 4095) + 4095) / 4096;
+	loc = calloc(n, sizeof(*loc));
+	if (loc && uhmm_where(d->h, buf, len, loc) == 0)
+		for (size_t i = 0; i < n; i++)
+			on_dev += loc[i] == d->dev_id;
+	free(loc);
+	bad = count_bad(buf, len, SEED_ADVISED);
+	demo_say(d->quiet, "   %zu of %zu pages landed on device #%d at their first write (the\n"
+		 "   page malloc wrote its header on stays in system memory):\n"
+		 "   %llu CPU faults (one per run of untouched pages), %llu bytes copied,\n"
+		 "   %llu device pages made zeroed\n",
+		 on_dev, n, d->dev_id, (unsigned long long)(s1.cpu_faults - s0.cpu_faults),
+		 (unsigned long long)(s1.bytes_copied - s0.bytes_copied),
+		 (unsigned long long)(s1.pages_zero_filled - s0.pages_zero_filled));
+	if (bad || on_dev + 2 < n || s1.bytes_copied != s0.bytes_copied)
+		demo_fail(&d->failed, "advised buffer: %zu bytes wrong, %zu of %zu pages on the device",
+			  bad, on_dev, n);
+	free(buf);
+}
+
 static void step_stats(struct demo *d)
 {
 	struct uhmm_stats st;
 
 	if (get_stats(d, &st) < 0)
 		return;
-	demo_say(d->quiet, "7. Library counters (uhmm_stats):\n"
+	demo_say(d->quiet, "8. Library counters (uhmm_stats):\n"
 	       "   pages to device %llu, to system %llu, zero-filled %llu,\n"
 	       "   bytes copied %llu, CPU faults %llu, evictions %llu\n",
 	    (unsigned long long)st.pages_to_dev,
@@ -460,6 +509,7 @@ static void run_steps(struct demo *d)
 	step_cpu_writes(d);
 	if (step_migrate_back(d))
 		return;
+	step_advise(d);
 	step_stats(d);
 }
 
@@ -479,7 +529,7 @@ int cmd_demo(int argc, char **argv)
 		fprintf(stderr, "uhmm demo: some checks failed\n");
 		return EXIT_FAIL;
 	}
-	demo_say(d.quiet, "8. uhmm_close() closed the context; the buffer was ordinary "
+	demo_say(d.quiet, "9. uhmm_close() closed the context; the buffer was ordinary "
 	        "memory again and was free()d.\n");
 	printf("uhmm demo: all checks passed\n");
 	return 0;
