@@ -736,7 +736,7 @@ static int fault_threads_start(struct uhmm *h)
 	if (!h->fault_thr)
 		return -ENOMEM;
 	for (h->nfault_thr = 0; h->nfault_thr < n; h->nfault_thr++)
-		if (pthread_create(&h->fault_thr[h->nfault_thr], NULL, fault_main, h))
+		if (lib_thread_start(&h->fault_thr[h->nfault_thr], fault_main, h))
 			return -EAGAIN;
 	return 0;
 }
@@ -744,7 +744,7 @@ static int fault_threads_start(struct uhmm *h)
 static void fault_threads_stop(struct uhmm *h)
 {
 	for (uint32_t i = 0; i < h->nfault_thr; i++)
-		pthread_join(h->fault_thr[i], NULL);
+		lib_thread_join(&h->fault_thr[i]);
 	mem_free(h->fault_thr);
 	mem_free(h->fq);
 	h->fault_thr = NULL;
@@ -795,32 +795,31 @@ int events_start(struct uhmm *h)
 	/* library threads block all signals */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	r = pthread_create(&h->reader, NULL, reader_main, h);
+	r = lib_thread_start(&h->reader, reader_main, h);
 	if (!r) {
-		r = pthread_create(&h->worker, NULL, worker_main, h);
-		if (!r && (r = -fault_threads_start(h))) {
+		r = lib_thread_start(&h->worker, worker_main, h);
+		if (!r && (r = fault_threads_start(h))) {
 			pthread_mutex_lock(&h->q.lock);
 			h->stopping = true;
 			pthread_cond_broadcast(&h->q.cond);
 			pthread_mutex_unlock(&h->q.lock);
 			fault_threads_stop(h);
-			pthread_join(h->worker, NULL);
+			lib_thread_join(&h->worker);
 		}
 		if (r) {
 			uint64_t one = 1;
 
 			if (write(h->stop_fd, &one, sizeof(one)) < 0)
 				abort();
-			pthread_join(h->reader, NULL);
+			lib_thread_join(&h->reader);
 		}
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (r) {
 		sentinel_fini(h);
 		close(h->stop_fd);
-		return -r;
 	}
-	return 0;
+	return r;
 }
 
 /*
@@ -835,11 +834,11 @@ void events_stop(struct uhmm *h)
 	h->stopping = true;
 	pthread_cond_broadcast(&h->q.cond);
 	pthread_mutex_unlock(&h->q.lock);
-	pthread_join(h->worker, NULL);
+	lib_thread_join(&h->worker);
 	fault_threads_stop(h);
 	if (write(h->stop_fd, &one, sizeof(one)) < 0)
 		abort();
-	pthread_join(h->reader, NULL);
+	lib_thread_join(&h->reader);
 	sentinel_fini(h);
 	trash_flush(h);
 	close(h->stop_fd);

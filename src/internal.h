@@ -41,6 +41,20 @@ void  mem_populate(void *p);			/* fault it all in now */
 void  mem_fork_lock(bool lock);			/* fork.c: across a fork */
 bool  mem_owns(uintptr_t start, uintptr_t end);	/* our slabs in range? */
 
+/* ---- the library's threads (mem.c) --------------------------------- */
+
+/*
+ * A library thread runs on a stack of the library's own memory, which
+ * mem_owns covers: no migration of the program's can take it (a reader
+ * thread whose stack went to a device-private page would wait for itself).
+ */
+struct lib_thread {
+	pthread_t t;
+	void *stack;
+};
+int  lib_thread_start(struct lib_thread *lt, void *(*fn)(void *), void *arg);
+void lib_thread_join(struct lib_thread *lt);
+
 /* ---- stats ---------------------------------------------------------- */
 
 struct counters {
@@ -307,11 +321,11 @@ struct uhmm {
 	uint64_t clock;			/* LRU ticks */
 
 	struct evqueue q;
-	pthread_t reader, worker;
+	struct lib_thread reader, worker;
 	/* fault_threads > 1: faults go to their own queue (under q.lock) */
 	struct qmsg *fq;
 	size_t fq_n, fq_cap;
-	pthread_t *fault_thr;
+	struct lib_thread *fault_thr;
 	uint32_t nfault_thr;
 	int stop_fd;			/* eventfd waking the reader */
 	bool stopping;

@@ -12,6 +12,7 @@
  * reach into a slab.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <string.h>
@@ -210,4 +211,39 @@ void *mem_realloc(void *p, size_t size)
 		mem_free(p);
 	}
 	return n;
+}
+
+/* ---- the library's threads ------------------------------------------------ */
+
+#define LIB_STACK	(1ul << 20)
+
+int lib_thread_start(struct lib_thread *lt, void *(*fn)(void *), void *arg)
+{
+	char *m = mem_alloc(LIB_STACK + 2 * PAGE_SIZE), *base;
+	pthread_attr_t a;
+	int r;
+
+	if (!m)
+		return -ENOMEM;
+	/* a guard page below the stack, which grows down onto it */
+	base = (char *)page_up((uintptr_t)m);
+	mprotect(base, PAGE_SIZE, PROT_NONE);
+	pthread_attr_init(&a);
+	r = pthread_attr_setstack(&a, base + PAGE_SIZE, LIB_STACK);
+	if (!r)
+		r = pthread_create(&lt->t, &a, fn, arg);
+	pthread_attr_destroy(&a);
+	if (r) {
+		mem_free(m);
+		return -r;
+	}
+	lt->stack = m;
+	return 0;
+}
+
+void lib_thread_join(struct lib_thread *lt)
+{
+	pthread_join(lt->t, NULL);
+	mem_free(lt->stack);
+	lt->stack = NULL;
 }

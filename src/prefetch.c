@@ -26,7 +26,7 @@ struct prefetch_job {
 struct prefetcher {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	pthread_t thread;
+	struct lib_thread thread;
 	bool running, stopping;
 	struct prefetch_job *job;	/* queued, oldest first */
 	size_t njob, cap;
@@ -93,7 +93,7 @@ static struct prefetcher *prefetcher_get(struct uhmm *h)
 	if (!p->running) {
 		sigfillset(&all);
 		pthread_sigmask(SIG_SETMASK, &all, &old);
-		r = pthread_create(&p->thread, NULL, prefetch_main, h);
+		r = lib_thread_start(&p->thread, prefetch_main, h);
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		p->running = !r;
 	}
@@ -191,7 +191,7 @@ void prefetch_stop(struct uhmm *h)
 	pthread_cond_broadcast(&p->cond);
 	pthread_mutex_unlock(&p->lock);
 	if (p->running)
-		pthread_join(p->thread, NULL);
+		lib_thread_join(&p->thread);
 	mem_free(p->job);
 	pthread_mutex_destroy(&p->lock);
 	pthread_cond_destroy(&p->cond);

@@ -31,7 +31,7 @@ struct pub {
 	struct pub_values *stage;	/* values gathered before publishing */
 	int *where;			/* uhmm_where's answer, as ints */
 	pid_t owner;
-	pthread_t thread;
+	struct lib_thread thread;
 	_Atomic bool stop;
 	bool ext_tracing;		/* a reader outside counts in h->tracing */
 	char path[PATH_MAX];
@@ -355,7 +355,7 @@ void publish_start(struct uhmm *h)
 
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	r = pthread_create(&p->thread, NULL, publish_main, h);
+	r = lib_thread_start(&p->thread, publish_main, h);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (r) {
 		/* nothing published; the ring must outlive the file */
@@ -380,7 +380,7 @@ void publish_stop(struct uhmm *h)
 	atomic_store(&p->stop, true);
 	atomic_fetch_add(&p->f->req, 1);
 	pub_futex_wake(&p->f->req);
-	pthread_join(p->thread, NULL);
+	lib_thread_join(&p->thread);
 	pthread_mutex_lock(&pubs_lock);
 	for (pp = &pubs; *pp; pp = &(*pp)->next) {
 		if (*pp == p) {
