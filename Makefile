@@ -1,4 +1,5 @@
 # uhmm - see README.md.  `make`, `make check`, `make demo`, `make bench`,
+# `make bad-inputs` (docs/BAD_INPUTS.md from the tests),
 # `make install PREFIX=/usr/local DESTDIR=`, `make uninstall`, `make clean`.
 # `make V=1` shows the full commands.
 CC      ?= cc
@@ -194,7 +195,7 @@ UBSAN_OPTIONS_DEFAULT := halt_on_error=1:print_stacktrace=1
 TSAN_OPTIONS_DEFAULT  := handle_segv=0:handle_sigbus=0:allow_user_segv_handler=1:halt_on_error=0:second_deadlock_stack=1$(if $(wildcard tests/tsan.supp),:suppressions=$(CURDIR)/tests/tsan.supp)
 
 check:
-	@mkdir -p $(CHECK_DIR); rm -f $(CHECK_DIR)/*.sum $(CHECK_DIR)/*.sum.fail; \
+	@mkdir -p $(CHECK_DIR); rm -f $(CHECK_DIR)/*.sum $(CHECK_DIR)/*.sum.fail $(CHECK_DIR)/*.sum.bad-inputs; \
 	status=0; tp=0; tf=0; ts=0; \
 	for p in $(CHECK_PASSES); do \
 		$(MAKE) --no-print-directory check-$$p CHECK_SUM=$(abspath $(CHECK_DIR))/$$p.sum || status=1; \
@@ -245,6 +246,16 @@ check-tsan:
 	$(Q)TSAN_OPTIONS="$${TSAN_OPTIONS:-$(TSAN_OPTIONS_DEFAULT)}" \
 	UHMM_TEST_TIMEOUT=$${UHMM_TEST_TIMEOUT:-1200} \
 	$(RUN_TESTS) build-tsan tsan $(CHECK_SUM)
+
+# docs/BAD_INPUTS.md: every bad input the tests confirmed and its outcome,
+# from the plain pass's "# bad-input:" lines (run it first if it has not
+# run: `make check` or `make check-plain`).
+bad-inputs:
+	@[ -s $(CHECK_DIR)/plain.sum.bad-inputs ] || { mkdir -p $(CHECK_DIR); \
+		$(MAKE) --no-print-directory check-plain CHECK_SUM=$(abspath $(CHECK_DIR))/plain.sum; }
+	$(Q)bash tests/bad-inputs.sh $(CHECK_DIR)/plain.sum.bad-inputs > docs/BAD_INPUTS.md.tmp
+	$(Q)mv docs/BAD_INPUTS.md.tmp docs/BAD_INPUTS.md
+	@echo "docs/BAD_INPUTS.md: $$(grep -c '^| [^-I]' docs/BAD_INPUTS.md) cases"
 
 # ---------------------------------------------------------------------------
 # Installation.  The pkg-config file names the final PREFIX; DESTDIR is only
@@ -304,5 +315,5 @@ uninstall:
 clean:
 	rm -rf build build-asan build-tsan $(BUILD)
 
-.PHONY: all clean demo bench check $(CHECK_PASSES:%=check-%) install uninstall FORCE
+.PHONY: all clean demo bench bad-inputs check $(CHECK_PASSES:%=check-%) install uninstall FORCE
 .DELETE_ON_ERROR:

@@ -11,7 +11,9 @@
 # failure.  The last line printed is the sum, "N passed, N failed, N
 # skipped"; the exit status is non-zero if anything failed or no test ran.
 # COUNTS_FILE, if given, receives "PASSED FAILED SKIPPED [NOTE]" for
-# `make check`.
+# `make check`, COUNTS_FILE.fail the failures, and COUNTS_FILE.bad-inputs
+# every "# bad-input: what => outcome" line the tests printed (TEST<TAB>
+# what => outcome), from which tests/bad-inputs.sh makes docs/BAD_INPUTS.md.
 #
 # Environment:
 #   UHMM_TEST_TIMEOUT  seconds per test (default 300)
@@ -67,7 +69,7 @@ if [ ! -d "$build/tests" ]; then
 	finish 0 1 0
 fi
 
-[ -n "$counts_file" ] && rm -f "$counts_file.fail"
+[ -n "$counts_file" ] && rm -f "$counts_file.fail" "$counts_file.bad-inputs"
 tmpdir=$(mktemp -d "${TMPDIR:-/tmp}/uhmm-tests.XXXXXX") || exit 1
 chmod 755 "$tmpdir"
 trap 'rm -rf "$tmpdir"' EXIT
@@ -137,6 +139,9 @@ for bin in "$build"/tests/t_*; do
 
 	say "=== [$label] $name"
 	cat "$log"
+	# every bad input a test confirmed, for tests/bad-inputs.sh
+	[ -n "$counts_file" ] && grep '^# bad-input: ' "$log" |
+		sed "s/^# bad-input: /$name\t/" >> "$counts_file.bad-inputs"
 
 	line=$(grep -E "$summary_re" "$log" | tail -n 1)
 	why=""

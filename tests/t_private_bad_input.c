@@ -46,7 +46,7 @@ static void refused(const struct uhmm_dev_desc *d, int want, const char *what)
 	struct uhmm_dev *out = NULL;
 	int rc = uhmm_dev_add(h, d, &out);
 
-	if (!ok(rc == want, "%s: %d (%s)", what, want, ut_err(want)))
+	if (!ok_errno(rc, want, "%s", what))
 		diag("got %d (%s)", rc, ut_err(rc));
 	ok(out == NULL, "%s: no device handed out", what);
 	if (rc == 0 && out)

@@ -20,7 +20,7 @@ static void refused(void *p, size_t len, int want, const char *what)
 	struct uhmm_migrate_res res = { .sz = sizeof(res) };
 	int rc = uhmm_migrate_ex(h, p, len, dev, 0, &res);
 
-	if (!ok(rc == want, "%s: %d (%s)", what, want, ut_err(want)))
+	if (!ok_errno(rc, want, "%s", what))
 		diag("got %d (%s)", rc, ut_err(rc));
 	is_int(res.moved, 0, "%s: res.moved 0", what);
 	ut_check_unmoved(h, p, len, what);

@@ -34,6 +34,19 @@ static int try_run(const char *err, char *const env[], const char *const args[])
 	return rt_run(argv, NULL, NULL, err, env);
 }
 
+/* for docs/BAD_INPUTS.md: "what (uhmm run ARGS) => exit N: message" */
+static void run_refused_case(int status, const char *msg, const char *what,
+				const char *const args[])
+{
+	char cmd[512];
+	size_t n = 0;
+
+	n += snprintf(cmd, sizeof(cmd), "uhmm run");
+	for (int i = 0; args[i] && n < sizeof(cmd); i++)
+		n += snprintf(cmd + n, sizeof(cmd) - n, " %s", args[i]);
+	bad_input_exit(status, msg, "%s (`%s`)", what, cmd);
+}
+
 static void refused(int want_status, const char *want_msg, char *const env[],
 		    const char *what, const char *const args[])
 {
@@ -45,7 +58,9 @@ static void refused(int want_status, const char *want_msg, char *const env[],
 		"%s: exit %d, says '%s', program not started", what, want_status, want_msg)) {
 		diag("exit %d, program %s; stderr:", st, started ? "started" : "not started");
 		rt_show(err);
+		return;
 	}
+	run_refused_case(want_status, want_msg, what, args);
 }
 
 #define REFUSED(st, msg, what, ...) do {				\
