@@ -791,6 +791,10 @@ struct uhmm_stats {
 	uint64_t auto_migrations;  /* pages moved by the access-counter policy*/
 	uint64_t thrash_pins;      /* blocks pinned because they thrashed    */
 	uint64_t poisoned;         /* pages lost to failed device reads      */
+	/* fork() through libc (pthread_atfork): posix_spawn, vfork and
+	 * system() are not forks here and cost nothing */
+	uint64_t forks;            /* fork()s while the context was open     */
+	uint64_t fork_bytes_staged;/* device-resident bytes copied for children */
 };
 int uhmm_stats(struct uhmm *h, struct uhmm_stats *st);
 int uhmm_dev_stats(struct uhmm_dev *dev, struct uhmm_stats *st);

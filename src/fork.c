@@ -156,6 +156,9 @@ static void fork_stage(struct uhmm *h)
 	}
 	for (size_t i = 0; !r && copy && i < fp->n; i++)
 		r = stage_ext(h, fp, &fp->ext[i]);
+	COUNT(h, (struct uhmm_dev *)NULL, forks, 1);
+	if (!r && copy)
+		COUNT(h, (struct uhmm_dev *)NULL, fork_bytes_staged, fp->len);
 	/* a snapshot that could not be made: the child gets no access
 	 * rather than wrong data */
 	h->fork_failed = r != 0;

@@ -61,6 +61,7 @@ struct counters {
 	_Atomic uint64_t pages_to_dev, pages_to_sys, pages_zero_filled;
 	_Atomic uint64_t bytes_copied, cpu_faults, dev_faults, invalidations;
 	_Atomic uint64_t evictions, auto_migrations, thrash_pins, poisoned;
+	_Atomic uint64_t forks, fork_bytes_staged;
 };
 void counters_add(struct counters *c, struct counters *dev_c, size_t off, uint64_t n);
 #define COUNT(h, dev, field, n) \

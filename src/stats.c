@@ -37,6 +37,8 @@ int counters_export(const struct counters *c, struct uhmm_stats *st)
 	s.auto_migrations = atomic_load(&c->auto_migrations);
 	s.thrash_pins = atomic_load(&c->thrash_pins);
 	s.poisoned = atomic_load(&c->poisoned);
+	s.forks = atomic_load(&c->forks);
+	s.fork_bytes_staged = atomic_load(&c->fork_bytes_staged);
 	n = sz_of(st->sz, sizeof(s));
 	s.sz = st->sz;
 	/* write no byte past the caller's sz */

@@ -181,13 +181,24 @@ static void contract(bool nocopy)
 	const char *mode = nocopy ? "FORK_NOCOPY" : "default";
 	int n = setup(h, pd, cd, r), st = 0;
 	struct contract_arg c = { r, n, untouched, ro, nocopy };
+	struct uhmm_stats s0, s1;
+	size_t staged, want;
 	unsigned bits;
 
 	uhmm_migrate(h, untouched, LEN, pd, 0);	/* untouched, on the device */
 	ut_fill8(ro, ut_page(), 14);
 	uhmm_migrate(h, ro, ut_page(), cd ? cd : pd, 0);
 	mprotect(ro, ut_page(), PROT_READ);
+	s0 = ut_stats(h);
 	bits = run_child(contract_child, &c, &st);
+	s1 = ut_stats(h);
+	is_int(s1.forks - s0.forks, 1, "%s: the fork is counted", mode);
+	/* the device regions and the read-only page; untouched device pages
+	 * may be staged as zeros or left out */
+	staged = s1.fork_bytes_staged - s0.fork_bytes_staged;
+	want = nocopy ? 0 : (size_t)(n - 1) * LEN + ut_page();
+	ok(staged >= want && staged <= (nocopy ? 0 : want + LEN),
+	   "%s: fork_bytes_staged counts the device-resident bytes copied (%zu)", mode, staged);
 	/* the parent writes after the fork: none of it may reach the child,
 	 * which checked before it wrote (the child is gone by now) */
 	ok(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s: the child ran (status %#x)", mode, st);
@@ -307,15 +318,21 @@ static void spawn_beside(void)
 	uint8_t *p = ut_map(LEN);
 	char *argv[] = { "true", NULL };
 	int st = -1;
+	struct uhmm_stats s0, s1;
 	pid_t pid;
 
 	ut_fill8(p, LEN, 21);
 	uhmm_migrate(h, p, LEN, d, 0);
+	s0 = ut_stats(h);
 	is_int(posix_spawnp(&pid, "true", NULL, NULL, argv, environ), 0, "posix_spawn beside device pages");
 	waitpid(pid, &st, 0);
 	ok(WIFEXITED(st) && WEXITSTATUS(st) == 0, "... the program ran");
 	st = system("exit 3");
 	ok(WIFEXITED(st) && WEXITSTATUS(st) == 3, "system() ran its command");
+	s1 = ut_stats(h);
+	ok(s1.forks == s0.forks && s1.fork_bytes_staged == s0.fork_bytes_staged,
+	   "posix_spawn and system() are no fork for uhmm: nothing staged (%" PRIu64 " forks, %"
+	   PRIu64 " bytes)", s1.forks - s0.forks, s1.fork_bytes_staged - s0.fork_bytes_staged);
 	ut_check_where(h, p, LEN, ut_dev_id(d), "the parent's pages stayed on the device");
 	ut_ok8(p, LEN, 21, "their data");
 	munmap(p, LEN);
