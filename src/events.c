@@ -736,7 +736,7 @@ static int fault_threads_start(struct uhmm *h)
 	if (!h->fault_thr)
 		return -ENOMEM;
 	for (h->nfault_thr = 0; h->nfault_thr < n; h->nfault_thr++)
-		if (lib_thread_start(&h->fault_thr[h->nfault_thr], fault_main, h))
+		if (lib_thread_start(&h->fault_thr[h->nfault_thr], "uhmm-fault", fault_main, h))
 			return -EAGAIN;
 	return 0;
 }
@@ -795,9 +795,9 @@ int events_start(struct uhmm *h)
 	/* library threads block all signals */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	r = lib_thread_start(&h->reader, reader_main, h);
+	r = lib_thread_start(&h->reader, "uhmm-reader", reader_main, h);
 	if (!r) {
-		r = lib_thread_start(&h->worker, worker_main, h);
+		r = lib_thread_start(&h->worker, "uhmm-worker", worker_main, h);
 		if (!r && (r = fault_threads_start(h))) {
 			pthread_mutex_lock(&h->q.lock);
 			h->stopping = true;

@@ -47,12 +47,13 @@ bool  mem_owns(uintptr_t start, uintptr_t end);	/* our slabs in range? */
  * A library thread runs on a stack of the library's own memory, which
  * mem_owns covers: no migration of the program's can take it (a reader
  * thread whose stack went to a device-private page would wait for itself).
+ * Its name, "uhmm-" and what it does, shows in top -H and /proc.
  */
 struct lib_thread {
 	pthread_t t;
 	void *stack;
 };
-int  lib_thread_start(struct lib_thread *lt, void *(*fn)(void *), void *arg);
+int  lib_thread_start(struct lib_thread *lt, const char *name, void *(*fn)(void *), void *arg);
 void lib_thread_join(struct lib_thread *lt);
 
 /* ---- stats ---------------------------------------------------------- */

@@ -217,7 +217,7 @@ void *mem_realloc(void *p, size_t size)
 
 #define LIB_STACK	(1ul << 20)
 
-int lib_thread_start(struct lib_thread *lt, void *(*fn)(void *), void *arg)
+int lib_thread_start(struct lib_thread *lt, const char *name, void *(*fn)(void *), void *arg)
 {
 	char *m = mem_alloc(LIB_STACK + 2 * PAGE_SIZE), *base;
 	pthread_attr_t a;
@@ -238,6 +238,7 @@ int lib_thread_start(struct lib_thread *lt, void *(*fn)(void *), void *arg)
 		return -r;
 	}
 	lt->stack = m;
+	pthread_setname_np(lt->t, name);
 	return 0;
 }
 

@@ -93,7 +93,7 @@ static struct prefetcher *prefetcher_get(struct uhmm *h)
 	if (!p->running) {
 		sigfillset(&all);
 		pthread_sigmask(SIG_SETMASK, &all, &old);
-		r = lib_thread_start(&p->thread, prefetch_main, h);
+		r = lib_thread_start(&p->thread, "uhmm-prefetch", prefetch_main, h);
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		p->running = !r;
 	}

@@ -355,7 +355,7 @@ void publish_start(struct uhmm *h)
 
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	r = lib_thread_start(&p->thread, publish_main, h);
+	r = lib_thread_start(&p->thread, "uhmm-publish", publish_main, h);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (r) {
 		/* nothing published; the ring must outlive the file */

@@ -371,8 +371,17 @@ int cmd_map(int argc, char **argv)
 
 		if (n == 0)
 			printf("process %d has no uhmm_alloc blocks (give ADDR LEN)\n", m.pid);
-		for (int i = 0; !r && i < n && i < 256; i++)
-			r = show(&m, p, &views[nv++], st[i], ln[i]);
+		for (int i = 0; !r && i < n && i < 256; i++) {
+			r = show(&m, p, &views[nv], st[i], ln[i]);
+			/* a block the program freed since it published its list */
+			if (r == -EFAULT) {
+				printf("%#llx (%llu bytes): freed while it was read\n",
+				       (unsigned long long)st[i], (unsigned long long)ln[i]);
+				r = 0;
+				continue;
+			}
+			nv += !r;
+		}
 	}
 	uhmm_proc_close(p);
 	if (!r && m.svg)
