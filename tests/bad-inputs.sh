@@ -16,6 +16,7 @@
 set -eu
 
 in=${1:?usage: tests/bad-inputs.sh BAD_INPUTS_FILE}
+src=$(dirname "$0")
 [ -s "$in" ] || { echo "tests/bad-inputs.sh: $in is empty or missing: run make check-plain" >&2; exit 1; }
 
 # one row per distinct (test, case), in the order the tests ran them
@@ -39,11 +40,21 @@ HEAD
 
 for t in $tests; do
 	n=$(printf '%s\n' "$rows" | awk -F '\t' -v t="$t" '$1 == t' | wc -l)
-	printf '## %s (%d)\n\n| Input | Outcome |\n|---|---|\n' "$t" "$n"
+	printf '## %s (%d)\n\n' "$t" "$n"
+	# the test's own summary: the first sentence of its header comment
+	if [ -f "$src/$t.c" ]; then
+		awk 'NR > 2 && /^ \*\/?$/ { exit } NR > 2 { sub(/^ \* ?/, ""); printf "%s ", $0 }' \
+			"$src/$t.c" | sed -E 's/^(([^.]|\.[^ ])*\.)( .*)?$/\1/; s/ +$//'
+		printf '\n\n'
+	fi
+	printf '| Input | Outcome |\n|---|---|\n'
 	printf '%s\n' "$rows" | awk -F '\t' -v t="$t" '$1 == t {
 		line = $2
 		i = index(line, " => ")
 		what = substr(line, 1, i - 1); out = substr(line, i + 4)
+		# "...: -EINVAL" in a test'"'"'s own words is the outcome column
+		if (out ~ /^-E/)
+			sub("[:,]? *(-> *|gives |is )?" out "[^|]*$", "", what)
 		gsub(/\|/, "\\|", what); gsub(/\|/, "\\|", out)
 		printf "| %s | %s |\n", what, out
 	}'
