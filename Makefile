@@ -156,6 +156,7 @@ bench: $(BUILD)/uhmm
 #             the system allows more); SKIP unless make runs as root
 #   install   make install into a temporary prefix, examples/ built
 #             against it with pkg-config, make uninstall
+#   valgrind  the normal build under memcheck (see check-valgrind below)
 #
 # Sanitizer options (set only where the caller has not set them):
 #  ASAN_OPTIONS   detect_leaks=1: leaks are bugs.  handle_segv=0 and
@@ -185,7 +186,7 @@ bench: $(BUILD)/uhmm
 # (gcc 12 TSan: "unexpected memory mapping"), run-tests.sh reruns the
 # test under `setarch -R`.
 # ---------------------------------------------------------------------------
-CHECK_PASSES := plain asan tsan fallback unpriv install
+CHECK_PASSES := plain asan tsan fallback unpriv install valgrind
 RUN_TESTS    := bash tests/run-tests.sh
 # Per-pass counts go here so `check` can add them up.
 CHECK_DIR    := $(BUILD)/check
@@ -246,6 +247,20 @@ check-tsan:
 	$(Q)TSAN_OPTIONS="$${TSAN_OPTIONS:-$(TSAN_OPTIONS_DEFAULT)}" \
 	UHMM_TEST_TIMEOUT=$${UHMM_TEST_TIMEOUT:-1200} \
 	$(RUN_TESTS) build-tsan tsan $(CHECK_SUM)
+
+# valgrind: every test under memcheck (tests/run-valgrind.sh: --leak-check=full,
+# definite leaks and every error fail the test, tests/valgrind.supp holds
+# what valgrind cannot model, each entry explained).  Valgrind runs one
+# thread at a time: a thread blocked in the kernel in a userfaultfd fault,
+# or in a munmap/mremap/mmap waiting for our reader thread to take the
+# event, holds valgrind's lock, and the thread that must answer never
+# runs.  Every migration does one of these, so the tests that migrate
+# cannot run; tests/valgrind-skip.txt lists them with the reason, and they
+# count as skips.  What runs takes about a minute, so the whole suite is
+# the pass (no subset); UHMM_VALGRIND_TESTS="t_a t_b" runs only those.
+# SKIP when valgrind is not installed (.ci/run installs it).
+check-valgrind: all
+	$(Q)bash tests/run-valgrind.sh $(BUILD) valgrind $(CHECK_SUM)
 
 # docs/BAD_INPUTS.md: every bad input the tests confirmed and its outcome,
 # from the plain pass's "# bad-input:" lines (run it first if it has not

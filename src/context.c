@@ -150,6 +150,7 @@ static void ctx_free(struct uhmm *h)
 	pthread_cond_destroy(&h->q.cond);
 	pthread_cond_destroy(&h->q.read_done);
 	mem_free(h);
+	procfd_drop();
 }
 
 int uhmm_open(struct uhmm **out, const struct uhmm_opts *opts)
@@ -164,6 +165,7 @@ int uhmm_open(struct uhmm **out, const struct uhmm_opts *opts)
 	h = mem_alloc(sizeof(*h));
 	if (!h)
 		return -ENOMEM;
+	procfd_hold();		/* ctx_free drops it */
 	h->uffd = h->uffd_other = -1;
 	pthread_mutex_init(&h->lock, NULL);
 	pthread_cond_init(&h->idle, NULL);

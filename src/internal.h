@@ -495,6 +495,11 @@ bool vma_locked(struct uhmm *h, uintptr_t start, uintptr_t end);
 /* procfd.c: kept open, never to be closed by the caller; or -errno */
 enum proc_file { PROC_PAGEMAP, PROC_MAPS, PROC_NFILES };
 int procfd(enum proc_file f);
+/* A context exists (uhmm_open) / is gone (its last free): when the last
+ * one goes, the descriptors kept open are closed, so that a process that
+ * closed every context holds nothing of ours. */
+void procfd_hold(void);
+void procfd_drop(void);
 
 /* pagemap.c */
 /* bitmap of present (or swapped) pages of [start, start + n pages) */

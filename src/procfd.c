@@ -6,7 +6,9 @@
  * descriptor is good for the process that opened it: a fork child's
  * inherited ones name the parent, so the child opens its own; one the
  * program closed or reused behind our back (its inode no longer matches)
- * is opened again.
+ * is opened again.  They stay open while some context exists, and are
+ * closed when the last one goes: a program that closed its contexts
+ * holds no descriptor of ours.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -23,6 +25,8 @@ static const char *const path[PROC_NFILES] = {
 };
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static unsigned contexts;		/* open contexts of process ctx_pid */
+static pid_t ctx_pid;			/* (a fork child has none) */
 static struct {
 	int fd;
 	pid_t pid;
@@ -68,4 +72,34 @@ int procfd(enum proc_file f)
 	}
 	pthread_mutex_unlock(&mu);
 	return fd;
+}
+
+void procfd_hold(void)
+{
+	pid_t me = getpid();
+
+	pthread_mutex_lock(&mu);
+	if (ctx_pid != me) {
+		ctx_pid = me;
+		contexts = 0;
+	}
+	contexts++;
+	pthread_mutex_unlock(&mu);
+}
+
+/* A fork child's inherited descriptors are left alone: they are the
+ * parent's, and the child may be using the numbers for files of its own. */
+void procfd_drop(void)
+{
+	pid_t me = getpid();
+
+	pthread_mutex_lock(&mu);
+	if (ctx_pid == me && contexts && !--contexts) {
+		for (int f = 0; f < PROC_NFILES; f++) {
+			if (still_ours(f, me))
+				close(open_files[f].fd - 1);
+			open_files[f].fd = 0;
+		}
+	}
+	pthread_mutex_unlock(&mu);
 }

@@ -43,16 +43,25 @@ static inline void rt_init(void)
 		tap_bail("mkdtemp(%s): %s", rt_tmp, strerror(errno));
 }
 
-/* A path in this test's temporary directory (never freed: a test's few). */
+/* A path in this test's temporary directory.  One string per name, kept
+ * (never freed, but never lost either: memcheck's leak check counts a
+ * forgotten one as a definite leak). */
 static inline const char *rt_path(const char *name)
 {
+	static char *made[256];
 	char buf[4300];
 	char *p;
+	int i;
 
 	snprintf(buf, sizeof(buf), "%s/%s", rt_tmp, name);
+	for (i = 0; i < 256 && made[i]; i++)
+		if (!strcmp(made[i], buf))
+			return made[i];
 	p = strdup(buf);
 	if (!p)
 		tap_bail("strdup");
+	if (i < 256)
+		made[i] = p;
 	return p;
 }
 

@@ -127,6 +127,7 @@ static void shared_anon(struct uhmm *h, struct uhmm_dev *dev, const char *kind)
 		tap_bail("fork: %s", strerror(errno));
 	if (pid == 0) {
 		alarm(60);
+		free(buf);	/* the child's copy: it never returns here */
 		child_body(&c);
 	}
 	close(c.to_child[0]);

@@ -160,6 +160,9 @@ static inline void ut_init(unsigned watchdog_s)
 	ut_page();
 	if (UT_SANITIZED)
 		watchdog_s *= UT_TSAN ? 4 : 3;
+	/* tests/run-valgrind.sh: memcheck runs code tens of times slower */
+	if (getenv("UHMM_TEST_VALGRIND"))
+		watchdog_s *= 10;
 	signal(SIGALRM, ut_alarm_handler);
 	alarm(watchdog_s);
 	sigaction(SIGSEGV, &sa, NULL);
