@@ -111,7 +111,8 @@ static int count_prefix(const char *d, const char *pfx)
 	if (!dd)
 		return -1;
 	while ((e = readdir(dd)))
-		n += !strncmp(e->d_name, pfx, strlen(pfx));
+		n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
+		     !strncmp(e->d_name, pfx, strlen(pfx));
 	closedir(dd);
 	return n;
 }
@@ -126,16 +127,7 @@ static int files_of(const char *d, pid_t pid)
 
 static int entries(const char *d)
 {
-	DIR *dd = opendir(d);
-	struct dirent *e;
-	int n = 0;
-
-	if (!dd)
-		return -1;
-	while ((e = readdir(dd)))
-		n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
-	closedir(dd);
-	return n;
+	return count_prefix(d, "");
 }
 
 /* Entries of /dev/shm with "uhmm" in their name, but our own directory. */

@@ -179,6 +179,14 @@ static void intact(struct env *e, const char *ctx, const char *what, uint8_t *p,
 	ut_ok8(p, LEN, seed, buf);
 }
 
+/* The range's protection, through the library or behind its back. */
+static int protect(struct env *e, bool via_uhmm, uint8_t *p, int prot)
+{
+	if (via_uhmm)
+		return uhmm_mprotect(e->h, p, LEN, prot);
+	return mprotect(p, LEN, prot) ? -errno : 0;
+}
+
 static void protections(struct env *e, const char *ctx, enum where w, bool via_uhmm)
 {
 	const char *how = via_uhmm ? "uhmm_mprotect" : "mprotect";
@@ -189,8 +197,7 @@ static void protections(struct env *e, const char *ctx, enum where w, bool via_u
 	uint8_t *at = p + 5 * ut_page() + 123;
 
 	/* read-only: a write is the program's bug */
-	rc = via_uhmm ? uhmm_mprotect(e->h, p, LEN, PROT_READ) :
-			(mprotect(p, LEN, PROT_READ) ? -errno : 0);
+	rc = protect(e, via_uhmm, p, PROT_READ);
 	if (rc)
 		tap_bail("%s(PROT_READ): %d", how, rc);
 	snprintf(what, sizeof(what), "write to a read-only range on %s (%s)", where_name[w], how);
@@ -207,8 +214,7 @@ static void protections(struct env *e, const char *ctx, enum where w, bool via_u
 		if (uhmm_migrate(e->h, p, LEN, e->pd, 0) == 0)
 			id = ut_dev_id(e->pd);
 	}
-	rc = via_uhmm ? uhmm_mprotect(e->h, p, LEN, PROT_READ | PROT_WRITE) :
-			(mprotect(p, LEN, PROT_READ | PROT_WRITE) ? -errno : 0);
+	rc = protect(e, via_uhmm, p, PROT_READ | PROT_WRITE);
 	is_int(rc, 0, "%s: %s back to read-write", ctx, how);
 	snprintf(what, sizeof(what), "after the write to a read-only range on %s (%s)",
 		 where_name[w], how);
@@ -218,15 +224,13 @@ static void protections(struct env *e, const char *ctx, enum where w, bool via_u
 	/* PROT_NONE: any access is the program's bug */
 	if (w == W_PRIV && uhmm_migrate(e->h, p, LEN, e->pd, 0))
 		tap_bail("migrate back to the PRIVATE device");
-	rc = via_uhmm ? uhmm_mprotect(e->h, p, LEN, PROT_NONE) :
-			(mprotect(p, LEN, PROT_NONE) ? -errno : 0);
+	rc = protect(e, via_uhmm, p, PROT_NONE);
 	is_int(rc, 0, "%s: %s(PROT_NONE) of a range on %s", ctx, how, where_name[w]);
 	snprintf(what, sizeof(what), "read of a PROT_NONE range on %s (%s)", where_name[w], how);
 	expect_fault(ctx, what, at, false, SIGSEGV, SEGV_ACCERR, SEGV_ACCERR);
 	snprintf(what, sizeof(what), "write to a PROT_NONE range on %s (%s)", where_name[w], how);
 	expect_fault(ctx, what, p + LEN - 1, true, SIGSEGV, SEGV_ACCERR, SEGV_ACCERR);
-	rc = via_uhmm ? uhmm_mprotect(e->h, p, LEN, PROT_READ | PROT_WRITE) :
-			(mprotect(p, LEN, PROT_READ | PROT_WRITE) ? -errno : 0);
+	rc = protect(e, via_uhmm, p, PROT_READ | PROT_WRITE);
 	is_int(rc, 0, "%s: %s back to read-write", ctx, how);
 	snprintf(what, sizeof(what), "after accesses to a PROT_NONE range on %s (%s)",
 		 where_name[w], how);
