@@ -51,7 +51,8 @@
 
 /*
  * Operation sequences left out because they find library bugs not fixed
- * yet (see the report in docs/RELIABILITY.md).  1 puts them back.
+ * yet (see docs/RELIABILITY.md).  1 puts them back; to replay one:
+ * make CFLAGS='-O2 -g -DSM_MREMAP_MOVE=1' build/tests/t_stress_model.
  *
  * SM_MALLOC_DEVICE_WRITES: device writes (uhmm_sim_write, and
  * uhmm_sim_atomic_add) into a malloc'd region, whose edge pages hold
@@ -76,9 +77,15 @@
  * the REMOVE event is applied).  With 0 the CPU reads the word at once,
  * which takes the page back before anything else happens to it.
  */
+#ifndef SM_MALLOC_DEVICE_WRITES
 #define SM_MALLOC_DEVICE_WRITES	0
+#endif
+#ifndef SM_MREMAP_MOVE
 #define SM_MREMAP_MOVE		0
+#endif
+#ifndef SM_KEEP_EXCLUSIVE
 #define SM_KEEP_EXCLUSIVE	0
+#endif
 
 static size_t pg;
 
