@@ -1,5 +1,6 @@
 # uhmm - see README.md.  `make`, `make check`, `make demo`, `make bench`,
 # `make bad-inputs` (docs/BAD_INPUTS.md from the tests),
+# `make stress` (the reference-model stress test, long),
 # `make install PREFIX=/usr/local DESTDIR=`, `make uninstall`, `make clean`.
 # `make V=1` shows the full commands.
 CC      ?= cc
@@ -272,6 +273,22 @@ bad-inputs:
 	$(Q)mv docs/BAD_INPUTS.md.tmp docs/BAD_INPUTS.md
 	@grep 'cases in' docs/BAD_INPUTS.md
 
+# The reference-model stress test run long: STRESS_SEEDS seeds of
+# STRESS_STEPS steps each, in the normal build, then in the ASan build (a
+# tenth of the steps there).  `make check` runs it bounded.
+STRESS_STEPS ?= 1000000
+STRESS_SEEDS ?= 5
+stress: all
+	@echo "stress: $(STRESS_SEEDS) seeds x $(STRESS_STEPS) steps (plain)"
+	$(Q)UHMM_STRESS_STEPS=$(STRESS_STEPS) UHMM_STRESS_SEEDS=$(STRESS_SEEDS) \
+		timeout -k 10 86400 $(BUILD)/tests/t_stress_model
+	$(Q)$(MAKE) --no-print-directory BUILD=build-asan SAN=address build-asan/tests/t_stress_model
+	@echo "stress: $(STRESS_SEEDS) seeds x $$(($(STRESS_STEPS) / 10)) steps (ASan)"
+	$(Q)ASAN_OPTIONS="$${ASAN_OPTIONS:-$(ASAN_OPTIONS_DEFAULT)}" \
+	UBSAN_OPTIONS="$${UBSAN_OPTIONS:-$(UBSAN_OPTIONS_DEFAULT)}" \
+	UHMM_STRESS_STEPS=$$(($(STRESS_STEPS) / 10)) UHMM_STRESS_SEEDS=$(STRESS_SEEDS) \
+		timeout -k 10 86400 build-asan/tests/t_stress_model
+
 # ---------------------------------------------------------------------------
 # Installation.  The pkg-config file names the final PREFIX; DESTDIR is only
 # the staging root.  libdir/includedir are written relative to ${prefix}
@@ -330,5 +347,5 @@ uninstall:
 clean:
 	rm -rf build build-asan build-tsan $(BUILD)
 
-.PHONY: all clean demo bench bad-inputs check $(CHECK_PASSES:%=check-%) install uninstall FORCE
+.PHONY: all clean demo bench bad-inputs check $(CHECK_PASSES:%=check-%) stress install uninstall FORCE
 .DELETE_ON_ERROR:

@@ -646,14 +646,25 @@ void note_activity(struct uhmm *h)
 	atomic_store(&h->last_call_ns, mono_ns());
 }
 
-/* True when it slept instead (the program is busy with us). */
+/* True when it waited instead (the program is busy with us).  The wait
+ * ends as soon as work comes: a fault the reader queued for the worker
+ * must not sit out the quiet period (it cost each such fault up to
+ * SCRUB_QUIET_NS). */
 static bool scrub_wait(struct uhmm *h)
 {
 	uint64_t quiet = atomic_load(&h->last_call_ns) + SCRUB_QUIET_NS, t = mono_ns();
+	struct timespec ts;
 
 	if (t >= quiet)
 		return false;
-	usleep((quiet - t) / 1000 + 1);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	t = (uint64_t)ts.tv_nsec + (quiet - t) + 1000;
+	ts.tv_sec += (time_t)(t / 1000000000);
+	ts.tv_nsec = (long)(t % 1000000000);
+	pthread_mutex_lock(&h->q.lock);
+	if (!h->q.n && !h->ntrash && !h->stopping)
+		pthread_cond_timedwait(&h->q.cond, &h->q.lock, &ts);
+	pthread_mutex_unlock(&h->q.lock);
 	return true;
 }
 

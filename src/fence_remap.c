@@ -79,7 +79,10 @@ static int copy_from(struct uhmm *h, struct uhmm_dev *d, struct batch *b,
 		size_t k = run_len(b->ddst, b->present, i, b->n);
 
 		if (rq->flags & UHMM_MIGRATE_DISCARD) {
-			/* contents need not survive */
+			/* contents need not survive: nothing to copy, but
+			 * device memory used before holds another range's
+			 * bytes, which must not show here */
+			zero_run(d, b->ddst[i], k);
 		} else if (!b->present[i]) {
 			zero_run(d, b->ddst[i], k);
 			*zero += k;

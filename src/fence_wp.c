@@ -65,7 +65,10 @@ static int copy_in(struct uhmm *h, struct uhmm_dev *d, struct batch *b,
 		char *view = d->view + ((size_t)b->ddst[i] << PAGE_SHIFT);
 
 		if (rq->flags & UHMM_MIGRATE_DISCARD) {
-			/* contents need not survive: nothing to copy */
+			/* contents need not survive: nothing to copy, but
+			 * device memory used before holds another range's
+			 * bytes, which must not show here */
+			zero_run(d, b->ddst[i], k);
 		} else if (!b->present[i]) {
 			zero_run(d, b->ddst[i], k);
 			*zero += k;

@@ -468,16 +468,18 @@ static int fill(struct uhmm *h, struct uhmm_dev *d, struct batch *b, const char 
 				k = j - i;
 				break;
 			}
-		if (rq->flags & UHMM_MIGRATE_DISCARD) {
-			/* contents need not survive */
-		} else if (!b->present[i]) {
+		if (!b->present[i] || (rq->flags & UHMM_MIGRATE_DISCARD)) {
+			/* nothing to copy (DISCARD: contents need not
+			 * survive), but device memory used before holds
+			 * another range's bytes, which must not show here */
 			bool dirty = false;
 
 			for (size_t j = 0; j < k; j++)
 				dirty |= d->pflags[b->ddst[i + j]] & DP_DIRTY;
 			if (dirty)
 				r = dev_zero(h, d, b->ddst[i], k);
-			*zero += k;
+			if (!b->present[i])
+				*zero += k;
 		} else {
 			r = d->ops.copy_to_dev(d->drv, (uint64_t)b->ddst[i] << PAGE_SHIFT,
 					       src + (i << PAGE_SHIFT), k << PAGE_SHIFT);

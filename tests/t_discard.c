@@ -25,6 +25,37 @@ static size_t pages_neither(const uint8_t *p, size_t len, unsigned seed)
 	return bad;
 }
 
+/* Device memory another range used just before (freed, not yet scrubbed)
+ * must not show through a DISCARD migration: each page reads zeros or its
+ * own old data, never the other range's. */
+static void reused(struct uhmm *h, enum uhmm_mem kind_, const char *kind)
+{
+	size_t len = 64 * ut_page();
+	uint8_t *a = ut_map(len), *b = ut_map(len);
+	struct uhmm_dev *dev = NULL;
+	int rc;
+
+	/* a device just big enough: B gets the pages A had */
+	rc = uhmm_dev_add_sim(h, kind, kind_, len, &dev);
+	if (rc) {
+		skip("%s: uhmm_dev_add_sim: %s", kind, ut_err(rc));
+		return;
+	}
+	ut_fill64(a, len, 201);
+	ut_fill64(b, len, 202);
+	rc = uhmm_migrate(h, a, len, dev, 0);
+	if (!rc)
+		rc = uhmm_migrate(h, a, len, NULL, 0);
+	if (!rc)
+		rc = uhmm_migrate(h, b, len, dev, UHMM_MIGRATE_DISCARD);
+	is_int(rc, 0, "%s: A to the device and back, then B there with DISCARD", kind);
+	is_int(pages_neither(b, len, 202), 0,
+	       "%s: every page of B reads zeros or its own old data (never A's)", kind);
+	munmap(a, len);
+	munmap(b, len);
+	uhmm_dev_remove(dev);
+}
+
 int main(void)
 {
 	struct uhmm_migrate_res res = { .sz = sizeof(res) };
@@ -79,6 +110,8 @@ int main(void)
 	ut_ok64(p, len, 194, "the data written on the device came back");
 
 	munmap(p, len);
+	reused(h, UHMM_MEM_COHERENT, "COHERENT");
+	reused(h, UHMM_MEM_PRIVATE, "PRIVATE");
 	uhmm_close(h);
 	return tap_done();
 }
