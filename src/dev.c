@@ -289,16 +289,33 @@ fail:
 	return r;
 }
 
-int uhmm_dev_add(struct uhmm *h, const struct uhmm_dev_desc *desc, struct uhmm_dev **out)
+int uhmm_dev_add(struct uhmm *h, const struct uhmm_dev_desc *user, struct uhmm_dev **out)
 {
+	struct uhmm_dev_desc dd = { 0 }, *desc = &dd;
+	struct uhmm_dev_ops ops = { 0 };
 	struct stat st;
+	size_t n;
 	int r, fd;
 
-	if (!h || !desc || !out)
+	if (!h || !user || !out)
 		return -EINVAL;
-	r = sz_check(desc, desc->sz, sizeof(*desc));
+	r = sz_check(user, user->sz, sizeof(*user));
 	if (r)
 		return r;
+	/* the caller's structs end at their sz: what they do not have is 0
+	 * (fd too, as the v1 layout would), and is never read */
+	n = sz_of(user->sz, sizeof(dd));
+	memcpy(&dd, user, n < sizeof(dd) ? n : sizeof(dd));
+	dd.sz = sizeof(dd);
+	if (dd.ops) {
+		r = sz_check(dd.ops, dd.ops->sz, sizeof(ops));
+		if (r)
+			return r;
+		n = sz_of(dd.ops->sz, sizeof(ops));
+		memcpy(&ops, dd.ops, n < sizeof(ops) ? n : sizeof(ops));
+		ops.sz = sizeof(ops);
+		dd.ops = &ops;
+	}
 	if (desc->kind == UHMM_MEM_PRIVATE)
 		return dev_setup_private(h, desc, out);
 	if (desc->kind != UHMM_MEM_COHERENT)

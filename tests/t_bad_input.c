@@ -284,6 +284,44 @@ int main(void)
 		close(fd);
 	}
 
+	/* ---- input structs shorter than ours: nothing past sz is read ----
+	 * Each ends at a PROT_NONE page: a read past sz would crash.  (Found
+	 * by fuzz/fuzz_args.c: both read their callbacks past sz.) */
+	{
+		uint8_t *g = mmap(NULL, 2 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		struct uhmm_mirror *m = NULL;
+		struct uhmm_dev *out = NULL;
+		size_t *s;
+
+		if (g == MAP_FAILED || mprotect(g + pg, pg, PROT_NONE))
+			tap_bail("mmap guard");
+		s = (size_t *)(g + pg - sizeof(size_t));
+		*s = sizeof(size_t);
+		is_int(uhmm_mirror_open(dev, (const struct uhmm_mirror_ops *)s, NULL, &m), -EINVAL,
+		       "uhmm_mirror_open with ops of sz 8 (no callback): -EINVAL, nothing past sz read");
+		ok(m == NULL, "no mirror handed out");
+		is_int(uhmm_dev_add(h, (const struct uhmm_dev_desc *)s, &out), -EINVAL,
+		       "uhmm_dev_add with a desc of sz 8 (kind 0): -EINVAL, nothing past sz read");
+		{
+			/* a PRIVATE desc whose ops end after copy_to_dev */
+			struct uhmm_dev_ops *o = (struct uhmm_dev_ops *)(g + pg -
+				offsetof(struct uhmm_dev_ops, copy_from_dev));
+			struct uhmm_dev_desc d2;
+			memset(&d2, 0, sizeof(d2));
+			d2.sz = sizeof(d2);
+			d2.kind = UHMM_MEM_PRIVATE;
+			d2.size = UT_MiB;
+			d2.fd = -1;
+			o->sz = offsetof(struct uhmm_dev_ops, copy_from_dev);
+			o->copy_to_dev = NULL;
+			d2.ops = o;
+			is_int(uhmm_dev_add(h, &d2, &out), -EINVAL,
+			       "uhmm_dev_add with ops ending before copy_from_dev: -EINVAL, nothing past sz read");
+		}
+		ok(out == NULL, "no device handed out");
+		munmap(g, 2 * pg);
+	}
+
 	/* ---- struct sizes ---- */
 	{
 		struct { struct uhmm_dev_info i; uint64_t extra[4]; } big;
