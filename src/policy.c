@@ -285,11 +285,9 @@ static void touch_dev_pages(struct uhmm *h, struct uhmm_dev *d, uintptr_t base)
 	}
 }
 
-void policy_access(struct uhmm *h, struct uhmm_dev *d, uintptr_t start, uintptr_t end,
-		   uint32_t count)
+static void access_run(struct uhmm *h, struct uhmm_dev *d, uintptr_t start, uintptr_t end,
+		       uint32_t count, uint64_t now)
 {
-	uint64_t now = now_ms();
-
 	for (uintptr_t a = start & ~(BLOCK_SIZE - 1); a < end && count; a += BLOCK_SIZE) {
 		struct blk *b;
 		size_t moved;
@@ -311,6 +309,25 @@ void policy_access(struct uhmm *h, struct uhmm_dev *d, uintptr_t start, uintptr_
 		COUNT(h, d, auto_migrations, moved);
 		policy_moved(h, a, a + BLOCK_SIZE);
 	}
+}
+
+void policy_access(struct uhmm *h, struct uhmm_dev *d, uintptr_t start, uintptr_t end,
+		   uint32_t count)
+{
+	uint64_t now = now_ms();
+	struct vma *vv;
+	size_t n;
+
+	/* A long range: only its mapped parts count.  A range reaching over
+	 * unmapped space (to the top of the address space, say) would
+	 * otherwise get a counter per 2 MiB of nothing: gigabytes of them. */
+	if (((end - start) >> BLOCK_SHIFT) > 64 && !vma_scan_mapped(h, start, end, &vv, &n)) {
+		for (size_t i = 0; i < n && count; i++)
+			access_run(h, d, vv[i].start, vv[i].end, count, now);
+		mem_free(vv);
+		return;
+	}
+	access_run(h, d, start, end, count, now);
 }
 
 int uhmm_dev_report_access(struct uhmm_dev *dev, const void *addr, size_t len,
