@@ -737,7 +737,7 @@ int uhmm_sim_write(struct uhmm_dev *dev, void *addr, const void *buf, size_t len
  * and the engine starts again.  Returns the fault rounds taken (at least
  * one), or -errno: -EINVAL for a NULL dev or addr, or addr not 8-byte
  * aligned; the errors of uhmm_make_exclusive (-EFAULT, -EPERM, -EINVAL
- * for a shared or file mapping).  The page stays the device's until the
+ * for a shared or file mapping, -EBUSY for a page pinned with uhmm_pin).  The page stays the device's until the
  * CPU, another device or a change of the range takes it back.
  */
 int uhmm_sim_atomic_add(struct uhmm_dev *dev, void *addr, uint64_t val, uint64_t *old);

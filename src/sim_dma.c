@@ -511,10 +511,10 @@ static int atomic_once(struct sim_dma *dma, uintptr_t a, uint64_t val, uint64_t 
 	COUNT(d->h, d, dev_faults, 1);
 	r = uhmm_range_fault(dma->m, (void *)page, PAGE_SIZE, UHMM_FAULT_WRITE, &p);
 	if (r)
-		return r;
+		return r == -EBUSY ? -EAGAIN : r;	/* an invalidation raced it */
 	pthread_mutex_lock(&dma->lock);
 	if (uhmm_mirror_read_retry(dma->m, seq)) {
-		r = -EBUSY;
+		r = -EAGAIN;
 	} else if (p.flags & UHMM_PTE_EXCLUSIVE) {
 		*old = __atomic_fetch_add((uint64_t *)(uintptr_t)(p.host + (a - page)), val,
 					  __ATOMIC_SEQ_CST);
@@ -530,11 +530,13 @@ static int atomic_once(struct sim_dma *dma, uintptr_t a, uint64_t val, uint64_t 
 		if (!r && d->ops.copy_to_dev(d->drv, p.dev_off, buf, PAGE_SIZE))
 			r = -EIO;
 	} else {
-		r = -EBUSY;	/* taken back meanwhile */
+		r = -EAGAIN;	/* taken back meanwhile */
 	}
 	pthread_mutex_unlock(&dma->lock);
 	return r;
 }
+
+#define ATOMIC_BUSY_TRIES 16
 
 int uhmm_sim_atomic_add(struct uhmm_dev *dev, void *addr, uint64_t val, uint64_t *old)
 {
@@ -546,8 +548,17 @@ int uhmm_sim_atomic_add(struct uhmm_dev *dev, void *addr, uint64_t val, uint64_t
 		return -EINVAL;
 	/* an access like any other, for the access counters */
 	r = dma_get(dev, page_down((uintptr_t)addr), page_down((uintptr_t)addr) + PAGE_SIZE, &dma);
-	while (!r && (r = atomic_once(dma, (uintptr_t)addr, val, &o, &rounds)) == -EBUSY)
-		r = 0;
+	/* -EAGAIN: the page was taken back before the add, start again.
+	 * -EBUSY is uhmm_make_exclusive's: the program changed the range
+	 * meanwhile (try again), or the page is pinned, which it stays: a
+	 * few tries, then the error (retrying it for ever spun for ever) */
+	for (int busy = 0; !r;) {
+		r = atomic_once(dma, (uintptr_t)addr, val, &o, &rounds);
+		if (r == -EAGAIN || (r == -EBUSY && ++busy < ATOMIC_BUSY_TRIES))
+			r = 0;
+		else
+			break;
+	}
 	if (r)
 		return r;
 	if (old)

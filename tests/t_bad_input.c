@@ -443,6 +443,19 @@ int main(void)
 		     uhmm_strerror(-E2BIG));
 	}
 
+	/* ---- a device atomic on a pinned page: -EBUSY, not a spin for
+	 * ever (found by fuzz/fuzz_ops.c) ---- */
+	{
+		uint64_t old = 0, before = ((uint64_t *)p)[0];
+		is_int(uhmm_pin(h, p, pg), 0, "uhmm_pin of the first page");
+		is_int(uhmm_sim_atomic_add(dev, p, 1, &old), -EBUSY,
+		       "uhmm_sim_atomic_add on a pinned page: -EBUSY");
+		ok(((uint64_t *)p)[0] == before, "the pinned word is unchanged");
+		is_int(uhmm_unpin(h, p, pg), 0, "uhmm_unpin");
+		rc = uhmm_migrate(h, p, len, NULL, 0);
+		is_int(rc, 0, "back to system memory after the atomic");
+	}
+
 	ut_check_unmoved(h, p, len, "the first range at the end");
 	ut_ok64(p, len, 101, "the first range at the end");
 	is_int(ut_dev_used(dev), 0, "the device is empty at the end");
