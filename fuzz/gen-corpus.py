@@ -29,11 +29,14 @@ args.append([20, 7, 2, 4, 0, 0, 1, 7, 5, 0, 25, 0])
 for i, a in enumerate(args):
     write("fuzz_args", i, a)
 
-# fuzz_ops: see gen in fuzz_ops.c's comment
+# fuzz_ops: a seed byte (pattern; odd: region 2 untouched), then
+# operations: (op, range byte a, range byte b, op arguments...)
 ops = []
-for op in range(32):
-    ops.append([op, 0, 0, 8, 1, 0, 0x41])
-    ops.append([op, 1, 2, 3, 2, 1, 0x42, 5, 1, 0, 8, 0])
-    ops.append([op, 2, 5, 1, 0, 2, 0x43, op, 0, 7, 2, 1])
+for op in range(24):
+    ops.append([2 * op, op, 0, 7, 1, 0x41, 3, 1, 2])
+    ops.append([2 * op + 1, op, 1, 2, 2, 0x42, 2, 1, 2, 1])
+    ops.append([op, 3, 4, 7, 2, 0, op, 5, 0x83, 3, 7, 2, 4, 1, 3])
+ops.append([0, 3, 0, 7, 2, 0, 12, 0, 7, 1, 1, 10, 3, 2, 1, 0x55, 9, 3, 2, 2, 2, 0, 7])
+ops.append([1, 23, 1, 7, 1, 16, 0, 2, 0, 17, 0, 2, 0, 2, 3, 7])
 for i, o in enumerate(ops):
     write("fuzz_ops", i, o)
