@@ -80,12 +80,6 @@ static void dev_info_ok(struct uhmm_dev *d, size_t *used)
 		*used = i.used;
 }
 
-static void cleanup_process(void)
-{
-	uhmm_close(h);
-	h = NULL;
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	struct uhmm_mirror_ops mops = { .sz = sizeof(mops), .invalidate = inval };
@@ -101,7 +95,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	idp = dev_id(dp);
 	for (int r = 0; r < NR; r++)
 		mdl[r] = malloc(RP * pg);
-	atexit(cleanup_process);
+	/* the context stays open at exit: see cleanup_process in
+	 * fuzz_args.c (each input left nothing managed behind) */
 	return 0;
 }
 
@@ -181,8 +176,9 @@ static void check_all(bool all)
 				continue;
 			if (!all) {
 				int l;
-				if (!have_loc && uhmm_where(h, R[r] + p * pg, 1, &l))
-					fz_fail("uhmm_where of a mapped page failed");
+				if (!have_loc && (l = uhmm_where(h, R[r] + p * pg, 1, &l)) < 0)
+					fz_fail("uhmm_where of mapped page %d of region %d: %d (%s)", p, r, l,
+						uhmm_strerror(l));
 				if (have_loc)
 					l = loc[p];
 				if (l == idp || (dyn && dyn_private && l == idyn))
@@ -516,11 +512,31 @@ static void op(struct in *in)
 			break;
 		fz_note("mremap(%d:%d+%d -> %d)", g.r, g.p0, g.np, r2);
 		q = mremap(from, g.np * pg, g.np * pg, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+		if (getenv("FUZZ_TRACE"))
+			fprintf(stderr, "fuzz: mremap -> %p (%s)\n", q, q == MAP_FAILED ? strerror(errno) : "moved");
 		if (q == MAP_FAILED) {
 			/* several mappings (protections, device pages not
-			 * contiguous): the kernel's EFAULT, nothing moved */
+			 * contiguous, a uhmm-registered one): the kernel's
+			 * EFAULT.  Since 6.17 a move of several mappings stops
+			 * at the first it cannot move, those before it moved:
+			 * ask the kernel which pages are where now. */
 			if (errno != EFAULT)
 				fz_fail("mremap: %s", strerror(errno));
+			for (int p = g.p0; p < g.p0 + g.np; p++) {
+				bool src = msync(R[g.r] + p * pg, pg, MS_ASYNC) == 0;
+				bool dst = msync(R[r2] + p * pg, pg, MS_ASYNC) == 0;
+				if (!src && dst) {	/* moved */
+					mapped[r2][p] = true;
+					prot[r2][p] = prot[g.r][p];
+					disc[r2][p] = disc[g.r][p];
+					mapped[g.r][p] = false;
+					memcpy(mdl[r2] + p * pg, mdl[g.r] + p * pg, pg);
+				} else {
+					if (!src)
+						fz_fail("mremap failed and page %d is gone from both places", p);
+					mapped[r2][p] = dst;	/* the target may be unmapped */
+				}
+			}
 			break;
 		}
 		for (int p = g.p0; p < g.p0 + g.np; p++) {

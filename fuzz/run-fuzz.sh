@@ -28,9 +28,11 @@
 #                    Safe with the library's threads: the harnesses never
 #                    manage heap, stack or globals (what LSan scans), so
 #                    its stop-the-world scan cannot wait on a page only a
-#                    stopped uhmm thread could bring back; and they close
-#                    their contexts in an atexit handler that runs before
-#                    LSan's (registered earlier, so run later).
+#                    stopped uhmm thread could bring back; and each input
+#                    leaves nothing on a PRIVATE device.  The contexts stay
+#                    open at exit (closing them there, joining the
+#                    library's threads during exit, crashed ASan's thread
+#                    teardown now and then).
 #   handle_segv, handle_sigbus, handle_abort left at 1 (unlike the test
 #                    passes' handle_segv=0, which exists for tests whose
 #                    children must die by a real SIGSEGV): a harness never
