@@ -464,6 +464,16 @@ static void *szb_prep(struct in *in, struct szb *s, size_t known, int slot)
 	return s->at;
 }
 
+/* the struct, or (one in `one_in`) NULL: then nothing about it can be
+ * refused */
+static void *maybe(struct in *in, struct szb *s, void *p, unsigned one_in)
+{
+	if (in_pick(in, one_in))
+		return p;
+	s->tail = s->small = false;
+	return NULL;
+}
+
 /* after a call: nothing written into the rounding past sz, tails and
  * short sizes refused */
 static void szb_check(const struct szb *s, int rc)
@@ -531,7 +541,7 @@ static void one_call(struct in *in)
 		p = ptr(in); len = len_of(in, p); d = dev_of(in); fl = flags_of(in);
 		res = szb_prep(in, &s, sizeof(*res), 0);
 		fz_note("uhmm_migrate_ex(%p, %#zx, dev %p, %#x, res sz %zu)", (void *)p, len, (void *)d, fl, res->sz);
-		rc = uhmm_migrate_ex(h, p, len, d, fl, in_pick(in, 8) ? res : NULL);
+		rc = uhmm_migrate_ex(h, p, len, d, fl, maybe(in, &s, res, 8));
 		fz_rc(rc, E_MIGRATE);
 		szb_check(&s, rc);
 		break;
@@ -596,7 +606,7 @@ static void one_call(struct in *in)
 		p = ptr(in); len = len_of(in, p);
 		a = szb_prep(in, &s, sizeof(*a), 0);
 		fz_note("uhmm_range_attr(%p, %#zx, sz %zu)", (void *)p, len, a->sz);
-		rc = uhmm_range_attr(h, p, len, in_pick(in, 16) ? a : NULL);
+		rc = uhmm_range_attr(h, p, len, maybe(in, &s, a, 16));
 		fz_rc(rc, FZ_ERRS(EINVAL, EFAULT, E2BIG));
 		if (rc > 1)
 			fz_fail("uhmm_range_attr returned %d", rc);
@@ -632,7 +642,7 @@ static void one_call(struct in *in)
 		d = dev_of(in);
 		i = szb_prep(in, &s, sizeof(*i), 0);
 		fz_note("uhmm_dev_info(%p, sz %zu)", (void *)d, i->sz);
-		rc = uhmm_dev_info(d, in_pick(in, 16) ? i : NULL);
+		rc = uhmm_dev_info(d, maybe(in, &s, i, 16));
 		fz_rc(rc, FZ_ERRS(EINVAL, E2BIG));
 		szb_check(&s, rc);
 		if (rc == 0 && s.eff >= sizeof(*i) && !(i->used <= i->reserved && i->reserved <= i->size))
@@ -643,8 +653,8 @@ static void one_call(struct in *in)
 		struct uhmm_stats *st = szb_prep(in, &s, sizeof(*st), 0);
 		d = dev_of(in);
 		fz_note("uhmm_%sstats(sz %zu)", fn == 17 ? "" : "dev_", st->sz);
-		rc = fn == 17 ? uhmm_stats(in_pick(in, 16) ? h : NULL, in_pick(in, 16) ? st : NULL)
-			      : uhmm_dev_stats(d, in_pick(in, 16) ? st : NULL);
+		rc = fn == 17 ? uhmm_stats(in_pick(in, 16) ? h : NULL, maybe(in, &s, st, 16))
+			      : uhmm_dev_stats(d, maybe(in, &s, st, 16));
 		fz_rc(rc, FZ_ERRS(EINVAL, E2BIG));
 		szb_check(&s, rc);
 		break;
@@ -819,7 +829,7 @@ static void one_call(struct in *in)
 			ops->invalidate2 = in_pick(in, 3) ? inval2 : NULL;
 		}
 		fz_note("uhmm_mirror_open(dev %p, ops sz %zu)", (void *)d, s.eff);
-		rc = uhmm_mirror_open(d, in_pick(in, 8) ? ops : NULL, NULL, in_pick(in, 16) ? &o : NULL);
+		rc = uhmm_mirror_open(d, maybe(in, &s, ops, 8), NULL, in_pick(in, 16) ? &o : NULL);
 		fz_rc(rc, FZ_ERRS(EINVAL, E2BIG, ENOMEM, ENODEV));
 		szb_check(&s, rc);
 		if (rc == 0 && (s.eff < sizeof(*ops) || (!ops->invalidate && !ops->invalidate2)))
@@ -1001,7 +1011,7 @@ static void one_call(struct in *in)
 		fz_note("uhmm_open(opts sz %zu)", s.eff);
 		if (s.eff >= sizeof(*o) && o->fault_threads > 8)
 			o->fault_threads = 8;	/* threads we could really start */
-		rc = uhmm_open(in_pick(in, 16) ? &h3 : NULL, in_pick(in, 8) ? o : NULL);
+		rc = uhmm_open(in_pick(in, 16) ? &h3 : NULL, maybe(in, &s, o, 8));
 		fz_rc(rc, FZ_ERRS(EINVAL, E2BIG, ENOMEM, EPERM, ENOSYS));
 		szb_check(&s, rc);
 		if (rc == 0) {
