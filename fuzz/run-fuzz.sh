@@ -173,9 +173,15 @@ for bin in "$build"/fuzz_*; do
 	mkdir -p "$work"
 	start=$(date +%s)
 	# shellcheck disable=SC2086
-	timeout -k 10 $((secs + 120)) "$bin" "${flags[@]}" "${dict[@]}" ${FUZZ_FLAGS:-} \
+	# libFuzzer's own -timeout did not fire once (an input blocked where
+	# SIGALRM is not taken): the run is killed 60 s past its time
+	timeout -k 10 $((secs + 60)) "$bin" "${flags[@]}" "${dict[@]}" ${FUZZ_FLAGS:-} \
 		-max_total_time="$secs" "$work" "$seeds" >"$tmp/$name.log" 2>&1
 	rc=$?
+	if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+		echo "# $name: killed $((secs + 60)) s after it started: an input hung (no input saved; the log is $build/artifacts/$name.log)"
+	fi
+	[ $rc -eq 0 ] || cp "$tmp/$name.log" "$build/artifacts/$name.log"
 	read -r runs took eps corp <<<"$(stats "$tmp/$name.log")"
 	ok $rc "$name: ${secs} s of fuzzing, no crash, leak or hang"
 	echo "# $name: $runs executions in ${took} s (libFuzzer's last exec/s: $eps), corpus $corp" \
