@@ -129,6 +129,9 @@ static char *map_view(int fd, uint64_t off, size_t size)
 		munmap((void *)al, size);
 		return NULL;
 	}
+	/* a DMA access or a range_fault of it is no access to the program's
+	 * memory: the view may sit in a hole the program just made */
+	mem_own_map(v, size);
 	return v;
 }
 
@@ -142,8 +145,10 @@ static int free_id(struct uhmm *h)
 
 static void dev_free(struct uhmm_dev *d)
 {
-	if (d->view)
+	if (d->view) {
+		mem_disown_map(d->view);
 		munmap(d->view, d->size);
+	}
 	if (d->fd >= 0)
 		close(d->fd);
 	devmem_fini(d);

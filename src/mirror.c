@@ -371,9 +371,11 @@ static int load_segs(struct uhmm *h, struct rf *f)
 		if (r || i == nv)
 			break;
 		sg = (struct seg){ .start = vv[i].start, .end = vv[i].end, .v = vv[i] };
-		/* our own memory is no part of the program's */
-		if (vv[i].kind == VMA_ANON && (mem_owns(sg.start, sg.end) ||
-					       arena_owns(h, sg.start, sg.end)))
+		/* our own memory is no part of the program's, whatever its
+		 * kind: a device's view (VMA_DEV), a PRIVATE sim device's
+		 * memfd (VMA_OTHER), our heap, arena and pool (VMA_ANON) */
+		if (mem_owns(sg.start, sg.end) || arena_owns(h, sg.start, sg.end) ||
+		    pool_owns(h, sg.start, sg.end))
 			sg.hole = true;
 		r = seg_add(f, &sg);
 		at = vv[i].end;

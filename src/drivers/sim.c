@@ -60,6 +60,7 @@ static void sim_release(void *drv)
 {
 	struct sim_private *s = drv;
 
+	mem_disown_map(s->mem);
 	munmap(s->mem, s->size);
 	mem_free(s);
 }
@@ -95,6 +96,9 @@ static int sim_add_private(struct uhmm *h, const char *name, size_t size,
 		goto fail;
 	close(fd);
 	fd = -1;
+	/* ours, not the program's, though the kernel may have put it in a
+	 * hole the program just made: a DMA access there is -EFAULT */
+	mem_own_map(s->mem, size);
 	d.drv = s;
 	r = uhmm_dev_add(h, &d, out);
 	if (r)
@@ -107,8 +111,10 @@ static int sim_add_private(struct uhmm *h, const char *name, size_t size,
 fail:
 	if (fd >= 0)
 		close(fd);
-	if (s->mem != MAP_FAILED)
+	if (s->mem != MAP_FAILED) {
+		mem_disown_map(s->mem);
 		munmap(s->mem, size);
+	}
 	mem_free(s);
 	return r;
 }
