@@ -105,6 +105,9 @@ static int check_fd(const struct uhmm_dev_desc *d, struct stat *st)
 		return -errno;
 	if (!S_ISREG(st->st_mode) && !S_ISCHR(st->st_mode))
 		return -EINVAL;
+	/* fd_offset + size may wrap: then it is past any file's end */
+	if (d->fd_offset + d->size < d->fd_offset)
+		return -EINVAL;
 	if (S_ISREG(st->st_mode) && (uint64_t)st->st_size < d->fd_offset + d->size)
 		return -EINVAL;
 	return 0;
@@ -117,6 +120,12 @@ static char *map_view(int fd, uint64_t off, size_t size)
 	uintptr_t al;
 	char *v;
 
+	/* size + BLOCK_SIZE wrapped: the munmaps below would hit others' pages */
+	if (size > SIZE_MAX - BLOCK_SIZE) {
+		if (raw != MAP_FAILED)
+			munmap(raw, size + BLOCK_SIZE);
+		return NULL;
+	}
 	if (raw == MAP_FAILED)
 		return NULL;
 	/* 2 MiB aligned, so chunks and user blocks are congruent */

@@ -234,6 +234,11 @@ int main(void)
 		       "uhmm_dev_add_sim size 1 MiB - 8");
 		is_int(uhmm_dev_add_sim(h, "x", (enum uhmm_mem)0, UT_MiB, &out), -EINVAL, "uhmm_dev_add_sim kind 0");
 		is_int(uhmm_dev_add_sim(h, "x", (enum uhmm_mem)7, UT_MiB, &out), -EINVAL, "uhmm_dev_add_sim kind 7");
+		/* size + the sim's sparse tail must not wrap to a small memfd */
+		is_int(uhmm_dev_add_sim(h, "x", UHMM_MEM_COHERENT, SIZE_MAX & ~(pg - 1), &out), -ENOMEM,
+		       "uhmm_dev_add_sim of 2^64 - 4 KiB: -ENOMEM");
+		is_int(uhmm_dev_add_sim(h, "x", UHMM_MEM_PRIVATE, SIZE_MAX & ~(pg - 1), &out), -ENOMEM,
+		       "uhmm_dev_add_sim PRIVATE of 2^64 - 4 KiB: -ENOMEM");
 		ok(out == NULL, "no device handed out");
 
 		fd = memfd_create("uhmm-bad", MFD_CLOEXEC);
@@ -253,6 +258,11 @@ int main(void)
 		dev_add_fails(&d, -EINVAL, 0, "fd smaller than fd_offset + size");
 		d = desc(fd, UT_MiB, 100);
 		dev_add_fails(&d, -EINVAL, 0, "fd_offset not a page multiple");
+		/* fd_offset + size wraps past 2^64 to within the file: no device
+		 * (it passed the file-size check, then tried to make one of
+		 * 2^64 - 4 KiB, as fuzz_args could) */
+		d = desc(fd, SIZE_MAX & ~(pg - 1), pg);
+		dev_add_fails(&d, -EINVAL, 0, "fd_offset + size wrapping to within the file");
 		d = desc(fd, UT_MiB, 0);
 		d.kind = (enum uhmm_mem)0;
 		dev_add_fails(&d, -EINVAL, 0, "kind 0");

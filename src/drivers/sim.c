@@ -132,6 +132,9 @@ int uhmm_dev_add_sim(struct uhmm *h, const char *name, enum uhmm_mem kind,
 		return -EINVAL;
 	if (!size || size % PAGE_SIZE)
 		return -EINVAL;
+	/* the memfd is size + SIM_TAIL long: that must not wrap */
+	if (size > SIZE_MAX - SIM_TAIL)
+		return -ENOMEM;
 	if (kind == UHMM_MEM_PRIVATE)
 		return sim_add_private(h, name, size, out);
 	snprintf(label, sizeof(label), "uhmm:%s", name ? name : "sim");
