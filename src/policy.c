@@ -22,6 +22,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "migrate.h"
 #include "trace.h"
@@ -318,12 +319,25 @@ void policy_access(struct uhmm *h, struct uhmm_dev *d, uintptr_t start, uintptr_
 	struct vma *vv;
 	size_t n;
 
-	/* A long range: only its mapped parts count.  A range reaching over
-	 * unmapped space (to the top of the address space, say) would
-	 * otherwise get a counter per 2 MiB of nothing: gigabytes of them. */
-	if (((end - start) >> BLOCK_SHIFT) > 64 && !vma_scan_mapped(h, start, end, &vv, &n)) {
-		for (size_t i = 0; i < n && count; i++)
-			access_run(h, d, vv[i].start, vv[i].end, count, now);
+	/* A long range: only its mapped parts count, and only when it has no
+	 * hole.  A range reaching over unmapped space (to the top of the
+	 * address space, say) would otherwise get a counter (a page each)
+	 * per 2 MiB of nothing, or of what else is mapped on the way:
+	 * reservations such as a sanitizer's terabytes of shadow, PROT_NONE
+	 * guards: gigabytes of counters.  An access over a hole cannot have
+	 * happened (a DMA there is -EFAULT), nor one to PROT_NONE memory. */
+	if (((end - start) >> BLOCK_SHIFT) > 64) {
+		bool whole;
+
+		if (vma_scan_mapped(h, start, end, &vv, &n))
+			return;
+		whole = n && vv[0].start <= start && vv[n - 1].end >= end;
+		for (size_t i = 1; whole && i < n; i++)
+			whole = vv[i].start == vv[i - 1].end;
+		for (size_t i = 0; whole && i < n && count; i++)
+			if (vv[i].prot & (PROT_READ | PROT_WRITE))
+				access_run(h, d, vv[i].start > start ? vv[i].start : start,
+					   vv[i].end < end ? vv[i].end : end, count, now);
 		mem_free(vv);
 		return;
 	}

@@ -240,7 +240,6 @@ int main(void)
 		is_int(uhmm_dev_add_sim(h, "x", UHMM_MEM_PRIVATE, SIZE_MAX & ~(pg - 1), &out), -ENOMEM,
 		       "uhmm_dev_add_sim PRIVATE of 2^64 - 4 KiB: -ENOMEM");
 		ok(out == NULL, "no device handed out");
-
 		fd = memfd_create("uhmm-bad", MFD_CLOEXEC);
 		if (fd < 0 || ftruncate(fd, (off_t)(4 * UT_MiB)))
 			tap_bail("memfd");
@@ -451,6 +450,29 @@ int main(void)
 		ok(uhmm_strerror(INT_MIN) != NULL, "uhmm_strerror(INT_MIN) is not NULL");
 		diag("uhmm_strerror(-EINVAL) = \"%s\", (-E2BIG) = \"%s\"", uhmm_strerror(-EINVAL),
 		     uhmm_strerror(-E2BIG));
+	}
+
+	/* ---- an access over a huge reservation and holes: no counter per
+	 * 2 MiB of it (a sanitizer's terabytes of shadow made 2 GB of them,
+	 * found by fuzz/fuzz_args.c) ---- */
+	{
+		size_t big = (size_t)1 << 40;
+		uint8_t *r = mmap(NULL, big, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		static char buf[64];
+		long r0;
+
+		if (r == MAP_FAILED) {
+			skip("no 1 TiB PROT_NONE reservation here");
+		} else {
+			r0 = ut_rss_pages();
+			is_int(uhmm_dev_report_access(dev, r - pg, big + 2 * pg, 1), 0,
+			       "uhmm_dev_report_access over a hole and 1 TiB of PROT_NONE");
+			is_int(uhmm_sim_read(dev, r - pg, buf, big + 2 * pg), -EFAULT,
+			       "uhmm_sim_read over a hole and 1 TiB of PROT_NONE: -EFAULT");
+			ok(ut_rss_pages() - r0 < (long)(64 * UT_MiB / pg),
+			   "no access counters for them (RSS grew %ld KiB)", (ut_rss_pages() - r0) * (long)(pg / 1024));
+			munmap(r, big);
+		}
 	}
 
 	/* ---- a device atomic on a pinned page: -EBUSY, not a spin for
