@@ -9,6 +9,8 @@
  */
 #define _GNU_SOURCE
 #include <limits.h>
+#include <sys/sysinfo.h>
+#include <time.h>
 #include "util.h"
 
 static struct uhmm *h;
@@ -240,6 +242,32 @@ int main(void)
 		is_int(uhmm_dev_add_sim(h, "x", UHMM_MEM_PRIVATE, SIZE_MAX & ~(pg - 1), &out), -ENOMEM,
 		       "uhmm_dev_add_sim PRIVATE of 2^64 - 4 KiB: -ENOMEM");
 		ok(out == NULL, "no device handed out");
+		{
+			/* more than RAM + swap could never be populated: refused
+			 * at once, not after minutes of filling a memfd */
+			struct sysinfo si;
+			struct timespec t0, t1;
+			unsigned long long mem;
+			size_t big;
+
+			if (sysinfo(&si))
+				tap_bail("sysinfo");
+			mem = ((unsigned long long)si.totalram + si.totalswap) * (si.mem_unit ? si.mem_unit : 1);
+			big = (size_t)((mem + pg) & ~(unsigned long long)(pg - 1));
+			clock_gettime(CLOCK_MONOTONIC, &t0);
+			is_int(uhmm_dev_add_sim(h, "x", UHMM_MEM_COHERENT, big, &out), -ENOMEM,
+			       "uhmm_dev_add_sim COHERENT larger than RAM + swap: -ENOMEM");
+			is_int(uhmm_dev_add_sim(h, "x", UHMM_MEM_PRIVATE, big, &out), -ENOMEM,
+			       "uhmm_dev_add_sim PRIVATE larger than RAM + swap: -ENOMEM");
+			if (mem < (1ull << 40))
+				is_int(uhmm_dev_add_sim(h, "x", UHMM_MEM_COHERENT, (size_t)1 << 40, &out), -ENOMEM,
+				       "uhmm_dev_add_sim COHERENT of 1 TiB on this machine: -ENOMEM");
+			clock_gettime(CLOCK_MONOTONIC, &t1);
+			ok((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 < 1000,
+			   "refused fast (under 1 s)");
+			ok(out == NULL, "no device handed out");
+		}
+
 		fd = memfd_create("uhmm-bad", MFD_CLOEXEC);
 		if (fd < 0 || ftruncate(fd, (off_t)(4 * UT_MiB)))
 			tap_bail("memfd");

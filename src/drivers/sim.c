@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -119,6 +120,19 @@ fail:
 	return r;
 }
 
+/* physical memory plus swap, in bytes (SIZE_MAX where sysinfo fails: no
+ * limit rather than a wrong one) */
+static size_t sim_mem_limit(void)
+{
+	struct sysinfo si;
+	unsigned __int128 b;
+
+	if (sysinfo(&si))
+		return SIZE_MAX;
+	b = ((unsigned __int128)si.totalram + si.totalswap) * (si.mem_unit ? si.mem_unit : 1);
+	return b > SIZE_MAX ? SIZE_MAX : (size_t)b;
+}
+
 int uhmm_dev_add_sim(struct uhmm *h, const char *name, enum uhmm_mem kind,
 		     size_t size, struct uhmm_dev **out)
 {
@@ -134,6 +148,10 @@ int uhmm_dev_add_sim(struct uhmm *h, const char *name, enum uhmm_mem kind,
 		return -EINVAL;
 	/* the memfd is size + SIM_TAIL long: that must not wrap */
 	if (size > SIZE_MAX - SIM_TAIL)
+		return -ENOMEM;
+	/* it is populated at registration: more than the machine's memory
+	 * and swap cannot be, and trying takes minutes before the OOM killer */
+	if (size > sim_mem_limit())
 		return -ENOMEM;
 	if (kind == UHMM_MEM_PRIVATE)
 		return sim_add_private(h, name, size, out);
