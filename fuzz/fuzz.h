@@ -136,6 +136,83 @@ static inline struct uhmm *fz_open(void)
 	return h;
 }
 
+/*
+ * The zone: where a harness maps every range it names.
+ *
+ * A harness names ranges that run past its mappings, over holes, with
+ * lengths up to the top of the address space; uhmm manages any private
+ * anonymous memory of the process, so a range that reached memory of
+ * ASan, LSan or libFuzzer (heap chunks, allocator regions, the
+ * symbolizer's buffers: all private anonymous) would migrate it to a
+ * PRIVATE device or DISCARD it, legitimately, and the sanitizer would
+ * crash on its own memory.  What keeps every range off foreign memory:
+ *
+ *  - the harness's mappings lie in a zone far below where mmap(NULL) puts
+ *    anything (the kernel's top-down search takes the highest gap that
+ *    fits, under the stack; ASan's allocator is at 0x600000000000, the
+ *    libraries and thread stacks at 0x7f...), so a hole the harness
+ *    leaves in its mappings stays a hole: next to mmap(NULL)'s area a
+ *    one-page hole is the first gap a one-page mmap takes, and ASan and
+ *    libFuzzer map such pages all the time (this was the fuzz_args hang:
+ *    a hole of the arena taken by a sanitizer page, then migrated or
+ *    discarded with the range around it, or the old arena's place taken
+ *    by one and then unmapped by the harness's munmap over "its" pages);
+ *  - the zone is mapped with MAP_FIXED_NOREPLACE (nothing of anyone else
+ *    is replaced) and bounded by PROT_NONE guard mappings of FZ_GUARD on
+ *    both sides, which no range the harness names (clamped, fz_clamp)
+ *    can pass: the range is validated before anything moves, and a hole
+ *    (-EFAULT) or PROT_NONE (-EINVAL) inside it stops the call first.
+ */
+#define FZ_ZONE ((uint8_t *)0x300000000000ull)
+#define FZ_ZONE_SIZE ((size_t)64 << 20)
+#define FZ_GUARD ((size_t)1 << 30)
+
+static inline void fz_zone_guards(void)
+{
+	static const int fl = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE;
+	uint8_t *lo = FZ_ZONE - FZ_GUARD, *hi = FZ_ZONE + FZ_ZONE_SIZE;
+
+	if (mmap(lo, FZ_GUARD, PROT_NONE, fl, -1, 0) != lo ||
+	    mmap(hi, FZ_GUARD, PROT_NONE, fl, -1, 0) != hi) {
+		fprintf(stderr, "uhmm fuzz: cannot map the guards of the zone at %p\n", (void *)FZ_ZONE);
+		exit(1);
+	}
+}
+
+/* a PROT_NONE reservation of len bytes at FZ_ZONE + off, where nothing may
+ * be mapped yet (what an input left behind there is a failure) */
+static inline uint8_t *fz_zone_map(size_t off, size_t len)
+{
+	uint8_t *want = FZ_ZONE + off;
+	void *p = mmap(want, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+
+	if (p != (void *)want) {
+		fprintf(stderr, "uhmm fuzz: mmap at %p: %s (something is left mapped there)\n",
+			(void *)want, p == MAP_FAILED ? strerror(errno) : "placed elsewhere");
+		if (p != MAP_FAILED)
+			munmap(p, len);
+		__builtin_trap();
+	}
+	return want;
+}
+
+/*
+ * len for a range at a: one that starts in the zone ends no further than
+ * the guard above it (a length that wraps the address space is kept: the
+ * library refuses it by arithmetic, before looking at any mapping).
+ * Ranges that start elsewhere are the harness's to bound (below 64 KiB
+ * and at or above the top of user space nothing can be mapped).
+ */
+static inline size_t fz_clamp(const void *a, size_t len)
+{
+	uintptr_t s = (uintptr_t)a, end = (uintptr_t)(FZ_ZONE + FZ_ZONE_SIZE + FZ_GUARD);
+
+	if (s >= (uintptr_t)FZ_ZONE && s < (uintptr_t)(FZ_ZONE + FZ_ZONE_SIZE) && s + len >= s &&
+	    s + len > end)
+		return end - s;
+	return len;
+}
+
 static inline size_t fz_pages(uintptr_t a, size_t len)
 {
 	return ((a + len + pg - 1) / pg) - a / pg;

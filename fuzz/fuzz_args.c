@@ -39,6 +39,9 @@
 #define ARENA_PAGES 40
 #define OUT_N (ARENA_PAGES + 8)	/* entries of the per-page out arrays */
 #define SZBUF 4096
+/* where in the zone (fuzz.h) the persistent ranges and the arena lie */
+#define PERSIST_OFF ((size_t)1 << 20)
+#define ARENA_OFF ((size_t)8 << 20)
 
 static struct uhmm *h, *h2;
 static struct uhmm_dev *dc, *dp, *d2;
@@ -58,6 +61,7 @@ static unsigned ndyn_m;
 static struct uhmm_interval *dyn_iv[8];
 static unsigned ndyn_iv;
 static void *allocs[4];
+static size_t alloc_sz[4];
 static unsigned nallocs;
 static uint64_t tickets[8];
 static unsigned ntickets;
@@ -169,10 +173,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		die("mkdtemp");
 	snprintf(tmpfile_, sizeof(tmpfile_), "%s/dev", tmpdir);
 
-	/* persistent mappings, each between holes */
-	persist = mmap(NULL, 10 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (persist == MAP_FAILED)
-		die("mmap");
+	/* persistent mappings, each between holes, in the zone (fuzz.h) */
+	fz_zone_guards();
+	persist = fz_zone_map(PERSIST_OFF, 10 * pg);
+	if (mprotect(persist, 10 * pg, PROT_READ | PROT_WRITE))
+		die("mprotect persist");
 	munmap(persist, pg);
 	munmap(persist + 5 * pg, pg);
 	munmap(persist + 8 * pg, 2 * pg);
@@ -194,11 +199,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 /* ---- the arena of one input ---- */
 static void arena_make(void)
 {
-	uint8_t *a = mmap(NULL, ARENA_PAGES * pg, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	/* always at the same place in the zone: its holes stay holes, and
+	 * nothing of the previous input may be left there */
+	uint8_t *a = fz_zone_map(ARENA_OFF, ARENA_PAGES * pg);
 	const int rw = PROT_READ | PROT_WRITE, fx = MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS;
 
-	if (a == MAP_FAILED)
-		die("mmap arena");
 	arena = a;
 	munmap(P(0), pg);
 	munmap(P(ARENA_PAGES - 1), pg);
@@ -296,8 +301,9 @@ static uint8_t *ptr(struct in *in)
 }
 
 /* pointers a call may change the mappings of (uhmm_mprotect, madvise-like):
- * the arena (which ends in a hole) and invalid ones, never the persistent
- * ranges, whose neighbours are other people's mappings */
+ * the arena (which ends in a hole), uhmm_alloc blocks (len_of keeps the
+ * range inside them) and invalid ones, never the persistent ranges (X is
+ * h2's, S sealed: they stay as they are for every input) */
 static uint8_t *ptr_arena(struct in *in)
 {
 	uint8_t *p = ptr(in);
@@ -307,7 +313,25 @@ static uint8_t *ptr_arena(struct in *in)
 	return p;
 }
 
+static size_t len_raw(struct in *in, const void *addr);
+
+/* a length for a range at addr: never past the zone's upper guard, never
+ * past the end of a uhmm_alloc block (whose neighbours are anyone's) */
 static size_t len_of(struct in *in, const void *addr)
+{
+	size_t len = len_raw(in, addr);
+	uintptr_t a = (uintptr_t)addr;
+
+	for (unsigned i = 0; i < nallocs; i++) {
+		uintptr_t b = (uintptr_t)allocs[i];
+		size_t bl = (alloc_sz[i] + pg - 1) & ~(pg - 1);
+		if (a >= b && a < b + bl && a + len >= a && a + len > b + bl)
+			len = b + bl - a;
+	}
+	return fz_clamp(addr, len);
+}
+
+static size_t len_raw(struct in *in, const void *addr)
 {
 	uintptr_t a = (uintptr_t)addr;
 	unsigned k = in_pick(in, 20);
@@ -784,6 +808,7 @@ static void one_call(struct in *in)
 		errno = 0;
 		a = uhmm_alloc(in_pick(in, 16) ? h : NULL, sz, d, fl);
 		if (a) {
+			alloc_sz[nallocs] = sz;
 			allocs[nallocs++] = a;
 			if (in_pick(in, 2))
 				memset(a, 0x66, sz < 3 * pg ? sz : 3 * pg);
@@ -799,6 +824,7 @@ static void one_call(struct in *in)
 			fz_note("uhmm_free(alloc %u)", i);
 			if (uhmm_free(h, allocs[i]))
 				fz_fail("uhmm_free of a live block failed");
+			alloc_sz[i] = alloc_sz[nallocs - 1];
 			allocs[i] = allocs[--nallocs];
 		} else {
 			p = ptr(in);
@@ -1080,9 +1106,11 @@ static void one_call(struct in *in)
 		p = ptr_arena(in); len = len_of(in, p);
 		if ((uintptr_t)p < (uintptr_t)arena || (uintptr_t)p >= (uintptr_t)arena + ARENA_PAGES * pg)
 			break;
-		if (len > ARENA_PAGES * pg)
-			len = ARENA_PAGES * pg;
 		p = (uint8_t *)((uintptr_t)p & ~(pg - 1));
+		/* never past the arena: plain munmap/mprotect do not stop at
+		 * a hole, and the arena's neighbours are not the input's */
+		if (len > (size_t)(arena + ARENA_PAGES * pg - p))
+			len = (size_t)(arena + ARENA_PAGES * pg - p);
 		switch (in_pick(in, 3)) {
 		case 0:
 			fz_note("munmap(%p, %#zx)", (void *)p, len);

@@ -85,6 +85,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	struct uhmm_mirror_ops mops = { .sz = sizeof(mops), .invalidate = inval };
 
 	(void)argc; (void)argv;
+	fz_zone_guards();
 	h = fz_open();
 	if (uhmm_dev_add_sim(h, "opc", UHMM_MEM_COHERENT, DEVP * pg, &dc) ||
 	    uhmm_dev_add_sim(h, "opp", UHMM_MEM_PRIVATE, DEVP * pg, &dp))
@@ -107,9 +108,10 @@ static void start(struct in *in)
 	uint8_t seed = in_u8(in);
 	bool untouched = seed & 1;
 
-	base = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (base == MAP_FAILED)
-		exit(1);
+	/* in the zone (fuzz.h), at the same place for every input: the holes
+	 * between regions, and those case 16 makes, stay holes that nothing
+	 * else maps into (its mmap(MAP_FIXED) would replace it) */
+	base = fz_zone_map(1 << 20, span);
 	for (int r = 0; r < NR; r++) {
 		R[r] = base + (1 + r * (RP + 1)) * pg;
 		if (mmap(R[r], RP * pg, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS,
