@@ -929,6 +929,11 @@ static void one_call(struct in *in)
 		p = ptr(in); len = len_of(in, p); fl = flags_of(in);
 		if (!fits(p, len))
 			break;
+		/* a snapshot (no FAULT_* flag) does not stop at a hole: it
+		 * gives it ERROR entries, one per page of the whole range */
+		if (!(fl & (UHMM_FAULT_READ | UHMM_FAULT_WRITE)) && len && (uintptr_t)p + len >= (uintptr_t)p &&
+		    fz_pages((uintptr_t)p, len) > OUT_N)
+			break;
 		fz_note("uhmm_range_fault(%p, %p, %#zx, %#x)", (void *)m, (void *)p, len, fl);
 		fz_rc(uhmm_range_fault(m, p, len, fl, in_pick(in, 16) ? ptes : NULL), E_MIRROR);
 		break;
