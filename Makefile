@@ -255,7 +255,7 @@ check-tsan:
 #   make fuzz          builds them and runs each for FUZZ_SECONDS (600),
 #                      new inputs into build-fuzz/corpus/NAME (the seeds in
 #                      fuzz/corpus/NAME stay as committed), crashes into
-#                      build-fuzz/crash-*.
+#                      build-fuzz/artifacts/ (crash-*, hang-*, logs).
 #   make check-fuzz    a pass of `make check`: each harness over its
 #                      corpus, then FUZZ_CHECK_SECONDS (60) of fuzzing;
 #                      SKIP when clang or libFuzzer is missing.

@@ -110,6 +110,26 @@ static inline void fz_rc(long rc, const int *allowed)
 		uhmm_strerror((int)rc));
 }
 
+/*
+ * FUZZ_CURRENT=FILE: each input is written there before it runs, so that
+ * an input that hangs past libFuzzer's -timeout (one blocked where its
+ * SIGALRM is not taken, or a sanitizer deadlocked in its report) leaves
+ * itself behind when run-fuzz.sh kills the run.
+ */
+static inline void fz_current(const uint8_t *data, size_t size)
+{
+	static int fd = -2;
+
+	if (fd == -2) {
+		const char *f = getenv("FUZZ_CURRENT");
+		fd = f && *f ? open(f, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : -1;
+	}
+	if (fd < 0)
+		return;
+	if (pwrite(fd, data, size, 0) != (ssize_t)size || ftruncate(fd, (off_t)size))
+		fd = -1;
+}
+
 /* ---- the process's context ---- */
 static size_t pg;
 

@@ -1166,6 +1166,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct in in = { data, size };
 
+	fz_current(data, size);
 	arena_make();
 	for (int i = 0; i < FZ_CALLS && in.n; i++)
 		one_call(&in);

@@ -643,6 +643,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct in in = { data, size };
 
+	fz_current(data, size);
 	start(&in);
 	for (int i = 0; i < MAX_OPS && in.n; i++) {
 		op(&in);

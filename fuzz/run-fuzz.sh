@@ -8,8 +8,9 @@
 #
 # --check: builds the harnesses (make fuzz-build), runs each over its
 # committed corpus fuzz/corpus/NAME (every input must pass), then fuzzes
-# each for FUZZ_SECONDS (default 60) from a copy of that corpus, so the
-# committed one never changes.  Prints TAP and "N passed, N failed, N
+# each for FUZZ_SECONDS (default 60) from that corpus into a working
+# corpus BUILD_DIR/check-corpus/NAME (emptied when the pass starts, kept
+# after it), so the committed one never changes.  Prints TAP and "N passed, N failed, N
 # skipped" like the test programs; COUNTS_FILE gets "PASSED FAILED
 # SKIPPED [NOTE]" for `make check`.  Without clang or libFuzzer (Debian:
 # clang libclang-rt-14-dev) it prints SKIP and counts one skip.
@@ -18,8 +19,13 @@
 #
 # Crashes, leaks and timeouts are written to BUILD_DIR/artifacts/ as
 # crash-*, leak-*, timeout-*: reproduce with `BUILD_DIR/NAME FILE`
-# (FUZZ_TRACE=1 prints every call), and add them to fuzz/corpus/NAME once
-# fixed.
+# (FUZZ_TRACE=1 prints every call; the run's ASAN_OPTIONS have
+# symbolize=0, a reproduction has ASan's defaults and symbolizes), and add
+# them to fuzz/corpus/NAME once fixed.  Each run's log is kept as
+# BUILD_DIR/artifacts/NAME.log.  A run killed past its time (a hang that
+# libFuzzer's -timeout did not catch) leaves the input it was running as
+# BUILD_DIR/artifacts/hang-NAME-SHA1 (the harnesses write each input to
+# $FUZZ_CURRENT before running it).
 #
 # Options, and why:
 #  ASAN_OPTIONS
@@ -38,7 +44,20 @@
 #                    children must die by a real SIGSEGV): a harness never
 #                    faults on purpose, and libFuzzer wants the report and
 #                    the input.
-#   malloc_context_size=20, symbolize=1: readable reports.
+#   symbolize=0      for the fuzzing runs (the replay of committed inputs
+#                    keeps symbolize=1: readable reports).  A fuzzing run
+#                    symbolizes inside its own process (libFuzzer's
+#                    NEW_FUNC lines, ASan's reports), with the allocator
+#                    and the state of a process that may be crashing
+#                    because that state is broken: one such report (ASan's
+#                    memory migrated away by an input) SEGVed inside the
+#                    symbolizer and then deadlocked in the crash report,
+#                    so neither the report nor the input came out, and
+#                    libFuzzer's -timeout never fired.  Unsymbolized
+#                    frames cost nothing: the saved input reproduces with
+#                    a symbolized report.  -print_funcs=0 for the same
+#                    reason (NEW_FUNC lines are symbolized as they come).
+#   malloc_context_size=20: enough of an allocation's stack.
 #  UBSAN_OPTIONS halt_on_error=1 (the build also has
 #                    -fno-sanitize-recover=undefined): UB is a crash.
 #  libFuzzer
@@ -113,7 +132,8 @@ if [ $rc -ne 0 ]; then
 	finish
 fi
 
-export ASAN_OPTIONS=${FUZZ_ASAN_OPTIONS:-detect_leaks=1:malloc_context_size=20:symbolize=1:print_summary=1}
+asan_replay=${FUZZ_ASAN_OPTIONS:-detect_leaks=1:malloc_context_size=20:symbolize=1:print_summary=1}
+asan_fuzz=${FUZZ_ASAN_OPTIONS:-detect_leaks=1:malloc_context_size=20:symbolize=0:print_summary=1}
 export UBSAN_OPTIONS=${FUZZ_UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 mkdir -p "$build/artifacts"
 
@@ -156,7 +176,8 @@ for bin in "$build"/fuzz_*; do
 
 	# every committed input passes
 	if [ "$nseeds" -gt 0 ]; then
-		timeout -k 10 900 "$bin" "${flags[@]}" "${dict[@]}" -runs=0 "$seeds" >"$tmp/$name.replay" 2>&1
+		ASAN_OPTIONS=$asan_replay timeout -k 10 900 "$bin" "${flags[@]}" "${dict[@]}" -runs=0 "$seeds" \
+			>"$tmp/$name.replay" 2>&1
 		rc=$?
 		ok $rc "$name: the $nseeds inputs of $seeds pass"
 		[ $rc -eq 0 ] || { report_failure "$name" "$tmp/$name.replay"; continue; }
@@ -168,25 +189,36 @@ for bin in "$build"/fuzz_*; do
 	if [ "$mode" = --long ]; then
 		work=$build/corpus/$name
 	else
-		work=$tmp/corpus-$name
+		work=$build/check-corpus/$name
+		rm -rf "$work"
 	fi
 	mkdir -p "$work"
+	log=$build/artifacts/$name.log
+	cur=$build/artifacts/current-$name
+	rm -f "$cur"
 	start=$(date +%s)
 	# shellcheck disable=SC2086
 	# libFuzzer's own -timeout did not fire once (an input blocked where
 	# SIGALRM is not taken): the run is killed 60 s past its time
-	timeout -k 10 $((secs + 60)) "$bin" "${flags[@]}" "${dict[@]}" ${FUZZ_FLAGS:-} \
-		-max_total_time="$secs" "$work" "$seeds" >"$tmp/$name.log" 2>&1
+	ASAN_OPTIONS=$asan_fuzz FUZZ_CURRENT=$cur \
+	timeout -k 10 $((secs + 60)) "$bin" "${flags[@]}" -print_funcs=0 "${dict[@]}" ${FUZZ_FLAGS:-} \
+		-max_total_time="$secs" "$work" "$seeds" >"$log" 2>&1
 	rc=$?
 	if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
-		echo "# $name: killed $((secs + 60)) s after it started: an input hung (no input saved; the log is $build/artifacts/$name.log)"
+		hang=
+		if [ -f "$cur" ]; then
+			hang=$build/artifacts/hang-$name-$(sha1sum <"$cur" | cut -c1-40)
+			cp "$cur" "$hang"
+			echo "Test unit written to $hang" >>"$log"
+		fi
+		echo "# $name: killed $((secs + 60)) s after it started: an input hung (input: ${hang:-none}; the log is $log)"
 	fi
-	[ $rc -eq 0 ] || cp "$tmp/$name.log" "$build/artifacts/$name.log"
-	read -r runs took eps corp <<<"$(stats "$tmp/$name.log")"
+	rm -f "$cur"
+	read -r runs took eps corp <<<"$(stats "$log")"
 	ok $rc "$name: ${secs} s of fuzzing, no crash, leak or hang"
 	echo "# $name: $runs executions in ${took} s (libFuzzer's last exec/s: $eps), corpus $corp" \
 	     "(wall $(($(date +%s) - start)) s)"
-	[ $rc -eq 0 ] || report_failure "$name" "$tmp/$name.log"
+	[ $rc -eq 0 ] || report_failure "$name" "$log"
 done
 
 [ "$n" -gt 1 ] || { echo "Bail out! [fuzz] no harness in $build"; fail=$((fail + 1)); }
