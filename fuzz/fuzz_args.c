@@ -686,15 +686,16 @@ static void one_call(struct in *in)
 	case 19: {	/* uhmm_features, uhmm_version, names, strerror */
 		uint64_t f;
 		int e = (int)in_u32(in);
+		int ne = e == INT32_MIN ? e : -e;	/* -INT_MIN is UB */
 		fz_note("uhmm_features / strerror(%d)", e);
 		fz_rc(uhmm_features(in_pick(in, 8) ? h : NULL, in_pick(in, 8) ? &f : NULL), FZ_ERRS(EINVAL));
 		if (uhmm_version() != ((UHMM_VERSION_MAJOR << 16) | UHMM_VERSION_MINOR))
 			fz_fail("uhmm_version");
-		if (!uhmm_strerror(e) || !uhmm_strerror(-e) || !uhmm_trace_type_name((unsigned)e) ||
+		if (!uhmm_strerror(e) || !uhmm_strerror(ne) || !uhmm_trace_type_name((unsigned)e) ||
 		    !uhmm_trace_cause_name((unsigned)e) || strcmp(uhmm_strerror(e), uhmm_strerror(e)))
 			fz_fail("NULL text for %d", e);
-		if (e != INT32_MIN && strcmp(uhmm_strerror(e), uhmm_strerror(-e)))
-			fz_fail("uhmm_strerror(%d) differs from (%d)", e, -e);
+		if (strcmp(uhmm_strerror(e), uhmm_strerror(ne)))
+			fz_fail("uhmm_strerror(%d) differs from (%d)", e, ne);
 		break;
 	}
 	case 20: case 21: {	/* uhmm_dev_add_sim */
