@@ -158,6 +158,8 @@ bench: $(BUILD)/uhmm
 #   install   make install into a temporary prefix, examples/ built
 #             against it with pkg-config, make uninstall
 #   valgrind  the normal build under memcheck (see check-valgrind below)
+#   fuzz      the libFuzzer harnesses over their corpus, then 60 s each
+#             (fuzz/run-fuzz.sh); SKIP without clang and libFuzzer
 #
 # Sanitizer options (set only where the caller has not set them):
 #  ASAN_OPTIONS   detect_leaks=1: leaks are bugs.  handle_segv=0 and
@@ -187,7 +189,7 @@ bench: $(BUILD)/uhmm
 # (gcc 12 TSan: "unexpected memory mapping"), run-tests.sh reruns the
 # test under `setarch -R`.
 # ---------------------------------------------------------------------------
-CHECK_PASSES := plain asan tsan fallback unpriv install valgrind
+CHECK_PASSES := plain asan tsan fallback unpriv install valgrind fuzz
 RUN_TESTS    := bash tests/run-tests.sh
 # Per-pass counts go here so `check` can add them up.
 CHECK_DIR    := $(BUILD)/check
@@ -290,6 +292,55 @@ stress: all
 		timeout -k 10 86400 build-asan/tests/t_stress_model
 
 # ---------------------------------------------------------------------------
+# Fuzzing (fuzz/): libFuzzer harnesses over the public API, built with
+# clang in build-fuzz/ (the library's sources compiled again with
+# -fsanitize=fuzzer-no-link,address,undefined; UB is fatal there).
+#   make fuzz          builds them and runs each for FUZZ_SECONDS (600),
+#                      new inputs into build-fuzz/corpus/NAME (the seeds in
+#                      fuzz/corpus/NAME stay as committed), crashes into
+#                      build-fuzz/artifacts/ (crash-*, hang-*, logs).
+#   make check-fuzz    a pass of `make check`: each harness over its
+#                      corpus, then FUZZ_CHECK_SECONDS (60) of fuzzing;
+#                      SKIP when clang or libFuzzer is missing.
+# fuzz/run-fuzz.sh does the running and chooses the sanitizer and
+# libFuzzer options (see its comments).
+# ---------------------------------------------------------------------------
+FUZZ_CC        ?= clang
+FUZZ_BUILD     := build-fuzz
+FUZZ_SECONDS   ?= 600
+FUZZ_CHECK_SECONDS ?= 60
+FUZZ_CFLAGS    := -O1 -g -fno-omit-frame-pointer -std=gnu11 -Wall -Wextra -Werror -fPIC -pthread \
+	-Iinclude -Isrc -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_LIB_SRC   := $(filter-out src/drivers/opencl.c,$(wildcard src/*.c) $(wildcard src/drivers/*.c))
+FUZZ_LIB_OBJ   := $(FUZZ_LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
+FUZZ_NAMES     := $(patsubst fuzz/%.c,%,$(wildcard fuzz/fuzz_*.c))
+FUZZ_BIN       := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/%)
+
+$(FUZZ_BUILD)/src/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(call msg,FUZZCC,$<)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(DEPFLAGS) -c -o $@ $<
+
+$(FUZZ_BUILD)/libuhmm-fuzz.a: $(FUZZ_LIB_OBJ)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@
+	$(Q)$(AR) rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h $(FUZZ_BUILD)/libuhmm-fuzz.a
+	$(call msg,FUZZLD,$@)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(DEPFLAGS) -o $@ $< $(FUZZ_BUILD)/libuhmm-fuzz.a -pthread
+
+-include $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_BIN:=.d)
+
+fuzz-build: $(FUZZ_BIN)
+
+fuzz: fuzz-build
+	$(Q)FUZZ_SECONDS=$(FUZZ_SECONDS) bash fuzz/run-fuzz.sh --long $(FUZZ_BUILD)
+
+check-fuzz:
+	$(Q)FUZZ_SECONDS=$(FUZZ_CHECK_SECONDS) bash fuzz/run-fuzz.sh --check $(FUZZ_BUILD) $(CHECK_SUM)
+
+# ---------------------------------------------------------------------------
 # Installation.  The pkg-config file names the final PREFIX; DESTDIR is only
 # the staging root.  libdir/includedir are written relative to ${prefix}
 # when they lie under it, so a staged or moved tree can be used with
@@ -345,7 +396,8 @@ uninstall:
 	      $(DESTDIR)$(MANDIR)/man3/uhmm.3
 
 clean:
-	rm -rf build build-asan build-tsan $(BUILD)
+	rm -rf build build-asan build-tsan build-fuzz $(BUILD)
 
-.PHONY: all clean demo bench bad-inputs check $(CHECK_PASSES:%=check-%) stress install uninstall FORCE
+.PHONY: all clean demo bench bad-inputs check $(CHECK_PASSES:%=check-%) stress install uninstall FORCE \
+	fuzz fuzz-build
 .DELETE_ON_ERROR:

@@ -254,7 +254,11 @@ int uhmm_dev_add(struct uhmm *h, const struct uhmm_dev_desc *d, struct uhmm_dev 
 
 /* The simulated reference device: a memfd populated once at registration.
  * COHERENT: user pages are mapped onto it.  PRIVATE: only its driver maps
- * it; the library reaches it through its copy ops like any other. */
+ * it; the library reaches it through its copy ops like any other.
+ * -EINVAL: bad kind, size 0 or not a page multiple; -ENOMEM: size larger
+ * than the machine's physical memory plus swap (sysinfo), refused at once
+ * since it could never be populated (uhmm_dev_add with an fd has no such
+ * limit: a real device's memory is not the machine's). */
 int uhmm_dev_add_sim(struct uhmm *h, const char *name, enum uhmm_mem kind,
                      size_t size, struct uhmm_dev **out);
 
@@ -737,7 +741,7 @@ int uhmm_sim_write(struct uhmm_dev *dev, void *addr, const void *buf, size_t len
  * and the engine starts again.  Returns the fault rounds taken (at least
  * one), or -errno: -EINVAL for a NULL dev or addr, or addr not 8-byte
  * aligned; the errors of uhmm_make_exclusive (-EFAULT, -EPERM, -EINVAL
- * for a shared or file mapping).  The page stays the device's until the
+ * for a shared or file mapping, -EBUSY for a page pinned with uhmm_pin).  The page stays the device's until the
  * CPU, another device or a change of the range takes it back.
  */
 int uhmm_sim_atomic_add(struct uhmm_dev *dev, void *addr, uint64_t val, uint64_t *old);

@@ -402,9 +402,20 @@ static int advise(struct uhmm *h, void *addr, size_t len, int advice, struct uhm
 		return r;
 	ctx_lock(h);
 	events_drain(h);
-	/* pinned memory stays where the kernel's DMA reaches it */
-	if (advice == ADV_PIN)
-		r = private_home(h, s, e, 0, NULL);
+	/* pinned memory stays where the kernel's DMA reaches it; the range's
+	 * mappings are checked first (advise_locked would say it), so that a
+	 * hole is -EFAULT before private_home walks the range page by page
+	 * (a range to the top of the address space took minutes) */
+	if (advice == ADV_PIN) {
+		struct vma *vv;
+		size_t n;
+
+		r = vma_scan(h, s, e, &vv, &n);
+		if (!r) {
+			mem_free(vv);
+			r = private_home(h, s, e, 0, NULL);
+		}
+	}
 	if (!r)
 		r = advise_locked(h, s, e, &x);
 	if (!r && advice == UHMM_ADV_UNSET_READ_MOSTLY)

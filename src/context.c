@@ -205,6 +205,12 @@ int uhmm_open(struct uhmm **out, const struct uhmm_opts *opts)
  * descriptor that registered them. */
 static void ctx_close(struct uhmm *h, bool discard)
 {
+	/* the publisher first: it answers an outside reader's "where" with
+	 * uhmm_where, which needs the event threads, the devices and the
+	 * context lock; stopped after them, its join waited for ever on a
+	 * thread inside that uhmm_where (fuzz_args, uhmm_close under
+	 * uhmm_proc_* requests) */
+	publish_stop(h);
 	fork_untrack(h);
 	prefetch_stop(h);
 	for (int i = 1; i <= MAX_DEVS; i++)
@@ -212,7 +218,6 @@ static void ctx_close(struct uhmm *h, bool discard)
 			dev_remove(h->dev[i], discard);
 	events_stop(h);
 	mirrors_fini(h);
-	publish_stop(h);
 	trace_fini(h);
 	ctx_free(h);
 }

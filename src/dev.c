@@ -105,6 +105,9 @@ static int check_fd(const struct uhmm_dev_desc *d, struct stat *st)
 		return -errno;
 	if (!S_ISREG(st->st_mode) && !S_ISCHR(st->st_mode))
 		return -EINVAL;
+	/* fd_offset + size may wrap: then it is past any file's end */
+	if (d->fd_offset + d->size < d->fd_offset)
+		return -EINVAL;
 	if (S_ISREG(st->st_mode) && (uint64_t)st->st_size < d->fd_offset + d->size)
 		return -EINVAL;
 	return 0;
@@ -117,6 +120,12 @@ static char *map_view(int fd, uint64_t off, size_t size)
 	uintptr_t al;
 	char *v;
 
+	/* size + BLOCK_SIZE wrapped: the munmaps below would hit others' pages */
+	if (size > SIZE_MAX - BLOCK_SIZE) {
+		if (raw != MAP_FAILED)
+			munmap(raw, size + BLOCK_SIZE);
+		return NULL;
+	}
 	if (raw == MAP_FAILED)
 		return NULL;
 	/* 2 MiB aligned, so chunks and user blocks are congruent */
@@ -129,6 +138,9 @@ static char *map_view(int fd, uint64_t off, size_t size)
 		munmap((void *)al, size);
 		return NULL;
 	}
+	/* a DMA access or a range_fault of it is no access to the program's
+	 * memory: the view may sit in a hole the program just made */
+	mem_own_map(v, size);
 	return v;
 }
 
@@ -142,8 +154,10 @@ static int free_id(struct uhmm *h)
 
 static void dev_free(struct uhmm_dev *d)
 {
-	if (d->view)
+	if (d->view) {
+		mem_disown_map(d->view);
 		munmap(d->view, d->size);
+	}
 	if (d->fd >= 0)
 		close(d->fd);
 	devmem_fini(d);
@@ -289,16 +303,33 @@ fail:
 	return r;
 }
 
-int uhmm_dev_add(struct uhmm *h, const struct uhmm_dev_desc *desc, struct uhmm_dev **out)
+int uhmm_dev_add(struct uhmm *h, const struct uhmm_dev_desc *user, struct uhmm_dev **out)
 {
+	struct uhmm_dev_desc dd = { 0 }, *desc = &dd;
+	struct uhmm_dev_ops ops = { 0 };
 	struct stat st;
+	size_t n;
 	int r, fd;
 
-	if (!h || !desc || !out)
+	if (!h || !user || !out)
 		return -EINVAL;
-	r = sz_check(desc, desc->sz, sizeof(*desc));
+	r = sz_check(user, user->sz, sizeof(*user));
 	if (r)
 		return r;
+	/* the caller's structs end at their sz: what they do not have is 0
+	 * (fd too, as the v1 layout would), and is never read */
+	n = sz_of(user->sz, sizeof(dd));
+	memcpy(&dd, user, n < sizeof(dd) ? n : sizeof(dd));
+	dd.sz = sizeof(dd);
+	if (dd.ops) {
+		r = sz_check(dd.ops, dd.ops->sz, sizeof(ops));
+		if (r)
+			return r;
+		n = sz_of(dd.ops->sz, sizeof(ops));
+		memcpy(&ops, dd.ops, n < sizeof(ops) ? n : sizeof(ops));
+		ops.sz = sizeof(ops);
+		dd.ops = &ops;
+	}
 	if (desc->kind == UHMM_MEM_PRIVATE)
 		return dev_setup_private(h, desc, out);
 	if (desc->kind != UHMM_MEM_COHERENT)

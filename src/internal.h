@@ -40,6 +40,10 @@ void  mem_free(void *p);
 void  mem_populate(void *p);			/* fault it all in now */
 void  mem_fork_lock(bool lock);			/* fork.c: across a fork */
 bool  mem_owns(uintptr_t start, uintptr_t end);	/* our slabs in range? */
+/* other mappings of ours (a device's view, a sim device's memory): no part
+ * of the program's memory to mem_owns, whatever their kind */
+void  mem_own_map(void *p, size_t len);
+void  mem_disown_map(void *p);
 
 /* ---- the library's threads (mem.c) --------------------------------- */
 

@@ -108,6 +108,18 @@ static void slab_put(void *page)
 	pthread_mutex_unlock(&slab_lock);
 }
 
+void mem_own_map(void *p, size_t len)
+{
+	if (p)
+		big_set(NULL, p, len);
+}
+
+void mem_disown_map(void *p)
+{
+	if (p)
+		big_set(p, NULL, 0);
+}
+
 void mem_fork_lock(bool lock)
 {
 	if (lock)

@@ -287,11 +287,14 @@ int migrate_range(struct uhmm *h, uintptr_t start, uintptr_t end,
 	/* drivers starting a fault of the range now wait for the result,
 	 * rather than fault what is about to change and retry */
 	mirror_begin_change(h, start, end);
-	/* read-only duplicates go before anything moves */
-	dup_collapse(h, start, end);
+	/* the range's mappings first: a hole (a range reaching to the top
+	 * of the address space, say) is -EFAULT before anything walks the
+	 * range block by block */
 	r = scan_checked(h, start, end, &vv, &n);
 	if (r)
 		return r;
+	/* read-only duplicates go before anything moves */
+	dup_collapse(h, start, end);
 	/* mlocked memory must stay in system memory */
 	if (to && to->kind == UHMM_MEM_PRIVATE && vma_locked(h, start, end)) {
 		mem_free(vv);

@@ -273,6 +273,8 @@ int mirror_open_locked(struct uhmm_dev *dev, const struct uhmm_mirror_ops *ops,
 int uhmm_mirror_open(struct uhmm_dev *dev, const struct uhmm_mirror_ops *ops,
 		     void *priv, struct uhmm_mirror **out)
 {
+	struct uhmm_mirror_ops o = { 0 };
+	size_t n;
 	int r;
 
 	if (!dev || !ops || !out)
@@ -280,10 +282,15 @@ int uhmm_mirror_open(struct uhmm_dev *dev, const struct uhmm_mirror_ops *ops,
 	r = sz_check(ops, ops->sz, sizeof(*ops));
 	if (r)
 		return r;
-	if (!ops->invalidate && !ops->invalidate2)
+	/* a caller's struct smaller than ours ends at its sz: what it does
+	 * not have is NULL, and is never read */
+	n = sz_of(ops->sz, sizeof(o));
+	memcpy(&o, ops, n < sizeof(o) ? n : sizeof(o));
+	o.sz = sizeof(o);
+	if (!o.invalidate && !o.invalidate2)
 		return -EINVAL;
 	ctx_lock(dev->h);
-	r = mirror_open_locked(dev, ops, priv, out);
+	r = mirror_open_locked(dev, &o, priv, out);
 	ctx_unlock(dev->h);
 	return r;
 }
@@ -364,9 +371,11 @@ static int load_segs(struct uhmm *h, struct rf *f)
 		if (r || i == nv)
 			break;
 		sg = (struct seg){ .start = vv[i].start, .end = vv[i].end, .v = vv[i] };
-		/* our own memory is no part of the program's */
-		if (vv[i].kind == VMA_ANON && (mem_owns(sg.start, sg.end) ||
-					       arena_owns(h, sg.start, sg.end)))
+		/* our own memory is no part of the program's, whatever its
+		 * kind: a device's view (VMA_DEV), a PRIVATE sim device's
+		 * memfd (VMA_OTHER), our heap, arena and pool (VMA_ANON) */
+		if (mem_owns(sg.start, sg.end) || arena_owns(h, sg.start, sg.end) ||
+		    pool_owns(h, sg.start, sg.end))
 			sg.hole = true;
 		r = seg_add(f, &sg);
 		at = vv[i].end;

@@ -22,6 +22,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "migrate.h"
 #include "trace.h"
@@ -204,7 +205,9 @@ void policy_moved(struct uhmm *h, uintptr_t start, uintptr_t end)
 			continue;
 		b->pinned_until_ms = now + h->opts.thrash_pin_ms;
 		b->moves = 0;
-		COUNT(h, (struct uhmm_dev *)NULL, thrash_pins, 1);
+		/* the context's counter alone (COUNT with a literal NULL device
+		 * trips clang 14's UBSan, which checks the arm not taken) */
+		counters_add(&h->stats, NULL, offsetof(struct counters, thrash_pins), 1);
 	}
 }
 
@@ -283,11 +286,9 @@ static void touch_dev_pages(struct uhmm *h, struct uhmm_dev *d, uintptr_t base)
 	}
 }
 
-void policy_access(struct uhmm *h, struct uhmm_dev *d, uintptr_t start, uintptr_t end,
-		   uint32_t count)
+static void access_run(struct uhmm *h, struct uhmm_dev *d, uintptr_t start, uintptr_t end,
+		       uint32_t count, uint64_t now)
 {
-	uint64_t now = now_ms();
-
 	for (uintptr_t a = start & ~(BLOCK_SIZE - 1); a < end && count; a += BLOCK_SIZE) {
 		struct blk *b;
 		size_t moved;
@@ -309,6 +310,38 @@ void policy_access(struct uhmm *h, struct uhmm_dev *d, uintptr_t start, uintptr_
 		COUNT(h, d, auto_migrations, moved);
 		policy_moved(h, a, a + BLOCK_SIZE);
 	}
+}
+
+void policy_access(struct uhmm *h, struct uhmm_dev *d, uintptr_t start, uintptr_t end,
+		   uint32_t count)
+{
+	uint64_t now = now_ms();
+	struct vma *vv;
+	size_t n;
+
+	/* A long range: only its mapped parts count, and only when it has no
+	 * hole.  A range reaching over unmapped space (to the top of the
+	 * address space, say) would otherwise get a counter (a page each)
+	 * per 2 MiB of nothing, or of what else is mapped on the way:
+	 * reservations such as a sanitizer's terabytes of shadow, PROT_NONE
+	 * guards: gigabytes of counters.  An access over a hole cannot have
+	 * happened (a DMA there is -EFAULT), nor one to PROT_NONE memory. */
+	if (((end - start) >> BLOCK_SHIFT) > 64) {
+		bool whole;
+
+		if (vma_scan_mapped(h, start, end, &vv, &n))
+			return;
+		whole = n && vv[0].start <= start && vv[n - 1].end >= end;
+		for (size_t i = 1; whole && i < n; i++)
+			whole = vv[i].start == vv[i - 1].end;
+		for (size_t i = 0; whole && i < n && count; i++)
+			if (vv[i].prot & (PROT_READ | PROT_WRITE))
+				access_run(h, d, vv[i].start > start ? vv[i].start : start,
+					   vv[i].end < end ? vv[i].end : end, count, now);
+		mem_free(vv);
+		return;
+	}
+	access_run(h, d, start, end, count, now);
 }
 
 int uhmm_dev_report_access(struct uhmm_dev *dev, const void *addr, size_t len,

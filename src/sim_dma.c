@@ -21,6 +21,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -33,6 +34,7 @@
 #define TC_BLOCKS	1024		/* cached 2 MiB blocks (2 GiB) */
 #define BOUNCE		(64 << 10)
 #define EFAULT_TRIES	3		/* stale-free EFAULTs before giving up */
+#define BUSY_TRIES	64		/* -EBUSY rounds in a row before giving up */
 
 struct tblock {
 	uintptr_t base;			/* 0: free slot */
@@ -238,7 +240,7 @@ static int fault_round(struct sim_dma *dma, uintptr_t s, uintptr_t e, bool write
 	pthread_mutex_lock(&dma->lock);
 	if (uhmm_mirror_read_retry(dma->m, seq)) {
 		pthread_mutex_unlock(&dma->lock);
-		return -EBUSY;
+		return -EAGAIN;	/* invalidated meanwhile: another round */
 	}
 	for (size_t i = 0; i < n; i++)
 		tc_put(dma, s + (i << PAGE_SHIFT), &ptes[i]);
@@ -246,13 +248,19 @@ static int fault_round(struct sim_dma *dma, uintptr_t s, uintptr_t e, bool write
 	return 0;
 }
 
-/* Rounds until every page of [s, e) is translated; *rounds counts them. */
+/*
+ * Rounds until every page of [s, e) is translated; *rounds counts them.
+ * A round that raced an invalidation is retried as long as it takes (each
+ * is someone's progress); uhmm_range_fault's own -EBUSY only BUSY_TRIES
+ * times in a row: it is also what memory another context manages gives,
+ * for good, and retrying that for ever hung uhmm_sim_read (fuzz_args).
+ */
 static int translate(struct sim_dma *dma, uintptr_t s, uintptr_t e, bool write,
 		     int *rounds)
 {
 	struct uhmm_pte *ptes = NULL;
 	size_t cap = 0;
-	int r = 0;
+	int r = 0, busy = 0;
 
 	for (;;) {
 		uintptr_t a = first_missing(dma, s, e, write);
@@ -271,8 +279,15 @@ static int translate(struct sim_dma *dma, uintptr_t s, uintptr_t e, bool write,
 		}
 		(*rounds)++;
 		r = fault_round(dma, a, e, write, ptes);
-		if (r && r != -EBUSY)
+		if (r == -EBUSY && ++busy < BUSY_TRIES) {
+			sched_yield();
+			r = 0;
+			continue;
+		}
+		if (r && r != -EAGAIN)
 			break;
+		if (!r)
+			busy = 0;
 		r = 0;
 	}
 	mem_free(ptes);
@@ -511,10 +526,10 @@ static int atomic_once(struct sim_dma *dma, uintptr_t a, uint64_t val, uint64_t 
 	COUNT(d->h, d, dev_faults, 1);
 	r = uhmm_range_fault(dma->m, (void *)page, PAGE_SIZE, UHMM_FAULT_WRITE, &p);
 	if (r)
-		return r;
+		return r == -EBUSY ? -EAGAIN : r;	/* an invalidation raced it */
 	pthread_mutex_lock(&dma->lock);
 	if (uhmm_mirror_read_retry(dma->m, seq)) {
-		r = -EBUSY;
+		r = -EAGAIN;
 	} else if (p.flags & UHMM_PTE_EXCLUSIVE) {
 		*old = __atomic_fetch_add((uint64_t *)(uintptr_t)(p.host + (a - page)), val,
 					  __ATOMIC_SEQ_CST);
@@ -530,11 +545,13 @@ static int atomic_once(struct sim_dma *dma, uintptr_t a, uint64_t val, uint64_t 
 		if (!r && d->ops.copy_to_dev(d->drv, p.dev_off, buf, PAGE_SIZE))
 			r = -EIO;
 	} else {
-		r = -EBUSY;	/* taken back meanwhile */
+		r = -EAGAIN;	/* taken back meanwhile */
 	}
 	pthread_mutex_unlock(&dma->lock);
 	return r;
 }
+
+#define ATOMIC_BUSY_TRIES 16
 
 int uhmm_sim_atomic_add(struct uhmm_dev *dev, void *addr, uint64_t val, uint64_t *old)
 {
@@ -546,8 +563,17 @@ int uhmm_sim_atomic_add(struct uhmm_dev *dev, void *addr, uint64_t val, uint64_t
 		return -EINVAL;
 	/* an access like any other, for the access counters */
 	r = dma_get(dev, page_down((uintptr_t)addr), page_down((uintptr_t)addr) + PAGE_SIZE, &dma);
-	while (!r && (r = atomic_once(dma, (uintptr_t)addr, val, &o, &rounds)) == -EBUSY)
-		r = 0;
+	/* -EAGAIN: the page was taken back before the add, start again.
+	 * -EBUSY is uhmm_make_exclusive's: the program changed the range
+	 * meanwhile (try again), or the page is pinned, which it stays: a
+	 * few tries, then the error (retrying it for ever spun for ever) */
+	for (int busy = 0; !r;) {
+		r = atomic_once(dma, (uintptr_t)addr, val, &o, &rounds);
+		if (r == -EAGAIN || (r == -EBUSY && ++busy < ATOMIC_BUSY_TRIES))
+			r = 0;
+		else
+			break;
+	}
 	if (r)
 		return r;
 	if (old)

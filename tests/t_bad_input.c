@@ -9,6 +9,8 @@
  */
 #define _GNU_SOURCE
 #include <limits.h>
+#include <sys/sysinfo.h>
+#include <time.h>
 #include "util.h"
 
 static struct uhmm *h;
@@ -216,9 +218,19 @@ int main(void)
 		ut_check_where(h, p, len, id, "still on our device");
 		is_int(ut_dev_used(d2), 0, "nothing on the other context's device");
 		ut_ok64(p, len, 101, "data after the -EBUSY");
-		uhmm_close(h2);
 		rc = uhmm_migrate(h, p, len, NULL, 0);
 		is_int(rc, 0, "back to system memory");
+		{
+			/* still ours, in system memory: a DMA of the other
+			 * context's device over it is -EBUSY, not a fault round
+			 * retried for ever (found by fuzz/fuzz_args.c) */
+			static char buf[3 * 4096];
+			is_int(uhmm_sim_read(d2, p, buf, 3 * pg), -EBUSY,
+			       "uhmm_sim_read by another context's device: -EBUSY");
+			is_int(uhmm_sim_write(d2, p, buf, 3 * pg), -EBUSY,
+			       "uhmm_sim_write by another context's device: -EBUSY");
+		}
+		uhmm_close(h2);
 	}
 
 	/* ---- device descriptions ---- */
@@ -235,7 +247,37 @@ int main(void)
 		       "uhmm_dev_add_sim size 1 MiB - 8");
 		is_int(uhmm_dev_add_sim(h, "x", (enum uhmm_mem)0, UT_MiB, &out), -EINVAL, "uhmm_dev_add_sim kind 0");
 		is_int(uhmm_dev_add_sim(h, "x", (enum uhmm_mem)7, UT_MiB, &out), -EINVAL, "uhmm_dev_add_sim kind 7");
+		/* size + the sim's sparse tail must not wrap to a small memfd */
+		is_int(uhmm_dev_add_sim(h, "x", UHMM_MEM_COHERENT, SIZE_MAX & ~(pg - 1), &out), -ENOMEM,
+		       "uhmm_dev_add_sim of 2^64 - 4 KiB: -ENOMEM");
+		is_int(uhmm_dev_add_sim(h, "x", UHMM_MEM_PRIVATE, SIZE_MAX & ~(pg - 1), &out), -ENOMEM,
+		       "uhmm_dev_add_sim PRIVATE of 2^64 - 4 KiB: -ENOMEM");
 		ok(out == NULL, "no device handed out");
+		{
+			/* more than RAM + swap could never be populated: refused
+			 * at once, not after minutes of filling a memfd */
+			struct sysinfo si;
+			struct timespec t0, t1;
+			unsigned long long mem;
+			size_t big;
+
+			if (sysinfo(&si))
+				tap_bail("sysinfo");
+			mem = ((unsigned long long)si.totalram + si.totalswap) * (si.mem_unit ? si.mem_unit : 1);
+			big = (size_t)((mem + pg) & ~(unsigned long long)(pg - 1));
+			clock_gettime(CLOCK_MONOTONIC, &t0);
+			is_int(uhmm_dev_add_sim(h, "x", UHMM_MEM_COHERENT, big, &out), -ENOMEM,
+			       "uhmm_dev_add_sim COHERENT larger than RAM + swap: -ENOMEM");
+			is_int(uhmm_dev_add_sim(h, "x", UHMM_MEM_PRIVATE, big, &out), -ENOMEM,
+			       "uhmm_dev_add_sim PRIVATE larger than RAM + swap: -ENOMEM");
+			if (mem < (1ull << 40))
+				is_int(uhmm_dev_add_sim(h, "x", UHMM_MEM_COHERENT, (size_t)1 << 40, &out), -ENOMEM,
+				       "uhmm_dev_add_sim COHERENT of 1 TiB on this machine: -ENOMEM");
+			clock_gettime(CLOCK_MONOTONIC, &t1);
+			ok((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 < 1000,
+			   "refused fast (under 1 s)");
+			ok(out == NULL, "no device handed out");
+		}
 
 		fd = memfd_create("uhmm-bad", MFD_CLOEXEC);
 		if (fd < 0 || ftruncate(fd, (off_t)(4 * UT_MiB)))
@@ -254,6 +296,11 @@ int main(void)
 		dev_add_fails(&d, -EINVAL, 0, "fd smaller than fd_offset + size");
 		d = desc(fd, UT_MiB, 100);
 		dev_add_fails(&d, -EINVAL, 0, "fd_offset not a page multiple");
+		/* fd_offset + size wraps past 2^64 to within the file: no device
+		 * (it passed the file-size check, then tried to make one of
+		 * 2^64 - 4 KiB, as fuzz_args could) */
+		d = desc(fd, SIZE_MAX & ~(pg - 1), pg);
+		dev_add_fails(&d, -EINVAL, 0, "fd_offset + size wrapping to within the file");
 		d = desc(fd, UT_MiB, 0);
 		d.kind = (enum uhmm_mem)0;
 		dev_add_fails(&d, -EINVAL, 0, "kind 0");
@@ -283,6 +330,44 @@ int main(void)
 		if (!rc)
 			uhmm_dev_remove(out);
 		close(fd);
+	}
+
+	/* ---- input structs shorter than ours: nothing past sz is read ----
+	 * Each ends at a PROT_NONE page: a read past sz would crash.  (Found
+	 * by fuzz/fuzz_args.c: both read their callbacks past sz.) */
+	{
+		uint8_t *g = mmap(NULL, 2 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		struct uhmm_mirror *m = NULL;
+		struct uhmm_dev *out = NULL;
+		size_t *s;
+
+		if (g == MAP_FAILED || mprotect(g + pg, pg, PROT_NONE))
+			tap_bail("mmap guard");
+		s = (size_t *)(g + pg - sizeof(size_t));
+		*s = sizeof(size_t);
+		is_int(uhmm_mirror_open(dev, (const struct uhmm_mirror_ops *)s, NULL, &m), -EINVAL,
+		       "uhmm_mirror_open with ops of sz 8 (no callback): -EINVAL, nothing past sz read");
+		ok(m == NULL, "no mirror handed out");
+		is_int(uhmm_dev_add(h, (const struct uhmm_dev_desc *)s, &out), -EINVAL,
+		       "uhmm_dev_add with a desc of sz 8 (kind 0): -EINVAL, nothing past sz read");
+		{
+			/* a PRIVATE desc whose ops end after copy_to_dev */
+			struct uhmm_dev_ops *o = (struct uhmm_dev_ops *)(g + pg -
+				offsetof(struct uhmm_dev_ops, copy_from_dev));
+			struct uhmm_dev_desc d2;
+			memset(&d2, 0, sizeof(d2));
+			d2.sz = sizeof(d2);
+			d2.kind = UHMM_MEM_PRIVATE;
+			d2.size = UT_MiB;
+			d2.fd = -1;
+			o->sz = offsetof(struct uhmm_dev_ops, copy_from_dev);
+			o->copy_to_dev = NULL;
+			d2.ops = o;
+			is_int(uhmm_dev_add(h, &d2, &out), -EINVAL,
+			       "uhmm_dev_add with ops ending before copy_from_dev: -EINVAL, nothing past sz read");
+		}
+		ok(out == NULL, "no device handed out");
+		munmap(g, 2 * pg);
 	}
 
 	/* ---- struct sizes ---- */
@@ -404,6 +489,42 @@ int main(void)
 		ok(uhmm_strerror(INT_MIN) != NULL, "uhmm_strerror(INT_MIN) is not NULL");
 		diag("uhmm_strerror(-EINVAL) = \"%s\", (-E2BIG) = \"%s\"", uhmm_strerror(-EINVAL),
 		     uhmm_strerror(-E2BIG));
+	}
+
+	/* ---- an access over a huge reservation and holes: no counter per
+	 * 2 MiB of it (a sanitizer's terabytes of shadow made 2 GB of them,
+	 * found by fuzz/fuzz_args.c) ---- */
+	{
+		size_t big = (size_t)1 << 40;
+		uint8_t *r = mmap(NULL, big, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		static char buf[64];
+		long r0;
+
+		if (r == MAP_FAILED) {
+			skip("no 1 TiB PROT_NONE reservation here");
+		} else {
+			r0 = ut_rss_pages();
+			is_int(uhmm_dev_report_access(dev, r - pg, big + 2 * pg, 1), 0,
+			       "uhmm_dev_report_access over a hole and 1 TiB of PROT_NONE");
+			is_int(uhmm_sim_read(dev, r - pg, buf, big + 2 * pg), -EFAULT,
+			       "uhmm_sim_read over a hole and 1 TiB of PROT_NONE: -EFAULT");
+			ok(ut_rss_pages() - r0 < (long)(64 * UT_MiB / pg),
+			   "no access counters for them (RSS grew %ld KiB)", (ut_rss_pages() - r0) * (long)(pg / 1024));
+			munmap(r, big);
+		}
+	}
+
+	/* ---- a device atomic on a pinned page: -EBUSY, not a spin for
+	 * ever (found by fuzz/fuzz_ops.c) ---- */
+	{
+		uint64_t old = 0, before = ((uint64_t *)p)[0];
+		is_int(uhmm_pin(h, p, pg), 0, "uhmm_pin of the first page");
+		is_int(uhmm_sim_atomic_add(dev, p, 1, &old), -EBUSY,
+		       "uhmm_sim_atomic_add on a pinned page: -EBUSY");
+		ok(((uint64_t *)p)[0] == before, "the pinned word is unchanged");
+		is_int(uhmm_unpin(h, p, pg), 0, "uhmm_unpin");
+		rc = uhmm_migrate(h, p, len, NULL, 0);
+		is_int(rc, 0, "back to system memory after the atomic");
 	}
 
 	ut_check_unmoved(h, p, len, "the first range at the end");

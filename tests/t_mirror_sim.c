@@ -6,7 +6,13 @@
  * untouched buffer is seen by the CPU, a write to a read-only mapping is
  * -EPERM and writes nothing (then works after mprotect), device pages
  * read and written in place, memory unmapped under running device reads
- * gives -EFAULT and no crash.
+ * gives -EFAULT and no crash.  Memory the library maps for itself (a
+ * PRIVATE sim device's backing memfd, a COHERENT device's view), which the
+ * kernel may place in a hole the program just made, is no part of the
+ * program's: a DMA access or a range_fault there is -EFAULT and changes
+ * nothing (the fuzzer's fuzz_ops-sim-read-after-mremap: the PRIVATE
+ * device's memfd landed where an mremap had moved pages away).  A read of
+ * pages an mremap or munmap took away is -EFAULT, cached or not.
  */
 #define _GNU_SOURCE
 #include "private.h"
@@ -26,6 +32,87 @@ static void *unmap_thread(void *arg)
 	usleep(2000);
 	munmap(u->p + u->len / 2, u->len / 2);
 	return NULL;
+}
+
+/* The mapping of /proc/self/maps whose path is `path` at offset 0. */
+static uint8_t *find_map(const char *path, size_t *len)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[512], name[256];
+	unsigned long s, e, off;
+	uint8_t *at = NULL;
+
+	if (!f)
+		tap_bail("/proc/self/maps");
+	while (!at && fgets(line, sizeof(line), f)) {
+		name[0] = 0;
+		if (sscanf(line, "%lx-%lx %*s %lx %*s %*s %255[^\n]", &s, &e, &off, name) >= 3 &&
+		    !off && !strcmp(name, path)) {
+			at = (uint8_t *)s;
+			*len = e - s;
+		}
+	}
+	fclose(f);
+	return at;
+}
+
+static void not_ours(struct uhmm_dev *dev, const char *path, const char *kind)
+{
+	size_t pg = ut_page(), len = 0;
+	uint8_t *own = find_map(path, &len), *buf = malloc(pg);
+	struct ut_rec rec;
+	struct uhmm_mirror *m;
+	struct uhmm_pte pte;
+	uint8_t before;
+
+	if (!buf)
+		tap_bail("malloc");
+	if (!own) {
+		skip("%s: no mapping %s found", kind, path);
+		free(buf);
+		return;
+	}
+	memset(buf, 0x5a, pg);
+	before = own[0];
+	is_int(uhmm_sim_read(dev, own, buf, pg), -EFAULT,
+	       "%s: a device read of the library's own mapping of it is -EFAULT", kind);
+	is_int(uhmm_sim_write(dev, own, buf, pg), -EFAULT,
+	       "%s: a device write there is -EFAULT", kind);
+	ok(own[0] == before, "%s: and writes nothing there", kind);
+	m = ut_rec_mirror(dev, &rec);
+	is_int(uhmm_range_fault(m, own, pg, UHMM_FAULT_READ, &pte), -EFAULT,
+	       "%s: uhmm_range_fault of it is -EFAULT", kind);
+	uhmm_mirror_close(m);
+	ok(own[0] == before, "%s: the library's mapping is intact", kind);
+	free(buf);
+}
+
+/* Cached translations of pages an mremap or munmap took away are gone. */
+static void moved_away(struct uhmm_dev *dev, const char *kind)
+{
+	size_t pg = ut_page(), len = 8 * pg;
+	uint8_t *p = ut_map(len), *q = ut_map(len), *buf = malloc(len);
+
+	if (!buf)
+		tap_bail("malloc");
+	ut_fill8(p, len, 3);
+	is_int(uhmm_sim_read(dev, p, buf, len), 1, "%s: read before the mremap: one round", kind);
+	ok(mremap(p, 3 * pg, 3 * pg, MREMAP_MAYMOVE | MREMAP_FIXED, q) == q,
+	   "%s: mremap of 3 pages away", kind);
+	is_int(uhmm_sim_read(dev, p, buf, pg), -EFAULT,
+	       "%s: a read of the moved page's old address is -EFAULT", kind);
+	is_int(uhmm_sim_write(dev, p, buf, pg), -EFAULT,
+	       "%s: a write there is -EFAULT", kind);
+	ok(uhmm_sim_read(dev, q, buf, 3 * pg) >= 0 && ut_check8(buf, 3 * pg, 3) == SIZE_MAX,
+	   "%s: the pages read right where they went", kind);
+	munmap(p + 3 * pg, pg);
+	is_int(uhmm_sim_read(dev, p + 3 * pg, buf, pg), -EFAULT,
+	       "%s: a read of a cached page after its munmap is -EFAULT", kind);
+	is_int(uhmm_sim_write(dev, p + 3 * pg, buf, pg), -EFAULT,
+	       "%s: a write there is -EFAULT", kind);
+	munmap(p + 4 * pg, 4 * pg);
+	munmap(q, len);
+	free(buf);
 }
 
 static void run(struct uhmm *h, struct uhmm_dev *dev, struct uhmm_dev *other,
@@ -185,6 +272,13 @@ int main(void)
 	pv = ut_psim(h, "psim", 16 * UT_MiB);
 	pv2 = ut_psim(h, "psim2", 16 * UT_MiB);
 	c = ut_csim_try(h, "csim", 16 * UT_MiB);
+	/* before anything migrates: the device's file is mapped once, by us */
+	not_ours(pv, "/memfd:psim (deleted)", "PRIVATE");
+	if (c)
+		not_ours(c, "/memfd:uhmm:csim (deleted)", "COHERENT");
+	moved_away(pv, "PRIVATE");
+	if (c)
+		moved_away(c, "COHERENT");
 	run(h, pv, c ? c : pv2, "PRIVATE");
 	if (c)
 		run(h, c, pv, "COHERENT");

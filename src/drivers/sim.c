@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -60,6 +61,7 @@ static void sim_release(void *drv)
 {
 	struct sim_private *s = drv;
 
+	mem_disown_map(s->mem);
 	munmap(s->mem, s->size);
 	mem_free(s);
 }
@@ -95,6 +97,9 @@ static int sim_add_private(struct uhmm *h, const char *name, size_t size,
 		goto fail;
 	close(fd);
 	fd = -1;
+	/* ours, not the program's, though the kernel may have put it in a
+	 * hole the program just made: a DMA access there is -EFAULT */
+	mem_own_map(s->mem, size);
 	d.drv = s;
 	r = uhmm_dev_add(h, &d, out);
 	if (r)
@@ -107,10 +112,25 @@ static int sim_add_private(struct uhmm *h, const char *name, size_t size,
 fail:
 	if (fd >= 0)
 		close(fd);
-	if (s->mem != MAP_FAILED)
+	if (s->mem != MAP_FAILED) {
+		mem_disown_map(s->mem);
 		munmap(s->mem, size);
+	}
 	mem_free(s);
 	return r;
+}
+
+/* physical memory plus swap, in bytes (SIZE_MAX where sysinfo fails: no
+ * limit rather than a wrong one) */
+static size_t sim_mem_limit(void)
+{
+	struct sysinfo si;
+	unsigned __int128 b;
+
+	if (sysinfo(&si))
+		return SIZE_MAX;
+	b = ((unsigned __int128)si.totalram + si.totalswap) * (si.mem_unit ? si.mem_unit : 1);
+	return b > SIZE_MAX ? SIZE_MAX : (size_t)b;
 }
 
 int uhmm_dev_add_sim(struct uhmm *h, const char *name, enum uhmm_mem kind,
@@ -126,6 +146,13 @@ int uhmm_dev_add_sim(struct uhmm *h, const char *name, enum uhmm_mem kind,
 		return -EINVAL;
 	if (!size || size % PAGE_SIZE)
 		return -EINVAL;
+	/* the memfd is size + SIM_TAIL long: that must not wrap */
+	if (size > SIZE_MAX - SIM_TAIL)
+		return -ENOMEM;
+	/* it is populated at registration: more than the machine's memory
+	 * and swap cannot be, and trying takes minutes before the OOM killer */
+	if (size > sim_mem_limit())
+		return -ENOMEM;
 	if (kind == UHMM_MEM_PRIVATE)
 		return sim_add_private(h, name, size, out);
 	snprintf(label, sizeof(label), "uhmm:%s", name ? name : "sim");
