@@ -389,6 +389,7 @@ struct uhmm {
 
 	/* trace.c, publish.c: the trace ring and the published counters */
 	_Atomic int tracing;		/* readers attached: record events */
+	_Atomic uint64_t moves;		/* batches of pages moved, ever (trace_move) */
 	_Atomic int trace_local;	/* ... of which in this process */
 	struct trace_ring *_Atomic trace;
 	bool trace_shared;		/* the ring is in the published file */

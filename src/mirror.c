@@ -361,6 +361,7 @@ static int load_segs(struct uhmm *h, struct rf *f)
 	int r;
 
 	f->nseg = 0;
+	f->moves = atomic_load(&h->moves);
 	r = vma_scan_mapped(h, f->s, f->e, &vv, &nv);
 	for (size_t i = 0; !r && i <= nv; i++) {
 		uintptr_t vs = i < nv ? vv[i].start : f->e;
@@ -492,6 +493,22 @@ static int fault_sys(struct uhmm *h, struct uhmm_dev *dev, const struct seg *sg,
 	return populate(a, PAGE_SIZE, write);
 }
 
+/*
+ * Is the page at a still in dev's mapping?  Pages moved since the range's
+ * mappings were read (f->moves): a first touch placed on a device earlier
+ * in the same fault may have evicted this very page, whose mapping is then
+ * system memory with its data, no stranger in the device's.
+ */
+static bool still_in_dev_map(struct uhmm *h, const struct rf *f, uintptr_t a,
+			     const struct uhmm_dev *dev)
+{
+	struct vma v;
+
+	if (atomic_load(&h->moves) == f->moves)
+		return true;
+	return !vma_at(h, a, &v) && v.kind == VMA_DEV && v.dev == dev;
+}
+
 static int fault_segs(struct uhmm *h, struct rf *f)
 {
 	bool write = f->flags & UHMM_FAULT_WRITE;
@@ -516,7 +533,10 @@ static int fault_segs(struct uhmm *h, struct rf *f)
 			struct uhmm_dev *d = dev_by_id(h, loc);
 
 			if (sg->v.kind == VMA_DEV) {
-				if (d != sg->v.dev)
+				/* a stranger in a device's mapping becomes
+				 * zeros; a page moved meanwhile is reachable
+				 * as it is, and the snapshot below sees it */
+				if (d != sg->v.dev && still_in_dev_map(h, f, a, sg->v.dev))
 					r = replace_with_zero(h, a, a + PAGE_SIZE) ? -EBUSY : 0;
 				continue;
 			}

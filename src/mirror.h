@@ -82,6 +82,7 @@ struct rf {
 	struct seg *seg;
 	size_t nseg, cap;
 	uint64_t *pm;			/* pagemap entry per page, when faulting */
+	uint64_t moves;			/* h->moves when seg was read */
 };
 
 static inline bool seg_error(const struct seg *sg)

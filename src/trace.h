@@ -57,6 +57,8 @@ void trace_emit(struct uhmm *h, int type, uintptr_t addr, size_t len,
 static inline void trace_move(struct uhmm *h, uintptr_t addr, size_t npages,
 			      int from, int to)
 {
+	/* for whoever looked at mappings before and must know they moved */
+	atomic_fetch_add_explicit(&h->moves, 1, memory_order_relaxed);
 	if (tracing(h))
 		trace_emit(h, trace_why.evicting ? UHMM_TRACE_EVICT : UHMM_TRACE_MIGRATE,
 			   addr, npages << PAGE_SHIFT, from, to, 0);
