@@ -207,8 +207,18 @@ static inline uint8_t *fz_zone_map(size_t off, size_t len)
 	void *p = mmap(want, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
 
 	if (p != (void *)want) {
+		char line[256];
+		FILE *f = fopen("/proc/self/maps", "r");
+
 		fprintf(stderr, "uhmm fuzz: mmap at %p: %s (something is left mapped there)\n",
 			(void *)want, p == MAP_FAILED ? strerror(errno) : "placed elsewhere");
+		/* what it is, for the report */
+		while (f && fgets(line, sizeof(line), f))
+			if (strtoull(line, NULL, 16) < (uintptr_t)(want + len) &&
+			    strtoull(strchr(line, '-') + 1, NULL, 16) > (uintptr_t)want)
+				fprintf(stderr, "uhmm fuzz:   %s", line);
+		if (f)
+			fclose(f);
 		if (p != MAP_FAILED)
 			munmap(p, len);
 		__builtin_trap();

