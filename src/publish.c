@@ -264,6 +264,12 @@ static void *publish_main(void *arg)
 			atomic_store(&f->ack, req);
 			pub_futex_wake(&f->ack);
 		}
+		/* publish_stop sets stop before it bumps req: having read its
+		 * req, we see its stop here, or the wait below returns at once
+		 * (req moved on); without this look its wake-up came before
+		 * our wait and the wait was for ever */
+		if (atomic_load(&p->stop))
+			break;
 		/* while a reader outside traces, look every second whether it
 		 * is still there */
 		pub_futex_wait(&f->req, req, check_tracing(h, p) ? &second : NULL);
