@@ -117,6 +117,25 @@ static int count_prefix(const char *d, const char *pfx)
 	return n;
 }
 
+/* What a reader does with the files of dead processes: remove them. */
+static void clean_dead(const char *d)
+{
+	DIR *dd = opendir(d);
+	struct dirent *e;
+	char path[4400];
+
+	while (dd && (e = readdir(dd))) {
+		int pid = atoi(e->d_name);
+
+		if (pid <= 0 || !strchr(e->d_name, '.') || kill(pid, 0) == 0 || errno != ESRCH)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", d, e->d_name);
+		unlink(path);
+	}
+	if (dd)
+		closedir(dd);
+}
+
 static int files_of(const char *d, pid_t pid)
 {
 	char pfx[32];
@@ -277,6 +296,11 @@ static void one_end(const char *self, const char *mode, bool default_dir)
 	if (default_dir)
 		dir = dshm;
 	snprintf(what, sizeof(what), "%s%s", mode, default_dir ? " (default directory)" : "");
+	/* the default directory is every process's: a file a killed process
+	 * left there (not yet cleaned by a reader) may carry the pid the
+	 * child is about to get */
+	if (default_dir)
+		clean_dead(dir);
 	k = spawn(self, mode, default_dir);
 	if (!ok(k.ready == 'r', "%s: the child put pages on both devices and is ready", what)) {
 		diag("child's answer: '%c' (o: open, p/c: device, m/M: migrate, f: prefetch)",
