@@ -117,25 +117,6 @@ static int count_prefix(const char *d, const char *pfx)
 	return n;
 }
 
-/* What a reader does with the files of dead processes: remove them. */
-static void clean_dead(const char *d)
-{
-	DIR *dd = opendir(d);
-	struct dirent *e;
-	char path[4400];
-
-	while (dd && (e = readdir(dd))) {
-		int pid = atoi(e->d_name);
-
-		if (pid <= 0 || !strchr(e->d_name, '.') || kill(pid, 0) == 0 || errno != ESRCH)
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", d, e->d_name);
-		unlink(path);
-	}
-	if (dd)
-		closedir(dd);
-}
-
 static int files_of(const char *d, pid_t pid)
 {
 	char pfx[32];
@@ -299,8 +280,11 @@ static void one_end(const char *self, const char *mode, bool default_dir)
 	/* the default directory is every process's: a file a killed process
 	 * left there (not yet cleaned by a reader) may carry the pid the
 	 * child is about to get */
-	if (default_dir)
-		clean_dead(dir);
+	if (default_dir) {
+		unsetenv("UHMM_STAT_DIR");
+		uhmm_proc_list(0, NULL, 0);	/* a reader removes the dead's files */
+		setenv("UHMM_STAT_DIR", statdir, 1);
+	}
 	k = spawn(self, mode, default_dir);
 	if (!ok(k.ready == 'r', "%s: the child put pages on both devices and is ready", what)) {
 		diag("child's answer: '%c' (o: open, p/c: device, m/M: migrate, f: prefetch)",
