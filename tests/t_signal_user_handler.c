@@ -187,6 +187,16 @@ static int protect(struct env *e, bool via_uhmm, uint8_t *p, int prot)
 	return mprotect(p, LEN, prot) ? -errno : 0;
 }
 
+/* Read-write again: the data is where and what it was, and migrations work. */
+static void back_to_rw(struct env *e, const char *ctx, const char *what, bool via_uhmm,
+		       uint8_t *p, int id, unsigned seed)
+{
+	is_int(protect(e, via_uhmm, p, PROT_READ | PROT_WRITE), 0, "%s: %s back to read-write",
+	       ctx, via_uhmm ? "uhmm_mprotect" : "mprotect");
+	intact(e, ctx, what, p, id, seed);
+	still_works(e, ctx, what);
+}
+
 static void protections(struct env *e, const char *ctx, enum where w, bool via_uhmm)
 {
 	const char *how = via_uhmm ? "uhmm_mprotect" : "mprotect";
@@ -214,12 +224,9 @@ static void protections(struct env *e, const char *ctx, enum where w, bool via_u
 		if (uhmm_migrate(e->h, p, LEN, e->pd, 0) == 0)
 			id = ut_dev_id(e->pd);
 	}
-	rc = protect(e, via_uhmm, p, PROT_READ | PROT_WRITE);
-	is_int(rc, 0, "%s: %s back to read-write", ctx, how);
 	snprintf(what, sizeof(what), "after the write to a read-only range on %s (%s)",
 		 where_name[w], how);
-	intact(e, ctx, what, p, id, seed);
-	still_works(e, ctx, what);
+	back_to_rw(e, ctx, what, via_uhmm, p, id, seed);
 
 	/* PROT_NONE: any access is the program's bug */
 	if (w == W_PRIV && uhmm_migrate(e->h, p, LEN, e->pd, 0))
@@ -230,12 +237,9 @@ static void protections(struct env *e, const char *ctx, enum where w, bool via_u
 	expect_fault(ctx, what, at, false, SIGSEGV, SEGV_ACCERR, SEGV_ACCERR);
 	snprintf(what, sizeof(what), "write to a PROT_NONE range on %s (%s)", where_name[w], how);
 	expect_fault(ctx, what, p + LEN - 1, true, SIGSEGV, SEGV_ACCERR, SEGV_ACCERR);
-	rc = protect(e, via_uhmm, p, PROT_READ | PROT_WRITE);
-	is_int(rc, 0, "%s: %s back to read-write", ctx, how);
 	snprintf(what, sizeof(what), "after accesses to a PROT_NONE range on %s (%s)",
 		 where_name[w], how);
-	intact(e, ctx, what, p, id, seed);
-	still_works(e, ctx, what);
+	back_to_rw(e, ctx, what, via_uhmm, p, id, seed);
 	munmap(p, LEN);
 }
 
