@@ -15,6 +15,7 @@
 /* set on the library's own threads: their work is not the program's */
 __thread bool lib_thread;
 __thread bool reader_thread;
+__thread bool fill_holder;
 
 /*
  * glibc's mutex lets the thread that unlocks take the lock straight back,
@@ -147,6 +148,7 @@ static void ctx_free(struct uhmm *h)
 	pthread_mutex_destroy(&h->lock);
 	pthread_cond_destroy(&h->idle);
 	pthread_mutex_destroy(&h->q.lock);
+	pthread_rwlock_destroy(&h->q.fill);
 	pthread_cond_destroy(&h->q.cond);
 	pthread_cond_destroy(&h->q.read_done);
 	mem_free(h);
@@ -170,6 +172,7 @@ int uhmm_open(struct uhmm **out, const struct uhmm_opts *opts)
 	pthread_mutex_init(&h->lock, NULL);
 	pthread_cond_init(&h->idle, NULL);
 	pthread_mutex_init(&h->q.lock, NULL);
+	fill_lock_init(h);
 	pthread_cond_init(&h->q.cond, NULL);
 	pthread_cond_init(&h->q.read_done, NULL);
 	r = opts_apply(h, opts);

@@ -93,6 +93,74 @@ void events_sync(struct uhmm *h)
 }
 
 /*
+ * Placing pages for a fault races with a MADV_DONTNEED of the program's:
+ * the kernel zaps the range only after our reader has read the REMOVE
+ * event, and madvise returns before we have applied it.  A device page
+ * mapped again (UFFDIO_CONTINUE) or a private page brought home between
+ * that zap and our applying the event would show the old data to a thread
+ * reading after madvise returned.  So whoever places pages for a fault
+ * holds `fill` shared from its look at the events not yet applied
+ * (fill_clear) until its ioctl is done, and the reader holds it exclusive
+ * while it reads: an event read before the look is seen there, and one
+ * read after the ioctl zaps what the ioctl placed.  A holder must not wait
+ * for the reader (fill_holder): the kernel's EAGAIN, which says an event
+ * is still unread, is handed back instead of waited out.
+ */
+void fill_lock_init(struct uhmm *h)
+{
+	pthread_rwlockattr_t a;
+
+	/* the reader must not starve behind a stream of faults */
+	pthread_rwlockattr_init(&a);
+	pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&h->q.fill, &a);
+	pthread_rwlockattr_destroy(&a);
+}
+
+void fill_begin(struct uhmm *h)
+{
+	pthread_rwlock_rdlock(&h->q.fill);
+	fill_holder = true;
+}
+
+void fill_end(struct uhmm *h)
+{
+	fill_holder = false;
+	pthread_rwlock_unlock(&h->q.fill);
+}
+
+static bool msg_changes(const struct qmsg *m, uintptr_t start, uintptr_t end)
+{
+	switch (m->event) {
+	case UFFD_EVENT_REMOVE:
+	case UFFD_EVENT_UNMAP:
+		return m->a < end && m->b > start;
+	case UFFD_EVENT_REMAP:
+		return (m->a < end && m->a + m->c > start) ||
+		       (m->b < end && m->b + m->c > start);
+	}
+	return false;
+}
+
+/*
+ * With fill and h->lock held: has the program changed any of [start, end)
+ * by an event we have read but not applied yet?
+ */
+bool fill_clear(struct uhmm *h, uintptr_t start, uintptr_t end)
+{
+	bool clear = true;
+
+	for (const struct drain_batch *b = h->q.batch; b && clear; b = b->outer)
+		for (size_t i = b->next; i < b->n && clear; i++)
+			clear = !msg_changes(&b->msg[i], start, end);
+	pthread_mutex_lock(&h->q.lock);
+	for (size_t i = 0; i < h->q.n && clear; i++)
+		clear = !msg_changes(&h->q.msg[i], start, end);
+	pthread_mutex_unlock(&h->q.lock);
+	return clear;
+}
+
+/*
  * Is this event one our own call raised?  A remap matches exactly; unmap
  * and remove events come one per mapping the kernel walked (madvise) and
  * may cover any part of what we announced.
@@ -296,6 +364,7 @@ static void *reader_main(void *arg)
 		}
 		if (p[1].revents)
 			break;
+		pthread_rwlock_wrlock(&h->q.fill);
 		pthread_mutex_lock(&h->q.lock);
 		h->q.reading = true;
 		pthread_mutex_unlock(&h->q.lock);
@@ -318,6 +387,7 @@ static void *reader_main(void *arg)
 		if (h->q.n != queued)
 			pthread_cond_broadcast(&h->q.cond);
 		pthread_mutex_unlock(&h->q.lock);
+		pthread_rwlock_unlock(&h->q.fill);
 		for (size_t i = 0; i < nfault; i++)
 			if (!serve_fast(h, &fault[i]))
 				fault[left++] = fault[i];
@@ -440,9 +510,30 @@ static bool served_minor(struct uhmm *h, uintptr_t page)
 		if (pt_loc(&h->pt, a, NULL) != loc)
 			break;
 	we = a;
-	if (uffd_continue(h, ws, we - ws))
-		uffd_wake(h, page, PAGE_SIZE);	/* it faults again, we retry */
-	return true;
+	for (;;) {
+		int r;
+
+		fill_begin(h);
+		if (!fill_clear(h, page, page + PAGE_SIZE)) {
+			/* the program dropped it: served after that is applied */
+			fill_end(h);
+			uffd_wake(h, page, PAGE_SIZE);
+			return true;
+		}
+		if (!fill_clear(h, ws, we)) {
+			ws = page;
+			we = page + PAGE_SIZE;
+		}
+		r = uffd_continue(h, ws, we - ws);
+		fill_end(h);
+		if (r == -EAGAIN && !reader_thread) {
+			sched_yield();	/* an event is unread: let the reader have it */
+			continue;
+		}
+		if (r)
+			uffd_wake(h, page, PAGE_SIZE);	/* it faults again, we retry */
+		return true;
+	}
 }
 
 static bool stranger(struct uhmm *h, uintptr_t a)
@@ -576,6 +667,7 @@ static void events_barrier(struct uhmm *h)
 void events_drain(struct uhmm *h)
 {
 	struct evqueue *q = &h->q;
+	struct drain_batch batch;
 	struct qmsg *msg;
 	size_t n;
 
@@ -596,8 +688,11 @@ void events_drain(struct uhmm *h)
 	q->msg = NULL;
 	q->n = q->cap = 0;
 	pthread_mutex_unlock(&q->lock);
-	for (size_t i = 0; i < n; i++)
-		apply(h, &msg[i]);
+	batch = (struct drain_batch){ msg, n, 0, q->batch };
+	q->batch = &batch;
+	while (batch.next < n)
+		apply(h, &msg[batch.next++]);
+	q->batch = batch.outer;
 	mem_free(msg);
 }
 

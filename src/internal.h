@@ -255,8 +255,20 @@ struct qmsg {
 	uint32_t tid;
 };
 
+/* Events events_drain took from the queue and has not applied yet (with
+ * h->lock held); a drain inside an apply points to the one around it. */
+struct drain_batch {
+	const struct qmsg *msg;
+	size_t n, next;
+	struct drain_batch *outer;
+};
+
 struct evqueue {
 	pthread_mutex_t lock;
+	/* shared: placing pages for a fault; exclusive: the reader reading
+	 * (events.c, fill_begin) */
+	pthread_rwlock_t fill;
+	struct drain_batch *batch;
 	pthread_cond_t cond;		/* work for the worker or fault threads */
 	pthread_cond_t read_done;	/* the reader has queued what it read */
 	struct qmsg *msg;
@@ -404,6 +416,7 @@ static inline struct uhmm_dev *dev_by_id(struct uhmm *h, int id)
 /* context.c */
 extern __thread bool lib_thread;
 extern __thread bool reader_thread;	/* reads the uffd: must never wait on it */
+extern __thread bool fill_holder;	/* in fill_begin: must not wait on the reader */
 void ctx_lock(struct uhmm *h);
 void ctx_unlock(struct uhmm *h);
 uint64_t mono_ns(void);
@@ -439,9 +452,13 @@ int   mm_zap(struct uhmm *h, uintptr_t addr, size_t len);
 
 /* events.c */
 int  events_start(struct uhmm *h);
+void fill_lock_init(struct uhmm *h);
 void events_stop(struct uhmm *h);
 void events_drain(struct uhmm *h);	/* with h->lock held */
 void events_sync(struct uhmm *h);	/* reader has read all queued */
+void fill_begin(struct uhmm *h);
+bool fill_clear(struct uhmm *h, uintptr_t start, uintptr_t end);
+void fill_end(struct uhmm *h);
 void trash_add(struct uhmm *h, void *addr, size_t len);
 void trash_flush(struct uhmm *h);
 

@@ -124,6 +124,36 @@ static bool home_stale(struct uhmm *h, const struct homing *hm)
 	return false;
 }
 
+/*
+ * The copied pages go to the program's range, unless it dropped some of
+ * them meanwhile (MADV_DONTNEED: they must read zeros, not what we
+ * copied): -EAGAIN then, and the fault is served again once that is
+ * applied (fill_begin says why this cannot be looked at first and placed
+ * after).
+ */
+static int home_place(struct uhmm *h, struct homing *hm, size_t *placed)
+{
+	size_t len = hm->n << PAGE_SHIFT;
+
+	*placed = 0;
+	for (;;) {
+		size_t more = 0;
+		int r;
+
+		fill_begin(h);
+		if (!fill_clear(h, hm->at, hm->at + len)) {
+			fill_end(h);
+			return -EAGAIN;
+		}
+		r = uffd_hand_over(h, hm->at + *placed, hm->buf + *placed, len - *placed, &more);
+		fill_end(h);
+		*placed += more;
+		if (r != -EAGAIN || reader_thread)
+			return r;
+		sched_yield();	/* an event is unread: let the reader have it */
+	}
+}
+
 /* Place the copied pages and account for them; on a copy failure (r)
  * nothing changes: the pages stay where their data is valid. */
 static int home_commit(struct uhmm *h, struct homing *hm, int r)
@@ -138,7 +168,7 @@ static int home_commit(struct uhmm *h, struct homing *hm, int r)
 		counted = true;
 		COUNT(h, hm->d, pages_to_sys, hm->n);
 		COUNT(h, hm->d, bytes_copied, hm->n << PAGE_SHIFT);
-		r = uffd_hand_over(h, hm->at, hm->buf, hm->n << PAGE_SHIFT, &placed);
+		r = home_place(h, hm, &placed);
 	}
 	buffer_put(h, hm->buf, hm->pooled);
 	/* what holds data in system memory now is system memory, even if

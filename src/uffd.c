@@ -24,16 +24,21 @@ static int uffd_ioctl(struct uhmm *h, unsigned long req, void *arg)
 /*
  * The kernel refuses to change page tables (EAGAIN) while a munmap, madvise
  * or mremap event is on its way to us; the reader reads it without waiting
- * for anything we hold, so trying again always ends.
+ * for anything we hold, so trying again always ends ...
  */
+/* ... except on the reader itself (the event it would wait for is one only
+ * it can read) and in fill_begin (which the reader waits for): callers
+ * then try again after letting go, or wake the thread, which faults again. */
+static bool may_wait_for_reader(void)
+{
+	return !reader_thread && !fill_holder;
+}
+
 static int uffd_ioctl_retry(struct uhmm *h, unsigned long req, void *arg)
 {
 	int r;
 
-	/* ... except on the reader itself: the event it would wait for is
-	 * one only it can read.  Its callers wake the thread instead, which
-	 * then faults again. */
-	while ((r = uffd_ioctl(h, req, arg)) == -EAGAIN && !reader_thread)
+	while ((r = uffd_ioctl(h, req, arg)) == -EAGAIN && may_wait_for_reader())
 		sched_yield();
 	return r;
 }
@@ -182,7 +187,7 @@ int uffd_place(struct uhmm *h, uintptr_t dst, const void *src, size_t len, bool 
 		off += done;
 		if (!r)
 			continue;
-		if (r == -EAGAIN && !reader_thread) {
+		if (r == -EAGAIN && may_wait_for_reader()) {
 			sched_yield();
 			continue;
 		}

@@ -11,8 +11,8 @@
  *  - struct tdrv: a test driver registered with uhmm_dev_add(PRIVATE),
  *    whose memory is an mmap'd buffer (filled with 0xa5 garbage at first),
  *    whose ops check their arguments, count their calls, can be told to
- *    fail (tdrv_fail_*), and whose copy_to_dev can be held at a gate
- *    (tdrv_gate_*).  It also checks the ops' contract: thread_init ran on
+ *    fail (tdrv_fail_*), and whose copy_to_dev (or, after
+ *    tdrv_gate_from, copy_from_dev) can be held at a gate (tdrv_gate_*).  It also checks the ops' contract: thread_init ran on
  *    a library thread before it called an op, release is called once and
  *    no op runs after it or alongside it.
  *  - ut_present(): how many pages of a range are present (or swapped) in
@@ -112,10 +112,11 @@ struct tdrv {
 	unsigned long no_init;		/* op on a library thread without thread_init */
 	unsigned long releases, after_release, inflight_at_release;
 	int inflight;
-	/* The gate: while closed, copy_to_dev waits (at most gate_max_s). */
+	/* The gate: while closed, copy_to_dev (copy_from_dev if gate_from)
+	 * waits (at most gate_max_s). */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	int gate_closed, gate_waiting;
+	int gate_closed, gate_waiting, gate_from;
 	unsigned long gate_timeouts;
 	unsigned gate_max_s;
 };
@@ -184,12 +185,12 @@ static inline void tdrv_leave(struct tdrv *d)
 	__atomic_sub_fetch(&d->inflight, 1, __ATOMIC_SEQ_CST);
 }
 
-static inline void tdrv_gate_pass(struct tdrv *d)
+static inline void tdrv_gate_pass(struct tdrv *d, int from)
 {
 	struct timespec ts;
 
 	pthread_mutex_lock(&d->mu);
-	if (d->gate_closed) {
+	if (d->gate_closed && d->gate_from == from) {
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		ts.tv_sec += d->gate_max_s;
 		d->gate_waiting++;
@@ -214,7 +215,7 @@ static int tdrv_copy_to(void *drv, uint64_t off, const void *src, size_t len)
 	if (!tdrv_enter(d, off, len, src)) {
 		rc = -EINVAL;
 	} else {
-		tdrv_gate_pass(d);
+		tdrv_gate_pass(d, 0);
 		tdrv_inc(&d->to_calls);
 		if (tdrv_should_fail(&d->fail_to)) {
 			tdrv_inc(&d->to_fails);
@@ -236,6 +237,7 @@ static int tdrv_copy_from(void *drv, void *dst, uint64_t off, size_t len)
 	if (!tdrv_enter(d, off, len, dst)) {
 		rc = -EINVAL;
 	} else {
+		tdrv_gate_pass(d, 1);
 		tdrv_inc(&d->from_calls);
 		if (tdrv_should_fail(&d->fail_from)) {
 			tdrv_inc(&d->from_fails);
@@ -369,6 +371,14 @@ static inline void tdrv_gate_close(struct tdrv *d)
 	pthread_mutex_unlock(&d->mu);
 }
 
+/* The gate holds copy_from_dev from now on, not copy_to_dev. */
+static inline void tdrv_gate_from(struct tdrv *d)
+{
+	pthread_mutex_lock(&d->mu);
+	d->gate_from = 1;
+	pthread_mutex_unlock(&d->mu);
+}
+
 static inline void tdrv_gate_open(struct tdrv *d)
 {
 	pthread_mutex_lock(&d->mu);
@@ -387,7 +397,7 @@ static inline unsigned long tdrv_gate_timeouts(struct tdrv *d)
 	return n;
 }
 
-/* Wait until some copy_to_dev waits at the closed gate; 0 if it did not
+/* Wait until some copy waits at the closed gate; 0 if it did not
  * within max_s seconds (or the gate opened by its timeout). */
 static inline int tdrv_gate_wait_arrival(struct tdrv *d, unsigned max_s)
 {
