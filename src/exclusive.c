@@ -254,7 +254,6 @@ static void block_back(struct uhmm *h, struct xblock *x, int initiator, bool tel
 	xfree(h, x);
 }
 
-/* Every block overlapping [s, e), held by anyone but keep. */
 /* Every block overlapping [s, e), held by anyone but keep: looked up
  * block by block, or, for a range of more blocks than are held at most,
  * found in the table. */
@@ -294,8 +293,22 @@ bool excl_cpu_fault(struct uhmm *h, uintptr_t a)
 {
 	struct xblock *x = xfind(h, a);
 
+	bool clear;
+
 	if (!x || !held(x, pidx(a)))
 		return false;
+	/* a DONTNEED we have read but not applied: our copy must not come
+	 * back over it; the access faults again once it is applied.  (The
+	 * look and the placement are not one step, as they are for other
+	 * faults: the mirror's callback runs between them, and must not run
+	 * with the reader held off.) */
+	fill_begin(h);
+	clear = fill_clear(h, x->base, x->base + BLOCK_SIZE);
+	fill_end(h);
+	if (!clear) {
+		uffd_wake(h, page_down(a), PAGE_SIZE);
+		return true;
+	}
 	block_back(h, x, 0, true, NULL);
 	return true;
 }
