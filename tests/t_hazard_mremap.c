@@ -161,6 +161,49 @@ int main(void)
 		free(y);
 	}
 
+	/* A move of a range that is several mappings (a middle part on the
+	 * device): refused with EFAULT, and since Linux 6.17 (which moves
+	 * several mappings one at a time) only after the first has moved.
+	 * Either way every page is where the kernel says, with its data, and
+	 * uhmm knows where it went. */
+	{
+		size_t pg = ut_page(), n = 16 * pg, moved = 0;
+		uint8_t *a = ut_map(n), *d, *q;
+		long c;
+
+		ut_fill64(a, n, 148);
+		is_int(uhmm_migrate(h, a + 4 * pg, 4 * pg, dev, 0), 0, "pages 4-7 of 16 to the device");
+		d = mmap(NULL, n, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		q = mremap(a, n, n, MREMAP_MAYMOVE | MREMAP_FIXED, d);
+		ok(q == MAP_FAILED && errno == EFAULT,
+		   "mremap(MREMAP_FIXED) of the three mappings: EFAULT (%s)",
+		   q == MAP_FAILED ? strerror(errno) : "it moved");
+		while (moved < n && msync(a + moved, pg, MS_ASYNC))
+			moved += pg;
+		diag("the kernel moved the first %zu pages before it refused", moved / pg);
+		ok(moved == 0 || moved == 4 * pg, "what moved is the first mapping, or nothing (%zu pages)",
+		   moved / pg);
+		if (moved) {
+			c = ut_where_count(h, d, moved, UHMM_LOC_SYSTEM);
+			is_int(c, (long)(moved / pg), "uhmm_where: the moved pages are system pages at their new address");
+			ut_ok64(d, moved, 148, "the moved pages, at their new address");
+			is_int(uhmm_migrate(h, d, moved, dev, 0), 0, "the moved pages go to the device from there");
+			ut_ok64(d, moved, 148, "the moved pages, on the device");
+		}
+		c = ut_where_count(h, a + 4 * pg, 4 * pg, id);
+		is_int(c, 4, "uhmm_where: pages 4-7 still on the device, where they were");
+		{
+			size_t bad = 0;
+			const uint64_t *w = (const uint64_t *)(const void *)(a + moved);
+
+			for (size_t k = 0; k < (n - moved) / 8; k++)
+				bad += w[k] != ut_pat64(148, moved / 8 + k);
+			is_int(bad, 0, "the pages that did not move hold their data");
+		}
+		munmap(d, n);
+		munmap(a, n);
+	}
+
 	uhmm_close(h);
 	return tap_done();
 }
