@@ -435,7 +435,9 @@ int uhmm_dev_offset(struct uhmm *h, const void *addr, int *loc, uint64_t *dev_of
  * copies.  The first write by the CPU or any device collapses the
  * duplicates (the devices holding them are invalidated first) and the
  * page lives where that write happened: in system memory for the CPU, on
- * the writing device for a device.  No reader ever sees a stale value.
+ * the writing device for a device (as far as it has room: a device's
+ * write evicts nothing to make room for itself, and what does not fit is
+ * written in system memory).  No reader ever sees a stale value.
  * Duplicates are dropped, not copied, on eviction or removal, and by
  * munmap, madvise and mremap.  Without userfaultfd write-protection
  * (UHMM_FEAT_WP) no duplicates are made and devices read in place.  Up

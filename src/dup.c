@@ -305,7 +305,8 @@ int uhmm_duplicates(struct uhmm *h, const void *addr, size_t len, uint64_t *mask
 /*
  * A device's fault of [start, end) through its mirror.  Read: the
  * read-mostly system pages get duplicates in its memory.  Write: they
- * lose their duplicates and move to the device, where the write happens.
+ * lose their duplicates and move to the device, where the write happens,
+ * as far as it has room.
  * A duplicate that cannot be made (the device is full) is no error: the
  * device reads the system page in place.
  */
@@ -333,9 +334,19 @@ int dup_fault(struct uhmm *h, struct uhmm_dev *d, uintptr_t start, uintptr_t end
 			continue;
 		}
 		dup_collapse(h, s, a);
-		r = migrate_range(h, s, a, d, 0, NULL);
+		/*
+		 * A device's fault makes no room for itself: evicting would
+		 * push out pages this same fault (or its last round) moved
+		 * there, round after round, each round an invalidation of its
+		 * own mirror (-EBUSY for ever).  Nor does it try where nothing
+		 * fits, which would invalidate the mirror for nothing.  What
+		 * does not fit is written in system memory, in place.
+		 */
+		if (d->used_pages >= d->npages)
+			continue;
+		r = migrate_range(h, s, a, d, UHMM_MIGRATE_NOEVICT, NULL);
 		if (r == -ENOMEM)
-			r = 0;		/* full: it writes the system page */
+			r = 0;
 	}
 	return r;
 }

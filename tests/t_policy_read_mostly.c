@@ -4,7 +4,8 @@
  * makes read-only duplicates (uhmm_duplicates shows them, uhmm_where the
  * CPU's copy), the next read takes no fault round; the CPU's first write
  * collapses them and the device reads the new value; a device write
- * collapses them and the page moves to that device; UNSET_READ_MOSTLY,
+ * collapses them and the page moves to that device (as far as it has
+ * room: a device's write never evicts for itself); UNSET_READ_MOSTLY,
  * munmap and eviction drop them and free their device pages.  Two
  * devices and the CPU reading while a thread writes per-page version
  * numbers: no reader ever sees a version older than one it saw before,
@@ -126,6 +127,44 @@ static void eviction(struct uhmm *h, int kind)
 	free(buf);
 	munmap(p, 4 * UT_MiB);
 	munmap(q, 2 * UT_MiB);
+}
+
+/*
+ * A device write over more read-mostly pages than the device holds: the
+ * pages move there as far as it has room and the rest is written in
+ * place.  It used to evict what the same write had just moved, round
+ * after round, until the write gave up with -EBUSY, writing nothing.
+ */
+static void write_bigger_than_device(struct uhmm *h, int kind)
+{
+	size_t pg = ut_page(), n = 62 * pg, moved = 0;
+	struct uhmm_dev *d = kind == UHMM_MEM_PRIVATE ? ut_psim(h, "tiny", 48 * pg)
+						     : ut_csim_try(h, "tiny", 48 * pg);
+	const char *k = kind == UHMM_MEM_PRIVATE ? "PRIVATE" : "COHERENT";
+	uint8_t *p = ut_map(n), *buf = malloc(n);
+	int *loc = NULL, rc;
+
+	if (!d) {
+		skip("COHERENT devices need userfaultfd minor faults on shmem");
+		return;
+	}
+	ut_fill64(p, n, 14);
+	ut_fill64(buf, n, 15);
+	is_int(uhmm_advise(h, p, n, UHMM_ADV_READ_MOSTLY, NULL), 0, "%s: 62 pages READ_MOSTLY", k);
+	rc = uhmm_sim_write(d, p, buf, n);
+	ok(rc > 0 && rc <= 3, "%s: a device write of the 62 pages through a device of 48: %d rounds",
+	   k, rc);
+	/* before the CPU reads (a PRIVATE device's pages then come home) */
+	loc = ut_where(h, p, n, &rc);
+	for (size_t i = 0; loc && i < n / pg; i++)
+		moved += loc[i] == ut_dev_id(d);
+	is_int(moved, 48, "%s: 48 of the pages moved to the device, the rest stayed in place", k);
+	free(loc);
+	ut_ok64(p, n, 15, "the written data");
+	is_int(uhmm_dev_remove(d), 0, "%s: remove the device", k);
+	ut_ok64(p, n, 15, "the written data, with the device gone");
+	free(buf);
+	munmap(p, n);
 }
 
 /* ---- no stale read ---------------------------------------------------- */
@@ -266,6 +305,8 @@ int main(void)
 		skip("COHERENT devices need userfaultfd minor faults on shmem");
 	eviction(h, UHMM_MEM_PRIVATE);
 	eviction(h, UHMM_MEM_COHERENT);
+	write_bigger_than_device(h, UHMM_MEM_PRIVATE);
+	write_bigger_than_device(h, UHMM_MEM_COHERENT);
 	versions(h, pd, cd ? cd : ut_psim(h, "private2", 32 * UT_MiB));
 	{
 		uint64_t m;
