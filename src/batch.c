@@ -117,15 +117,25 @@ int fence_end(struct uhmm *h)
 	return foreign ? -EAGAIN : 0;
 }
 
-/* Evict the least recently used chunk outside the request, if allowed. */
+/*
+ * Evict the least recently used chunk outside the request, if allowed, and
+ * outside the range of a device fault in progress: a first touch placed
+ * on the device for that fault must not push out what the same fault has
+ * just put there (its next round would put it back, and so on).
+ */
 static bool make_room(struct uhmm *h, struct uhmm_dev *d, const struct request *rq)
 {
+	uintptr_t s = rq->start, e = rq->end;
 	long c;
 	int r;
 
 	if (rq->flags & UHMM_MIGRATE_NOEVICT)
 		return false;
-	c = devmem_lru_chunk(d, rq->start, rq->end);
+	if (h->fault_end > h->fault_start) {
+		s = h->fault_start < s ? h->fault_start : s;
+		e = h->fault_end > e ? h->fault_end : e;
+	}
+	c = devmem_lru_chunk(d, s, e);
 	if (c < 0)
 		return false;
 	r = evict_chunk(h, d, c);

@@ -108,6 +108,20 @@ static bool drop_page(struct uhmm *h, struct vblock *b, uintptr_t a)
 }
 
 /*
+ * Does a page of [s, e), within one block, have a duplicate?  Only then
+ * are devices told: a block's other pages' duplicates are no change of
+ * these (telling them anyway made every round of a device's write over
+ * such pages an invalidation of its own mirror: -EBUSY for ever).
+ */
+static bool has_any(const struct dupblock *db, uintptr_t s, uintptr_t e)
+{
+	for (uintptr_t p = s; p < e; p += PAGE_SIZE)
+		if (db->has[pidx(p)])
+			return true;
+	return false;
+}
+
+/*
  * Drop the duplicates of [start, end).  unprotect: the CPU pages stay
  * (a collapse), so their write-protection goes; otherwise they are gone.
  * Devices that may hold them hear it first.
@@ -119,7 +133,7 @@ static void drop_range(struct uhmm *h, uintptr_t start, uintptr_t end, bool unpr
 		uintptr_t s = a > start ? a : start;
 		uintptr_t e = a + BLOCK_SIZE < end ? a + BLOCK_SIZE : end;
 
-		if (!b || !b->dup)
+		if (!b || !b->dup || !has_any(b->dup, s, e))
 			continue;
 		mirror_invalidate(h, s, e, UHMM_EV_MIGRATE, 0);
 		for (uintptr_t p = s; p < e; p += PAGE_SIZE) {

@@ -397,6 +397,7 @@ struct uhmm {
 	_Atomic uint64_t starved_ns;	/* a read_retry failed then; 0: passed */
 	_Atomic uint32_t retry_checks;	/* read_retry calls so far */
 	int initiator;			/* device whose range_fault is running */
+	uintptr_t fault_start, fault_end;	/* ... and the range it faults in */
 	struct excl *excl;		/* exclusive.c, made at first use */
 
 	/* trace.c, publish.c: the trace ring and the published counters */

@@ -584,10 +584,13 @@ static int fault_in(struct uhmm *h, struct rf *f)
 	int r;
 
 	h->initiator = f->m->dev_id;
+	h->fault_start = f->s;
+	h->fault_end = f->e;
 	/* what another device holds alone comes back first */
 	excl_revoke(h, f->s, f->e, f->m->dev_id, f->m);
 	r = fault_segs(h, f);
 	h->initiator = 0;
+	h->fault_start = h->fault_end = 0;
 	return r ? r : load_segs(h, f);
 }
 

@@ -167,6 +167,38 @@ static void write_bigger_than_device(struct uhmm *h, int kind)
 	munmap(p, n);
 }
 
+/*
+ * A device write to a read-mostly page of a block whose other pages have
+ * duplicates, through a device with no room for it: written in place.
+ * Dropping the (absent) duplicates of the written page used to tell every
+ * mirror of the block's change anyway, the writer's too, each round of
+ * the write: -EBUSY after 64 rounds, nothing written.
+ */
+static void write_beside_duplicates(struct uhmm *h, struct uhmm_dev *reader)
+{
+	size_t pg = ut_page();
+	struct uhmm_dev *full = ut_psim(h, "full", pg);
+	uint8_t *p = ut_map_aligned(2 * pg, 2 * UT_MiB), *other = ut_map(pg);
+	uint8_t buf[64];
+	int rc;
+
+	ut_fill64(p, 2 * pg, 16);
+	memset(other, 1, pg);
+	is_int(uhmm_migrate(h, other, pg, full, 0), 0, "beside: a one-page device, filled");
+	is_int(uhmm_advise(h, p, 2 * pg, UHMM_ADV_READ_MOSTLY, NULL), 0, "beside: two pages READ_MOSTLY");
+	is_int(uhmm_sim_read(reader, p, buf, sizeof(buf)) > 0, 1, "beside: a device read duplicates the first");
+	if (have_wp)
+		ok(dup_bits(h, p, pg, true), "beside: the first page has a duplicate");
+	memset(buf, 0x77, sizeof(buf));
+	rc = uhmm_sim_write(full, p + pg, buf, sizeof(buf));
+	ok(rc > 0 && rc <= 2, "beside: the full device writes the second page: %d rounds", rc);
+	ok(p[pg] == 0x77 && p[pg + 63] == 0x77, "beside: the write landed in system memory");
+	ut_ok64(p, pg, 16, "beside: the first page");
+	munmap(p, 2 * pg);
+	munmap(other, pg);
+	is_int(uhmm_dev_remove(full), 0, "beside: remove the one-page device");
+}
+
 /* ---- no stale read ---------------------------------------------------- */
 
 #define VPAGES	64
@@ -307,6 +339,7 @@ int main(void)
 	eviction(h, UHMM_MEM_COHERENT);
 	write_bigger_than_device(h, UHMM_MEM_PRIVATE);
 	write_bigger_than_device(h, UHMM_MEM_COHERENT);
+	write_beside_duplicates(h, pd);
 	versions(h, pd, cd ? cd : ut_psim(h, "private2", 32 * UT_MiB));
 	{
 		uint64_t m;
