@@ -35,6 +35,8 @@
 #define BOUNCE		(64 << 10)
 #define EFAULT_TRIES	3		/* stale-free EFAULTs before giving up */
 #define BUSY_TRIES	64		/* -EBUSY rounds in a row before giving up */
+/* as the kernel's drivers retry hmm_range_fault (HMM_RANGE_DEFAULT_TIMEOUT) */
+#define RACE_TIMEOUT_NS	(1000ull * 1000 * 1000)
 
 struct tblock {
 	uintptr_t base;			/* 0: free slot */
@@ -235,6 +237,10 @@ static int fault_round(struct sim_dma *dma, uintptr_t s, uintptr_t e, bool write
 			   dma->dev->id, 0);
 	r = uhmm_range_fault(dma->m, (void *)s, e - s,
 			     write ? UHMM_FAULT_WRITE : UHMM_FAULT_READ, ptes);
+	/* -EBUSY with the mirror invalidated meanwhile: a race, not a
+	 * refusal (another thread migrating or writing the range) */
+	if (r == -EBUSY && uhmm_mirror_read_retry(dma->m, seq))
+		return -ESTALE;
 	if (r)
 		return r;
 	pthread_mutex_lock(&dma->lock);
@@ -250,15 +256,20 @@ static int fault_round(struct sim_dma *dma, uintptr_t s, uintptr_t e, bool write
 
 /*
  * Rounds until every page of [s, e) is translated; *rounds counts them.
- * A round that raced an invalidation is retried as long as it takes (each
- * is someone's progress); uhmm_range_fault's own -EBUSY only BUSY_TRIES
- * times in a row: it is also what memory another context manages gives,
- * for good, and retrying that for ever hung uhmm_sim_read (fuzz_args).
+ * A round whose translations an invalidation made stale is retried as
+ * long as it takes (each is someone's progress).  uhmm_range_fault's
+ * -EBUSY: where the mirror was invalidated during the call, for up to a
+ * second, as the kernel's drivers do (other threads migrating the range
+ * keep invalidating it; 64 rounds in a row were seen under ASan); else
+ * BUSY_TRIES times in a row: it is also what memory another context
+ * manages gives, for good, and retrying that for ever hung uhmm_sim_read
+ * (fuzz_args).
  */
 static int translate(struct sim_dma *dma, uintptr_t s, uintptr_t e, bool write,
 		     int *rounds)
 {
 	struct uhmm_pte *ptes = NULL;
+	uint64_t race_until = 0;
 	size_t cap = 0;
 	int r = 0, busy = 0;
 
@@ -279,15 +290,25 @@ static int translate(struct sim_dma *dma, uintptr_t s, uintptr_t e, bool write,
 		}
 		(*rounds)++;
 		r = fault_round(dma, a, e, write, ptes);
+		if (r == -ESTALE) {
+			uint64_t now = mono_ns();
+
+			if (!race_until)
+				race_until = now + RACE_TIMEOUT_NS;
+			r = now < race_until ? -EBUSY : -ESTALE;
+			busy = 0;
+		}
 		if (r == -EBUSY && ++busy < BUSY_TRIES) {
 			sched_yield();
 			r = 0;
 			continue;
 		}
+		if (r == -ESTALE)
+			r = -EBUSY;
 		if (r && r != -EAGAIN)
 			break;
 		if (!r)
-			busy = 0;
+			busy = race_until = 0;
 		r = 0;
 	}
 	mem_free(ptes);
