@@ -76,27 +76,30 @@
  * still finds such an -EBUSY, rarely (seed 1, step 20866, with every
  * switch on; not reproduced on replay).
  *
- * SM_MREMAP_MOVE (1): mremap(MREMAP_MAYMOVE | MREMAP_FIXED) of a region to
- * a new spot.  Its SIGSEGV after a move was the model's (a partial move
- * since Linux 6.17, see undo_partial_move); the -EBUSY it also met was the
- * READ_MOSTLY one above.
+ * SM_MREMAP_MOVE (still 0): mremap(MREMAP_MAYMOVE | MREMAP_FIXED) of a
+ * region to a new spot.  Its SIGSEGV after a move was the model's (a
+ * partial move since Linux 6.17, see undo_partial_move).  Left at 0
+ * because the sequences it changes meet the same -EBUSY of a device write
+ * as SM_MALLOC_DEVICE_WRITES (seed 3, step 19771, with it and
+ * SM_KEEP_EXCLUSIVE on, in a clean-clone run).
  *
- * SM_KEEP_EXCLUSIVE (1): leave a word uhmm_sim_atomic_add made the device's
- * alone with the device.  Seen once with seed 11: madvise(MADV_DONTNEED)
- * over such a page, then a CPU read got the old data back instead of
- * zeros (the CPU's access took the page back from the library's copy
- * before the REMOVE event was applied; that fault now waits for it).
- * With 0 the CPU reads the word at once, which takes the page back
- * before anything else happens to it.
+ * SM_KEEP_EXCLUSIVE (still 0): leave a word uhmm_sim_atomic_add made the
+ * device's alone with the device.  Seen once with seed 11:
+ * madvise(MADV_DONTNEED) over such a page, then a CPU read got the old
+ * data back instead of zeros (the CPU's access took the page back from
+ * the library's copy before the REMOVE event was applied; that fault now
+ * waits for it).  With 0 the CPU reads the word at once, which takes the
+ * page back before anything else happens to it; left at 0 for the same
+ * reason as SM_MREMAP_MOVE.
  */
 #ifndef SM_MALLOC_DEVICE_WRITES
 #define SM_MALLOC_DEVICE_WRITES	0
 #endif
 #ifndef SM_MREMAP_MOVE
-#define SM_MREMAP_MOVE		1
+#define SM_MREMAP_MOVE		0
 #endif
 #ifndef SM_KEEP_EXCLUSIVE
-#define SM_KEEP_EXCLUSIVE	1
+#define SM_KEEP_EXCLUSIVE	0
 #endif
 
 static size_t pg;
