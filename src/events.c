@@ -514,15 +514,16 @@ static bool served_minor(struct uhmm *h, uintptr_t page)
 		int r;
 
 		fill_begin(h);
-		if (!fill_clear(h, page, page + PAGE_SIZE)) {
+		/* one look at the queue in the usual case: the window is clear */
+		if (!fill_clear(h, ws, we)) {
+			ws = page;
+			we = page + PAGE_SIZE;
+		}
+		if (we - ws == PAGE_SIZE && !fill_clear(h, page, page + PAGE_SIZE)) {
 			/* the program dropped it: served after that is applied */
 			fill_end(h);
 			uffd_wake(h, page, PAGE_SIZE);
 			return true;
-		}
-		if (!fill_clear(h, ws, we)) {
-			ws = page;
-			we = page + PAGE_SIZE;
 		}
 		r = uffd_continue(h, ws, we - ws);
 		fill_end(h);

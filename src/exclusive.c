@@ -292,7 +292,6 @@ void excl_revoke(struct uhmm *h, uintptr_t s, uintptr_t e, int initiator,
 bool excl_cpu_fault(struct uhmm *h, uintptr_t a)
 {
 	struct xblock *x = xfind(h, a);
-
 	bool clear;
 
 	if (!x || !held(x, pidx(a)))
