@@ -422,6 +422,12 @@ void ctx_lock(struct uhmm *h);
 void ctx_unlock(struct uhmm *h);
 uint64_t mono_ns(void);
 
+/* busy_note.c: which refusal a device fault kept meeting (UHMM_DEBUG=busy) */
+int  busy_note(int r, const char *why, uintptr_t addr);	/* returns -EBUSY */
+void busy_forget(void);
+void busy_saw_tell(uintptr_t start, uintptr_t end, int ev, int initiator);
+void busy_report(const char *who, uintptr_t s, uintptr_t e, int rounds);
+
 /* probe.c */
 int  probe_open_uffd(struct uhmm *h);
 uint64_t probe_disabled(void);

@@ -129,6 +129,7 @@ void mirror_tell(struct uhmm_mirror *m, uintptr_t start, uintptr_t end,
 
 	/* counted first: the callback may look at the counters */
 	COUNT(m->h, m->dev, invalidations, 1);
+	busy_saw_tell(start, end, ev, initiator);
 	change_begins(m, start, end);
 	if (m->ops.invalidate2)
 		m->ops.invalidate2(m, &inv);
@@ -458,8 +459,10 @@ static int manage_segs(struct uhmm *h, struct rf *f)
 		    vma_check_migratable(h, &sg->v))
 			continue;
 		r = manage_range(h, sg->start, sg->end);
+		if (r == -EAGAIN || r == -EBUSY)
+			return busy_note(r, "manage_range (raw: its error)", sg->start);
 		if (r)
-			return r == -EAGAIN ? -EBUSY : r;
+			return r;
 	}
 	return 0;
 }
@@ -522,7 +525,7 @@ static int fault_segs(struct uhmm *h, struct rf *f)
 			continue;
 		r = private_home(h, sg->start, sg->end, f->m->dev->id, NULL);
 		if (r)
-			return r == -EAGAIN ? -EBUSY : r;
+			return r == -EAGAIN ? busy_note(r, "private_home (raw: its error)", sg->start) : r;
 	}
 	r = load_pagemap(f);
 	for (size_t i = 0; !r && i < f->nseg; i++) {
@@ -536,8 +539,9 @@ static int fault_segs(struct uhmm *h, struct rf *f)
 				/* a stranger in a device's mapping becomes
 				 * zeros; a page moved meanwhile is reachable
 				 * as it is, and the snapshot below sees it */
-				if (d != sg->v.dev && still_in_dev_map(h, f, a, sg->v.dev))
-					r = replace_with_zero(h, a, a + PAGE_SIZE) ? -EBUSY : 0;
+				if (d != sg->v.dev && still_in_dev_map(h, f, a, sg->v.dev) &&
+				    replace_with_zero(h, a, a + PAGE_SIZE))
+					r = busy_note(0, "replace_with_zero", a);
 				continue;
 			}
 			if (d && d->kind == UHMM_MEM_PRIVATE)
@@ -574,7 +578,8 @@ static int fill_ptes(struct uhmm *h, struct rf *f, struct uhmm_pte *ptes)
 	/* the program changed it again meanwhile */
 	for (size_t i = 0; !r && f->flags && i < n; i++)
 		if ((ptes[i].flags & need) != need)
-			r = -EBUSY;
+			r = busy_note((int)ptes[i].flags, "a page not faulted in (raw: its flags)",
+				      f->s + (i << PAGE_SHIFT));
 	return r;
 }
 
@@ -649,7 +654,7 @@ static int rf_run(struct rf *f, struct uhmm_pte *ptes, bool busy_on_change, rf_w
 		r = work(h, f, ptes);
 		trace_restore(why);
 		if (!r && busy_on_change && atomic_load(&f->m->sc.seq) != seq)
-			r = -EBUSY;
+			r = busy_note(0, "an invalidation of the mirror during the fault", f->s);
 	}
 	ctx_unlock(h);
 	mem_free(f->seg);
@@ -683,7 +688,7 @@ static int make_exclusive_locked(struct uhmm *h, struct rf *f, struct uhmm_pte *
 		r = check_segs(f);
 	/* pinned pages stay where the kernel's DMA reaches them */
 	if (!r && advice_pinned(h, f->s, f->e))
-		r = -EBUSY;
+		r = busy_note(0, "pinned pages", f->s);
 	/* as the kernel's: anonymous memory (and device memory in its place) */
 	for (size_t i = 0; !r && i < f->nseg; i++)
 		if (f->seg[i].v.kind == VMA_OTHER)
@@ -695,7 +700,7 @@ static int make_exclusive_locked(struct uhmm *h, struct rf *f, struct uhmm_pte *
 	for (size_t i = 0; !r && i < f->nseg; i++)
 		if (seg_error(&f->seg[i]) || !(f->seg[i].v.prot & PROT_WRITE) ||
 		    f->seg[i].v.kind == VMA_OTHER)
-			r = -EBUSY;	/* the program changed it meanwhile */
+			r = busy_note(0, "a mapping changed meanwhile", f->seg[i].start);
 	if (!r) {
 		/* their translations of the pages go stale; the holder's too
 		 * (host moves to our copy) */
@@ -704,7 +709,7 @@ static int make_exclusive_locked(struct uhmm *h, struct rf *f, struct uhmm_pte *
 		if (r)
 			excl_revoke(h, f->s, f->e, 0, NULL);
 	}
-	return r == -EAGAIN ? -EBUSY : r;
+	return r == -EAGAIN ? busy_note(r, "make_exclusive (raw: its error)", f->s) : r;
 }
 
 /* Its own invalidations (EXCLUSIVE to the holder too) are no race. */

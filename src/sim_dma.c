@@ -273,6 +273,7 @@ static int translate(struct sim_dma *dma, uintptr_t s, uintptr_t e, bool write,
 	size_t cap = 0;
 	int r = 0, busy = 0;
 
+	busy_forget();
 	for (;;) {
 		uintptr_t a = first_missing(dma, s, e, write);
 		size_t n = (e - a) >> PAGE_SHIFT;
@@ -305,6 +306,8 @@ static int translate(struct sim_dma *dma, uintptr_t s, uintptr_t e, bool write,
 		}
 		if (r == -ESTALE)
 			r = -EBUSY;
+		if (r == -EBUSY)
+			busy_report("the sim DMA engine's range fault", s, e, *rounds);
 		if (r && r != -EAGAIN)
 			break;
 		if (!r)

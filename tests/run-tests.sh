@@ -172,6 +172,12 @@ for bin in "$build"/tests/t_*; do
 		[ -n "$counts_file" ] && {
 			grep -E '^not ok|ThreadSanitizer|AddressSanitizer|runtime error' "$log" |
 				grep -v '# TODO' | head -n 20 | sed "s/^/  [$label] $name: /"
+			# the stress model's report: what diverged and the
+			# steps before it, which the "not ok" line does not say
+			grep -A 40 '^# DIVERGENCE' "$log" | head -n 41 |
+				sed "s/^/  [$label] $name: /"
+			# and the library's own word on it (UHMM_DEBUG)
+			grep '^uhmm: ' "$log" | head -n 6 | sed "s/^/  [$label] $name: /"
 			[ -n "$why" ] && echo "  [$label] $name: $why"
 		} >> "$counts_file.fail"
 	fi

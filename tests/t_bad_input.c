@@ -14,6 +14,38 @@
 #include "util.h"
 
 static struct uhmm *h;
+
+/*
+ * What the library writes on stderr while a DMA of d over p gives up with
+ * -EBUSY, UHMM_DEBUG set to debug (or unset): `want` in it, or nothing
+ * where want is "".
+ */
+static void busy_said(struct uhmm_dev *d, void *p, char *buf, const char *debug,
+		      const char *want)
+{
+	char said[512] = "";
+	int saved = dup(2), fd = memfd_create("stderr", MFD_CLOEXEC);
+	ssize_t n;
+
+	if (debug)
+		setenv("UHMM_DEBUG", debug, 1);
+	else
+		unsetenv("UHMM_DEBUG");
+	dup2(fd, 2);
+	is_int(uhmm_sim_read(d, p, buf, 3 * ut_page()), -EBUSY, "the -EBUSY again (UHMM_DEBUG=%s)",
+	       debug ? debug : "unset");
+	dup2(saved, 2);
+	close(saved);
+	n = pread(fd, said, sizeof(said) - 1, 0);
+	said[n > 0 ? n : 0] = 0;
+	close(fd);
+	unsetenv("UHMM_DEBUG");
+	if (*want)
+		ok(strstr(said, want) != NULL, "UHMM_DEBUG=%s: the library says which refusal "
+		   "it kept meeting (\"%s\")", debug, want);
+	else
+		is_int((int)strlen(said), 0, "UHMM_DEBUG unset: nothing on stderr");
+}
 static struct uhmm_dev *dev;
 static int id;
 
@@ -229,6 +261,8 @@ int main(void)
 			       "uhmm_sim_read by another context's device: -EBUSY");
 			is_int(uhmm_sim_write(d2, p, buf, 3 * pg), -EBUSY,
 			       "uhmm_sim_write by another context's device: -EBUSY");
+			busy_said(d2, p, buf, NULL, "");
+			busy_said(d2, p, buf, "busy", "gave up after 64 rounds: -EBUSY from manage_range");
 		}
 		uhmm_close(h2);
 	}

@@ -24,7 +24,9 @@
  * 5000 under TSan).  A divergence prints the seed, the step, the last 20
  * steps (UHMM_STRESS_LOG_ALL=1: the last 1023), the first differing byte,
  * where the library says its page lives and what each device reads there;
- * UHMM_STRESS_TRACE=1 adds the trace events that moved that page.  `make
+ * UHMM_STRESS_TRACE=1 adds the trace events that moved that page;
+ * UHMM_STRESS_LOG_END=1 prints the last steps of a run that did not
+ * diverge too (a replay, to see what a failed run was doing).  `make
  * stress` runs it long.
  */
 #define _GNU_SOURCE
@@ -1252,6 +1254,10 @@ static unsigned long run_seed(uint64_t seed, unsigned long steps)
 		if (s % SM_FULL_CHECK == SM_FULL_CHECK - 1 && !check_all())
 			break;
 	}
+	/* a replay that did not diverge can still show its last steps, to
+	 * see what a failing run had been doing */
+	if (getenv("UHMM_STRESS_LOG_END"))
+		sm_dump_log(1);
 	/* close brings every page home: ordinary memory, still the model */
 	sm_logf("uhmm_close");
 	uhmm_close(h);
@@ -1287,6 +1293,8 @@ int main(void)
 	/* the watchdog: the CI run takes under a minute; a long run gets
 	 * 2 ms a step more (ut_init stretches it again under sanitizers) */
 	ut_init(280 + (unsigned)(steps * nseeds / 500));
+	/* a -EBUSY that should not be: the library says which refusal */
+	setenv("UHMM_DEBUG", "busy", 0);
 	/* stdout's buffer out of the heap: a malloc'd region's page beside
 	 * it may be on a PRIVATE device, where write(2) from it can fail
 	 * (EFAULT where only user-mode faults are served) */
