@@ -143,7 +143,9 @@ struct uhmm_opts {
  * "kernel_faults", "remap_fence", "procmap_query", "events_other" (or
  * "all": every one of them but "minor",
  * which coherent devices cannot do without), switches features off to
- * exercise the fallback paths.
+ * exercise the fallback paths.  UHMM_DEBUG=busy: a device fault that
+ * gives up with -EBUSY says on stderr which refusal it kept meeting (the
+ * library writes nothing there otherwise).
  */
 int  uhmm_open(struct uhmm **out, const struct uhmm_opts *opts /* NULL ok */);
 
