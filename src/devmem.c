@@ -184,23 +184,54 @@ static bool take_run(struct uhmm_dev *d, uint32_t p, size_t n, uintptr_t va, uin
 	return true;
 }
 
-/* A page of some bound chunk when the natural slot is taken (after mremap). */
-static int any_free_page(struct uhmm_dev *d, uintptr_t va, uint32_t *dpage)
+/*
+ * A chunk no block has bound, taken for pages whose own chunk has no room:
+ * bound to a key no block has (one per chunk), so that it is not handed to
+ * a block as empty, eviction sees it, and the next such page finds it.
+ */
+static uintptr_t stray_key(uint32_t c)
 {
-	for (uint32_t c = 0; c < d->nchunks; c++) {
-		if (!d->chunk_key[c] || d->chunk_used[c] == d->chunk_pages)
-			continue;
-		for (uint32_t i = 0; i < d->chunk_pages; i++) {
-			uint32_t p = c * d->chunk_pages + i;
+	return UINTPTR_MAX - 1 - c;
+}
 
-			if (p < d->npages && !d->owner[p]) {
-				take(d, p, va);
-				*dpage = p;
-				return 0;
-			}
+static long stray_chunk(struct uhmm_dev *d)
+{
+	long c = free_chunk(d, 0);
+
+	if (c >= 0)
+		bind_set(d, stray_key((uint32_t)c), (uint32_t)c);
+	return c;
+}
+
+static bool free_page_in(struct uhmm_dev *d, uint32_t c, uintptr_t va, uint32_t *dpage)
+{
+	for (uint32_t i = 0; i < d->chunk_pages; i++) {
+		uint32_t p = c * d->chunk_pages + i;
+
+		if (p < d->npages && !d->owner[p]) {
+			take(d, p, va);
+			*dpage = p;
+			return true;
 		}
 	}
-	return -ENOSPC;
+	return false;
+}
+
+/*
+ * A page wherever there is one when the natural slot is taken (after
+ * mremap, or its chunk is full): in a bound chunk with room, else in a
+ * chunk no block has yet.  A free page is never refused.
+ */
+static int any_free_page(struct uhmm_dev *d, uintptr_t va, uint32_t *dpage)
+{
+	long c;
+
+	for (c = 0; c < d->nchunks; c++)
+		if (d->chunk_key[c] && d->chunk_used[c] < d->chunk_pages &&
+		    free_page_in(d, (uint32_t)c, va, dpage))
+			return 0;
+	c = stray_chunk(d);
+	return c >= 0 && free_page_in(d, (uint32_t)c, va, dpage) ? 0 : -ENOSPC;
 }
 
 /* The chunk bound to key, binding a free one if none is; -1: none free. */

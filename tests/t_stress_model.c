@@ -691,6 +691,7 @@ static bool op_concurrent(int ri)
 			rc = uhmm_sim_write(d, r->p + off, r->model + off, gap);
 			if (rc < 0) {
 				sm_bad_rc("uhmm_sim_write (beside writers)", rc);
+				explain(r->p + off);
 				ok = false;
 			}
 		}
@@ -736,6 +737,7 @@ static bool op_dev_write(int ri)
 	}
 	if (rc < 0) {
 		sm_bad_rc("uhmm_sim_write", rc);
+		explain(r->p + off);
 		return false;
 	}
 	memcpy(r->model + off, scratch, n);
@@ -754,6 +756,7 @@ static bool op_dev_read(int ri)
 	rc = uhmm_sim_read(d, r->p + off, scratch, n);
 	if (rc < 0) {
 		sm_bad_rc("uhmm_sim_read", rc);
+		explain(r->p + off);
 		return false;
 	}
 	return sm_match(ri, r, scratch, off, n, "device read");
