@@ -67,38 +67,37 @@
  * behind a switch; to replay one with another value:
  * make CFLAGS='-O2 -g -DSM_MALLOC_DEVICE_WRITES=1' build/tests/t_stress_model.
  *
- * SM_MALLOC_DEVICE_WRITES (still 0): device writes (uhmm_sim_write, and
- * uhmm_sim_atomic_add) into a malloc'd region, whose edge pages hold
- * malloc's metadata and the neighbouring regions.  It found a data loss
- * (a device fault's first touch evicting pages of the same range, then
- * zeroing them as strangers: t_mirror_first_touch_evict) and writes that
- * gave -EBUSY after 64 rounds, each invalidating its own mirror
+ * SM_MALLOC_DEVICE_WRITES (1 since the allocator fix): device writes
+ * (uhmm_sim_write, and uhmm_sim_atomic_add) into a malloc'd region, whose
+ * edge pages hold malloc's metadata and the neighbouring regions.  It
+ * found a data loss (a device fault's first touch evicting pages of the
+ * same range, then zeroing them as strangers: t_mirror_first_touch_evict)
+ * and writes that gave -EBUSY, each round invalidating its own mirror
  * (READ_MOSTLY write-moves evicting each other, duplicates of a block's
- * other pages: t_policy_read_mostly), all fixed.  Left at 0 because it
- * still finds such an -EBUSY, rarely (seed 1, step 20866, with every
- * switch on; not reproduced on replay).
+ * other pages: t_policy_read_mostly; the device-memory allocator refusing
+ * a free page in a chunk no block had bound: t_dev_stray_pages), all
+ * fixed.
  *
- * SM_MREMAP_MOVE (still 0): mremap(MREMAP_MAYMOVE | MREMAP_FIXED) of a
- * region to a new spot.  Its SIGSEGV after a move was the model's (a
- * partial move since Linux 6.17, see undo_partial_move).  Left at 0
- * because the sequences it changes meet the same -EBUSY of a device write
- * as SM_MALLOC_DEVICE_WRITES (seed 3, step 19771, with it and
- * SM_KEEP_EXCLUSIVE on, in a clean-clone run).
+ * SM_MREMAP_MOVE (1 since the allocator fix): mremap(MREMAP_MAYMOVE |
+ * MREMAP_FIXED) of a region to a new spot.  Its SIGSEGV after a move was
+ * the model's (a partial move since Linux 6.17, see undo_partial_move);
+ * the pages it moves keep their device pages, which is how the allocator
+ * came to look for a free page outside a page's own chunk.
  *
  * SM_KEEP_EXCLUSIVE (still 0): leave a word uhmm_sim_atomic_add made the
- * device's alone with the device.  Seen once with seed 11:
- * madvise(MADV_DONTNEED) over such a page, then a CPU read got the old
- * data back instead of zeros (the CPU's access took the page back from
- * the library's copy before the REMOVE event was applied; that fault now
- * waits for it).  With 0 the CPU reads the word at once, which takes the
- * page back before anything else happens to it; left at 0 for the same
- * reason as SM_MREMAP_MOVE.
+ * device's alone with the device.  madvise(MADV_DONTNEED) over such a
+ * page, then a CPU read, still gets the device's data back instead of
+ * zeros now and then (seeds 2 and 13 of 14 with every switch on): the
+ * CPU's fault on such a page looks at the pending events and places the
+ * page in two steps (README, known limitations).  With 0 the CPU reads
+ * the word at once, which takes the page back before anything else
+ * happens to it.
  */
 #ifndef SM_MALLOC_DEVICE_WRITES
-#define SM_MALLOC_DEVICE_WRITES	0
+#define SM_MALLOC_DEVICE_WRITES	1
 #endif
 #ifndef SM_MREMAP_MOVE
-#define SM_MREMAP_MOVE		0
+#define SM_MREMAP_MOVE		1
 #endif
 #ifndef SM_KEEP_EXCLUSIVE
 #define SM_KEEP_EXCLUSIVE	0
