@@ -184,6 +184,12 @@ int  uhmm_close_ex(struct uhmm *h, unsigned flags);
 #define UHMM_FEAT_EVENTS_OTHER  (1ull << 12) /* unmap/remove/remap events on
                                                 shared and file mappings
                                                 (UFFD_FEATURE_WP_ASYNC, 6.7) */
+#define UHMM_FEAT_PIN_DETECT    (1ull << 13) /* pages the kernel pinned for
+                                                DMA (O_DIRECT, io_uring
+                                                fixed buffers, RDMA) are
+                                                found as a migration moves
+                                                them: -EBUSY, they stay
+                                                (MOVE with REMAP_FENCE) */
 int uhmm_features(const struct uhmm *h, uint64_t *feat);
 
 /* ------------------------------------------------------------------ */
@@ -324,9 +330,19 @@ int   uhmm_unmanage(struct uhmm *h, void *addr, size_t len);
  * manages.  -EINVAL: file-backed or shared mappings, hugetlb, stacks,
  * PROT_NONE pages, a device of another context.  -EFAULT: a hole.
  * -EBUSY: memory registered with another userfaultfd (another context
- * included), or mlocked memory going to a PRIVATE device.  -EPERM: mseal'd memory.  The range is checked before anything
- * moves.  -EAGAIN: another thread changed the range's layout during the
- * call; what moved stays moved.
+ * included), mlocked memory going to a PRIVATE device, or pages pinned
+ * with uhmm_pin.  -EPERM: mseal'd memory.  The range is checked before
+ * anything moves.  -EAGAIN: another thread changed the range's layout
+ * during the call; what moved stays moved.
+ *
+ * Pages the kernel pinned for DMA without uhmm_pin (io_uring fixed
+ * buffers, RDMA, O_DIRECT in flight) are found only as they would move,
+ * where UHMM_FEAT_PIN_DETECT says so (UFFDIO_MOVE refuses them): -EBUSY,
+ * the batch holding one (up to 128 MiB) stays where it was, batches
+ * before it stay moved, nothing is lost, and the DMA goes on landing in
+ * the program's memory.  Without the feature they are not found: a
+ * migration moves them and the DMA's later writes are lost (use
+ * uhmm_pin).
  *
  * Pages move in ascending address order.  Destination full: the least
  * recently used pages outside the range are evicted to system memory; with

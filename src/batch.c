@@ -399,6 +399,7 @@ int sys_pages_out(struct uhmm *h, struct batch *b, char **src)
 	int r;
 
 	*src = NULL;
+	b->moved_by_uffd = false;
 	r = uffd_register_missing(h, b->start, len);
 	memset(b->present, 0, b->n);
 	if (!r)
@@ -408,7 +409,15 @@ int sys_pages_out(struct uhmm *h, struct batch *b, char **src)
 	*src = arena_get(h, b->start, len);
 	if (!*src)
 		return -ENOMEM;
-	if (mm_move_keep(h, b->start, len, (uintptr_t)*src) == MAP_FAILED) {
+	/* with UFFDIO_MOVE, which refuses pages pinned for DMA (pinned.c) */
+	r = pages_move_out(h, b->start, *src, len);
+	b->moved_by_uffd = !r;
+	if (r && r != -EOPNOTSUPP) {
+		arena_put(h, *src);
+		*src = NULL;
+		return r;
+	}
+	if (r && mm_move_keep(h, b->start, len, (uintptr_t)*src) == MAP_FAILED) {
 		r = -errno;
 		arena_put(h, *src);
 		*src = NULL;
@@ -423,7 +432,11 @@ void sys_pages_back(struct uhmm *h, struct batch *b, char *src)
 {
 	size_t len = b->end - b->start;
 
-	if (src) {
+	if (src && b->moved_by_uffd) {
+		/* the program's mapping stayed: only its pages come back */
+		pages_move_back(h, b->start, src, len);
+		arena_put(h, src);
+	} else if (src) {
 		mprotect(src, len, b->prot);
 		mm_move(h, src, len, b->start);
 		arena_put(h, src);

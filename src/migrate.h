@@ -22,6 +22,7 @@ struct batch {
 	uint8_t present[BATCH_PAGES];
 	uint8_t sloc[BATCH_PAGES];		/* anonymous: LOC_SYS or a
 						   private device's id */
+	bool moved_by_uffd;			/* sys_pages_out: pinned.c's way */
 };
 
 struct request {
@@ -59,6 +60,10 @@ char *stage_alloc(struct uhmm *h, uintptr_t at, size_t len, bool populate);
 int  stage_into_place(struct uhmm *h, struct batch *b, char *st);
 int  finish_to_sys(struct uhmm *h, struct batch *b, const struct request *rq);
 int  sys_pages_out(struct uhmm *h, struct batch *b, char **src);
+
+/* pinned.c */
+int  pages_move_out(struct uhmm *h, uintptr_t from, char *to, size_t len);
+int  pages_move_back(struct uhmm *h, uintptr_t at, char *from, size_t len);
 void sys_pages_back(struct uhmm *h, struct batch *b, char *src);
 void sys_pages_drop(struct uhmm *h, struct batch *b, char *src);
 

@@ -282,5 +282,9 @@ int probe_open_uffd(struct uhmm *h)
 	 * makes no duplicates */
 	if ((off & UHMM_FEAT_WP) && (h->feat & UHMM_FEAT_REMAP_FENCE))
 		h->feat &= ~(UHMM_FEAT_WP | UHMM_FEAT_WP_SHMEM | UHMM_FEAT_WP_UNPOPULATED);
+	/* system pages leave the program's range with UFFDIO_MOVE, which
+	 * refuses pinned ones (pinned.c) */
+	if ((h->feat & UHMM_FEAT_MOVE) && (h->feat & UHMM_FEAT_REMAP_FENCE))
+		h->feat |= UHMM_FEAT_PIN_DETECT;
 	return 0;
 }

@@ -111,7 +111,7 @@ int main(void)
 		uint64_t optional = UHMM_FEAT_MOVE | UHMM_FEAT_WP_UNPOPULATED | UHMM_FEAT_WP_SHMEM |
 				    UHMM_FEAT_PAGEMAP_SCAN | UHMM_FEAT_POISON | UHMM_FEAT_KERNEL_FAULTS |
 				    UHMM_FEAT_REMAP_FENCE | UHMM_FEAT_PROCMAP_QUERY |
-				    UHMM_FEAT_EVENTS_OTHER;
+				    UHMM_FEAT_EVENTS_OTHER | UHMM_FEAT_PIN_DETECT;
 		ok(g & UHMM_FEAT_UFFD, "UHMM_DISABLE=all: the context still opens with UFFD");
 		is_int(g & optional, 0, "UHMM_DISABLE=all: every feature with a fallback off");
 		diag("UHMM_DISABLE=all: minor_shmem %s", (g & UHMM_FEAT_MINOR_SHMEM) ? "on" : "off");

@@ -34,6 +34,7 @@ static const struct {
 	{ UHMM_FEAT_REMAP_FENCE,    "REMAP_FENCE",    "page tables moved out while a batch copies (MREMAP_DONTUNMAP)" },
 	{ UHMM_FEAT_PROCMAP_QUERY,  "PROCMAP_QUERY",  "mappings asked one by one (PROCMAP_QUERY ioctl)" },
 	{ UHMM_FEAT_EVENTS_OTHER,   "EVENTS_OTHER",   "unmap/remove/remap events on shared and file mappings" },
+	{ UHMM_FEAT_PIN_DETECT,     "PIN_DETECT",     "pages pinned for DMA found as they would move (UFFDIO_MOVE's EBUSY)" },
 };
 
 static void print_kernel(void)
@@ -179,6 +180,16 @@ static const char *fence_dev(uint64_t feat)
 	return "fallback: neither shmem write-protect nor minor faults";
 }
 
+static void print_pins(uint64_t feat)
+{
+	printf("pages pinned for DMA (O_DIRECT, io_uring fixed buffers, RDMA):\n  %s\n",
+	       feat & UHMM_FEAT_PIN_DETECT ?
+	       "found as a migration would move them (UFFDIO_MOVE refuses them):\n"
+	       "  the migration says -EBUSY and they stay where the DMA goes" :
+	       "not found here (no UFFDIO_MOVE, or no remap fence): pin such\n"
+	       "  memory with uhmm_pin, or leave it unmanaged");
+}
+
 static void print_fencing(uint64_t feat)
 {
 	printf("fencing during migration:\n");
@@ -257,6 +268,7 @@ int cmd_info(int argc, char **argv)
 	print_features(feat);
 	print_mode(feat);
 	print_fencing(feat);
+	print_pins(feat);
 	uhmm_close(h);
 	return 0;
 }
