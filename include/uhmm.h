@@ -129,6 +129,10 @@ struct uhmm_opts {
 	uint32_t thrash_moves;     /* 0 = 8, UINT32_MAX = never pin           */
 	uint32_t thrash_window_ms; /* 0 = 1000                                */
 	uint32_t thrash_pin_ms;    /* 0 = 2000                                */
+	/* Access counters (added after the thrashing fields): they halve
+	   every access_decay_ms, so that a burst long ago does not count
+	   for ever.                                                         */
+	uint32_t access_decay_ms;  /* 0 = 1000                                */
 };
 #define UHMM_OPEN_FORK_NOCOPY 0x1  /* fork child: device pages inaccessible */
 
@@ -790,7 +794,10 @@ int uhmm_sim_set_link(struct uhmm_dev *dev, uint64_t bytes_per_sec);
  * touches a 2 MiB block (one uhmm_sim_read/write, whatever number of its
  * pages) adds 1 to that block's counter for that device;
  * uhmm_dev_report_access adds `count` to every block [addr, addr + len)
- * touches.  Counters halve every second.  When one reaches
+ * touches.  Counters halve every access_decay_ms (uhmm_opts; a second by
+ * default), and a block's counters, bounces and thrashing pin go when its
+ * memory is unmapped or moved by mremap: memory mapped there afterwards
+ * starts uncounted.  When one reaches
  * access_threshold (uhmm_opts), the block's migratable pages move to the
  * device (counted in auto_migrations), unless advice says otherwise (see
  * uhmm_advise), the pages are pinned, or the block thrashes (uhmm_opts:

@@ -94,6 +94,7 @@ int uhmm_free(struct uhmm *h, void *p)
 		mirror_invalidate(h, a->start, a->start + a->len, UHMM_EV_UNMAP, 0);
 		forget_range(h, a->start, a->start + a->len);
 		advice_forget(h, a->start, a->start + a->len);
+		policy_forget(h, a->start, a->start + a->len);
 		expect_add(h, UFFD_EVENT_UNMAP, a->start, a->start + a->len, 0);
 		munmap(p, a->len);
 		expect_clear(h);
@@ -125,6 +126,7 @@ int uhmm_unmanage(struct uhmm *h, void *addr, size_t len)
 		uffd_unregister(h, s, e - s);
 		forget_range(h, s, e);
 		advice_forget(h, s, e);
+		policy_forget(h, s, e);
 	}
 	ctx_unlock(h);
 	trace_restore(why);

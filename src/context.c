@@ -127,6 +127,8 @@ static int opts_apply(struct uhmm *h, const struct uhmm_opts *o)
 		d.thrash_window_ms = 1000;
 	if (!d.thrash_pin_ms)
 		d.thrash_pin_ms = 2000;
+	if (!d.access_decay_ms)
+		d.access_decay_ms = 1000;
 	d.sz = sizeof(d);
 	h->opts = d;
 	return 0;

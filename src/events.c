@@ -626,6 +626,7 @@ static void apply(struct uhmm *h, const struct qmsg *m)
 		mirror_invalidate(h, m->a, m->b, UHMM_EV_UNMAP, 0);
 		forget_range(h, m->a, m->b);
 		advice_forget(h, m->a, m->b);
+		policy_forget(h, m->a, m->b);
 		break;
 	case UFFD_EVENT_REMOVE:
 		excl_removed(h, m->a, m->b);
@@ -640,6 +641,9 @@ static void apply(struct uhmm *h, const struct qmsg *m)
 		mirror_invalidate(h, m->b, m->b + m->c, UHMM_EV_REMAP, 0);
 		apply_remap(h, m->a, m->b, m->c);
 		advice_move(h, m->a, m->b, m->c);
+		/* counts and bounces were of what lived at either address */
+		policy_forget(h, m->a, m->a + m->c);
+		policy_forget(h, m->b, m->b + m->c);
 		break;
 	}
 }

@@ -607,6 +607,7 @@ void policy_access(struct uhmm *h, struct uhmm_dev *d, uintptr_t start, uintptr_
 		   uint32_t count);
 void policy_moved(struct uhmm *h, uintptr_t start, uintptr_t end);	/* a bounce? */
 bool policy_pinned(struct uhmm *h, uintptr_t addr);	/* thrashing: stays put */
+void policy_forget(struct uhmm *h, uintptr_t start, uintptr_t end);	/* unmapped */
 void policy_fini(struct uhmm *h);
 
 /* sim_dma.c: the sim device's modelled link carries len bytes (waits) */

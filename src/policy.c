@@ -5,8 +5,8 @@
  * touches a page.  Each device access operation that touches a 2 MiB block
  * (one uhmm_sim_read/write, or what a driver reports with
  * uhmm_dev_report_access) adds to that block's counter for that device;
- * counters halve every second, so that a burst long ago does not count
- * forever.  A counter reaching access_threshold migrates the block's
+ * counters halve every access_decay_ms (a second by default), so that a
+ * burst long ago does not count forever.  A counter reaching access_threshold migrates the block's
  * movable parts to that device, unless advice says otherwise: never away
  * from a preferred location, never for a device the range is
  * ACCESSED_BY, never for READ_MOSTLY (duplicates instead), never pinned
@@ -137,16 +137,17 @@ void policy_fini(struct uhmm *h)
 	h->policy = NULL;
 }
 
-/* Halve the counters once for every whole second since they last were. */
-static void decay(struct blk *b, uint64_t now)
+/* Halve the counters once for every whole period (access_decay_ms) since
+ * they last were. */
+static void decay(struct blk *b, uint64_t now, uint32_t period_ms)
 {
-	uint64_t secs = (now - b->stamp_ms) / 1000;
+	uint64_t halvings = (now - b->stamp_ms) / period_ms;
 
-	if (!secs)
+	if (!halvings)
 		return;
 	for (int i = 0; i < COUNTED_DEVS; i++)
-		b->count[i] = secs >= 32 ? 0 : b->count[i] >> secs;
-	b->stamp_ms += secs * 1000;
+		b->count[i] = halvings >= 32 ? 0 : b->count[i] >> halvings;
+	b->stamp_ms += halvings * period_ms;
 }
 
 /* Add n to the block's counter for device id; its new value. */
@@ -177,6 +178,44 @@ static void count_reset(struct blk *b, int id)
 	for (int i = 0; i < COUNTED_DEVS; i++)
 		if (b->dev[i] == id)
 			b->count[i] = 0;
+}
+
+/* Drop the blocks of one chain that lie wholly in [start, end). */
+static void chain_forget(struct policy *p, struct blk **pp, uintptr_t start, uintptr_t end)
+{
+	while (*pp) {
+		struct blk *b = *pp;
+
+		if (b->base >= start && b->base + BLOCK_SIZE <= end) {
+			*pp = b->next;
+			mem_free(b);
+			p->n--;
+		} else {
+			pp = &b->next;
+		}
+	}
+}
+
+/*
+ * The blocks wholly in [start, end) are gone (munmap, mremap away): new
+ * memory mapped there later starts with no counts, no bounces, no pin.  A
+ * block partly left keeps its state.  Looked up block by block, or, for a
+ * range of more blocks than the table holds, found in the table.
+ */
+void policy_forget(struct uhmm *h, uintptr_t start, uintptr_t end)
+{
+	struct policy *p = h->policy;
+	uintptr_t first = (start + BLOCK_SIZE - 1) & ~(BLOCK_SIZE - 1);
+
+	if (!p || !p->n || first < start || first >= end || end - first < BLOCK_SIZE)
+		return;
+	if (((end - first) >> BLOCK_SHIFT) > p->n) {
+		for (size_t i = 0; i < p->nbucket; i++)
+			chain_forget(p, &p->bucket[i], first, end);
+		return;
+	}
+	for (uintptr_t a = first; a >= first && end - a >= BLOCK_SIZE; a += BLOCK_SIZE)
+		chain_forget(p, &p->bucket[blk_hash(a, p->nbucket)], a, a + BLOCK_SIZE);
 }
 
 bool policy_pinned(struct uhmm *h, uintptr_t addr)
@@ -299,7 +338,7 @@ static void access_run(struct uhmm *h, struct uhmm_dev *d, uintptr_t start, uint
 		b = blk_find(h, a, true);
 		if (!b)
 			return;
-		decay(b, now);
+		decay(b, now, h->opts.access_decay_ms);
 		if (count_add(b, d->id, count) < h->opts.access_threshold ||
 		    b->pinned_until_ms > now)
 			continue;

@@ -4,7 +4,8 @@
  * reading a system-resident buffer access_threshold times migrates it
  * (auto_migrations counts it), fewer reads do not, ACCESSED_BY and
  * PREFERRED_LOCATION=system prevent it, PREFERRED_LOCATION=that device
- * allows it, counters halve every second, uhmm_dev_report_access counts
+ * allows it, counters halve every access_decay_ms, memory mapped where
+ * other memory was unmapped starts uncounted, uhmm_dev_report_access counts
  * like the DMA engine, access_threshold UINT32_MAX never migrates, and
  * device readers racing CPU writers lose nothing.
  */
@@ -14,9 +15,16 @@
 #define THRESHOLD	8
 #define LEN		(4 * UT_MiB)		/* two 2 MiB blocks */
 
-static struct uhmm *open_threshold(uint32_t t)
+#define NO_DECAY_MS	(3600 * 1000)	/* counts that stay for the test */
+#define FAST_DECAY_MS	100
+
+/* A context counting to t, halving every decay_ms: the tests of counts
+ * halve them never (a slow run crossing a second would change what they
+ * count), the test of halving often. */
+static struct uhmm *open_counters(uint32_t t, uint32_t decay_ms)
 {
-	struct uhmm_opts o = { .sz = sizeof(o), .access_threshold = t };
+	struct uhmm_opts o = { .sz = sizeof(o), .access_threshold = t,
+			       .access_decay_ms = decay_ms };
 
 	return ut_open_opts(&o);
 }
@@ -103,18 +111,52 @@ static void advice_says_no(struct uhmm *h, struct uhmm_dev *d, const char *kind,
 	munmap(c, LEN);
 }
 
+/* With counts that never halve, the reads of the halving test add up. */
+static void no_decay(struct uhmm *h, struct uhmm_dev *d, const char *kind, uint8_t *buf)
+{
+	uint8_t *p = buffer(6);
+
+	is_int(reads(d, p, THRESHOLD - 2, buf), 0, "%s: %d reads", kind, THRESHOLD - 2);
+	is_int(reads(d, p, THRESHOLD - 2, buf), 0, "%s: %d more, counts not halved", kind,
+	       THRESHOLD - 2);
+	ut_check_where(h, p, LEN, ut_dev_id(d), "the reads add up: migrated");
+	ut_ok64(p, LEN, 6, "its data");
+	munmap(p, LEN);
+}
+
+/* Counts halving every FAST_DECAY_MS: after two seconds the first reads
+ * count for nothing. */
 static void decay(struct uhmm *h, struct uhmm_dev *d, const char *kind, uint8_t *buf)
 {
 	uint8_t *p = buffer(6);
 
-	/* 6, then two seconds: 6 >> 2 = 1, then 6 more: 7 < 8 */
 	is_int(reads(d, p, THRESHOLD - 2, buf), 0, "%s: %d reads", kind, THRESHOLD - 2);
-	usleep(2100 * 1000);
-	is_int(reads(d, p, THRESHOLD - 2, buf), 0, "%s: %d more, two seconds later", kind,
-	       THRESHOLD - 2);
-	ut_check_where(h, p, LEN, UHMM_LOC_SYSTEM, "the old reads halved twice: no migration");
+	usleep(2000 * 1000);
+	is_int(reads(d, p, THRESHOLD - 2, buf), 0, "%s: %d more, %d halvings later", kind,
+	       THRESHOLD - 2, 2000 / FAST_DECAY_MS);
+	ut_check_where(h, p, LEN, UHMM_LOC_SYSTEM, "the old reads halved away: no migration");
 	ut_ok64(p, LEN, 6, "its data");
 	munmap(p, LEN);
+}
+
+/* Memory mapped where unmapped memory was starts with no counts: the
+ * counter of an address is not the new memory's. */
+static void unmapped(struct uhmm *h, struct uhmm_dev *d, const char *kind, uint8_t *buf)
+{
+	uint8_t *p = buffer(7), *q;
+
+	is_int(reads(d, p, THRESHOLD - 1, buf), 0, "%s: %d reads, then munmap", kind,
+	       THRESHOLD - 1);
+	munmap(p, LEN);
+	q = mmap(p, LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+		 -1, 0);
+	if (q != p)
+		tap_bail("mmap at %p again: %s", (void *)p, strerror(errno));
+	ut_fill64(q, LEN, 8);
+	is_int(reads(d, q, 1, buf), 0, "%s: new memory at the same address, one read", kind);
+	ut_check_where(h, q, LEN, UHMM_LOC_SYSTEM, "the old memory's counts are gone: no migration");
+	ut_ok64(q, LEN, 8, "the new memory's data");
+	munmap(q, LEN);
 }
 
 struct reader {
@@ -141,7 +183,8 @@ static void racing(struct uhmm *h, struct uhmm_dev *d, const char *kind)
 	uint8_t *p = ut_map_aligned(LEN, 2 * UT_MiB);
 	uint64_t *w = (uint64_t *)(void *)p;
 	size_t npg = LEN / ut_page(), step = ut_page() / 8, bad = 0;
-	int rounds = (int)ut_scaled(30, 3), incs = (int)ut_scaled(40, 4);
+	/* the two readers' reads reach the threshold at any scale */
+	int rounds = (int)ut_scaled(30, THRESHOLD), incs = (int)ut_scaled(40, 4);
 	struct reader r[2];
 	pthread_t t[2];
 	uint64_t moved0 = ut_stats(h).auto_migrations;
@@ -172,14 +215,37 @@ static void per_device(struct uhmm *h, struct uhmm_dev *d, const char *kind)
 
 	threshold(h, d, kind, buf);
 	advice_says_no(h, d, kind, buf);
-	decay(h, d, kind, buf);
+	no_decay(h, d, kind, buf);
 	racing(h, d, kind);
 	free(buf);
 }
 
+/* In a context of its own: nothing else counted at those addresses. */
+static void forgotten(void)
+{
+	struct uhmm *h = open_counters(THRESHOLD, NO_DECAY_MS);
+	struct uhmm_dev *d = ut_psim(h, "forgotten", 16 * UT_MiB);
+	uint8_t *buf = malloc(LEN);
+
+	unmapped(h, d, "PRIVATE", buf);
+	free(buf);
+	uhmm_close(h);
+}
+
+static void halving(void)
+{
+	struct uhmm *h = open_counters(THRESHOLD, FAST_DECAY_MS);
+	struct uhmm_dev *d = ut_psim(h, "halving", 16 * UT_MiB);
+	uint8_t *buf = malloc(LEN);
+
+	decay(h, d, "PRIVATE", buf);
+	free(buf);
+	uhmm_close(h);
+}
+
 static void never(void)
 {
-	struct uhmm *h = open_threshold(UINT32_MAX);
+	struct uhmm *h = open_counters(UINT32_MAX, 0);
 	struct uhmm_dev *d = ut_psim(h, "never", 16 * UT_MiB);
 	uint8_t *p = buffer(9), *buf = malloc(LEN);
 
@@ -209,7 +275,7 @@ int main(void)
 	struct uhmm_dev *c, *p;
 
 	ut_init(600);
-	h = open_threshold(THRESHOLD);
+	h = open_counters(THRESHOLD, NO_DECAY_MS);
 	p = ut_psim(h, "private", 32 * UT_MiB);
 	per_device(h, p, "PRIVATE");
 	c = ut_csim_try(h, "coherent", 32 * UT_MiB);
@@ -219,6 +285,8 @@ int main(void)
 		skip("COHERENT devices need userfaultfd minor faults on shmem (absent or disabled)");
 	bad_input(p);
 	uhmm_close(h);
+	halving();
+	forgotten();
 	never();
 	return tap_done();
 }
