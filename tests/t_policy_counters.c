@@ -220,25 +220,17 @@ static void per_device(struct uhmm *h, struct uhmm_dev *d, const char *kind)
 	free(buf);
 }
 
-/* In a context of its own: nothing else counted at those addresses. */
-static void forgotten(void)
+typedef void per_kind(struct uhmm *h, struct uhmm_dev *d, const char *kind, uint8_t *buf);
+
+/* fn in a context of its own, halving every decay_ms, on a PRIVATE
+ * device: nothing else was counted at its addresses. */
+static void in_context(uint32_t decay_ms, const char *name, per_kind *fn)
 {
-	struct uhmm *h = open_counters(THRESHOLD, NO_DECAY_MS);
-	struct uhmm_dev *d = ut_psim(h, "forgotten", 16 * UT_MiB);
+	struct uhmm *h = open_counters(THRESHOLD, decay_ms);
+	struct uhmm_dev *d = ut_psim(h, name, 16 * UT_MiB);
 	uint8_t *buf = malloc(LEN);
 
-	unmapped(h, d, "PRIVATE", buf);
-	free(buf);
-	uhmm_close(h);
-}
-
-static void halving(void)
-{
-	struct uhmm *h = open_counters(THRESHOLD, FAST_DECAY_MS);
-	struct uhmm_dev *d = ut_psim(h, "halving", 16 * UT_MiB);
-	uint8_t *buf = malloc(LEN);
-
-	decay(h, d, "PRIVATE", buf);
+	fn(h, d, "PRIVATE", buf);
 	free(buf);
 	uhmm_close(h);
 }
@@ -285,8 +277,8 @@ int main(void)
 		skip("COHERENT devices need userfaultfd minor faults on shmem (absent or disabled)");
 	bad_input(p);
 	uhmm_close(h);
-	halving();
-	forgotten();
+	in_context(FAST_DECAY_MS, "halving", decay);
+	in_context(NO_DECAY_MS, "forgotten", unmapped);
 	never();
 	return tap_done();
 }
