@@ -241,8 +241,12 @@ static bool overlaps_fence(struct uhmm *h, const struct qmsg *m)
 }
 
 /* With q->lock held.  Faults of the lock holder are served here: it cannot
- * wait for the worker, which waits for the lock.  Other faults go to
- * *fault, for the reader to try itself once it has let go of q->lock. */
+ * wait for the worker, which waits for the lock.  They get zeros, so
+ * nothing the library does while it holds the context may touch the
+ * program's memory: a page a batch moved out would come back empty (a
+ * getenv() there, whose environ a setenv() had put in the heap, did).
+ * Other faults go to *fault, for the reader to try itself once it has let
+ * go of q->lock. */
 static void reader_take(struct uhmm *h, const struct uffd_msg *u,
 			struct qmsg *fault, size_t *nfault)
 {
