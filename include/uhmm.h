@@ -135,6 +135,12 @@ struct uhmm_opts {
 	uint32_t access_decay_ms;  /* 0 = 1000                                */
 };
 #define UHMM_OPEN_FORK_NOCOPY 0x1  /* fork child: device pages inaccessible */
+#define UHMM_OPEN_DETECT_PINS 0x2  /* find pages the kernel pinned for DMA
+                                      as migrations would move them
+                                      (UHMM_FEAT_PIN_DETECT; see
+                                      uhmm_migrate): off by default, the
+                                      stress model still finds a lost CPU
+                                      write with it on, rarely            */
 
 /*
  * Create a context: probes userfaultfd (privileged mode first, then
@@ -190,10 +196,11 @@ int  uhmm_close_ex(struct uhmm *h, unsigned flags);
                                                 (UFFD_FEATURE_WP_ASYNC, 6.7) */
 #define UHMM_FEAT_PIN_DETECT    (1ull << 13) /* pages the kernel pinned for
                                                 DMA (O_DIRECT, io_uring
-                                                fixed buffers, RDMA) are
+                                                fixed buffers, RDMA) can be
                                                 found as a migration moves
                                                 them: -EBUSY, they stay
-                                                (MOVE with REMAP_FENCE) */
+                                                (MOVE with REMAP_FENCE;
+                                                UHMM_OPEN_DETECT_PINS)   */
 int uhmm_features(const struct uhmm *h, uint64_t *feat);
 
 /* ------------------------------------------------------------------ */
@@ -341,7 +348,8 @@ int   uhmm_unmanage(struct uhmm *h, void *addr, size_t len);
  *
  * Pages the kernel pinned for DMA without uhmm_pin (io_uring fixed
  * buffers, RDMA, O_DIRECT in flight) are found only as they would move,
- * where UHMM_FEAT_PIN_DETECT says so (UFFDIO_MOVE refuses them): -EBUSY,
+ * in a context opened with UHMM_OPEN_DETECT_PINS where
+ * UHMM_FEAT_PIN_DETECT says the kernel can (UFFDIO_MOVE refuses them): -EBUSY,
  * the batch holding one (up to 128 MiB) stays where it was, batches
  * before it stay moved, nothing is lost, and the DMA goes on landing in
  * the program's memory.  Without the feature they are not found: a

@@ -109,7 +109,7 @@ static int opts_apply(struct uhmm *h, const struct uhmm_opts *o)
 		n = sz_of(o->sz, UHMM_OPTS_V1);
 		memcpy(&d, o, n < sizeof(d) ? n : sizeof(d));
 	}
-	if (d.flags & ~UHMM_OPEN_FORK_NOCOPY)
+	if (d.flags & ~(UHMM_OPEN_FORK_NOCOPY | UHMM_OPEN_DETECT_PINS))
 		return -EINVAL;
 	if (!d.fault_around)
 		d.fault_around = 64 << 10;

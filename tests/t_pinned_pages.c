@@ -5,7 +5,8 @@
  * are registered, as RDMA and O_DIRECT in flight do; a migration that
  * moved them would leave the kernel writing into the old physical pages,
  * and the program would never see those bytes.  Where the library finds
- * pins (UHMM_FEAT_PIN_DETECT: UFFDIO_MOVE refuses pinned pages), a
+ * pins (UHMM_FEAT_PIN_DETECT: UFFDIO_MOVE refuses pinned pages; asked for
+ * with UHMM_OPEN_DETECT_PINS), a
  * migration over them says -EBUSY and leaves the batch where it was; the
  * kernel's next read into the buffer lands in the program's memory; once
  * the buffers are unregistered the same migration moves.  Both kinds of
@@ -220,6 +221,31 @@ static void after_fork(struct uhmm_dev *d, bool child_lives)
 	munmap(p, len);
 }
 
+/* A context that did not ask looks for no pins: the migration moves. */
+static void not_asked(void)
+{
+	struct uhmm *h2 = ut_open();
+	struct uhmm_dev *d = NULL;
+	size_t len = NPAGES * ut_page();
+	char *p = range();
+	struct ring r;
+
+	if (uhmm_dev_add_sim(h2, "plain", UHMM_MEM_PRIVATE, 16 * UT_MiB, &d))
+		tap_bail("a private device of the second context");
+	if (ring_open(&r, p + PIN_AT * ut_page(), NPIN * ut_page())) {
+		skip("io_uring fixed buffers unavailable");
+		uhmm_close(h2);
+		munmap(p, len);
+		return;
+	}
+	is_int(uhmm_migrate(h2, p, len, d, 0), 0,
+	       "without UHMM_OPEN_DETECT_PINS: the pinned range migrates");
+	ring_unpin(&r);
+	ring_close(&r);
+	uhmm_close(h2);
+	munmap(p, len);
+}
+
 struct mover {
 	pthread_t th;
 	struct uhmm_dev *d;
@@ -276,7 +302,11 @@ int main(void)
 	uint64_t feat = 0;
 
 	ut_init(120);
-	h = ut_open();
+	{
+		struct uhmm_opts o = { .sz = sizeof(o), .flags = UHMM_OPEN_DETECT_PINS };
+
+		h = ut_open_opts(&o);
+	}
 	uhmm_features(h, &feat);
 	if (!(feat & UHMM_FEAT_PIN_DETECT)) {
 		skip("pinned pages are found with UFFDIO_MOVE (Linux 6.8) and the remap fence, "
@@ -293,6 +323,7 @@ int main(void)
 	else
 		skip("no COHERENT device here");
 	threads(priv);
+	not_asked();
 	after_fork(priv, false);
 	after_fork(priv, true);
 	uhmm_close(h);

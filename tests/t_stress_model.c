@@ -102,6 +102,16 @@
 #ifndef SM_KEEP_EXCLUSIVE
 #define SM_KEEP_EXCLUSIVE	0
 #endif
+/*
+ * SM_DETECT_PINS (0): contexts opened with UHMM_OPEN_DETECT_PINS, whose
+ * migrations move system pages out with UFFDIO_MOVE.  With it (and
+ * SM_KEEP_EXCLUSIVE, for the sequence), seed 2 loses a CPU writer's byte
+ * beside a migration about one run in twelve ("writer 0 ... read back
+ * 0x00"); never in as many without it.  Not understood yet.
+ */
+#ifndef SM_DETECT_PINS
+#define SM_DETECT_PINS		0
+#endif
 
 static size_t pg;
 
@@ -1235,6 +1245,7 @@ static unsigned long run_seed(uint64_t seed, unsigned long steps)
 	sm_seed(&rng, seed);
 	/* the access counters move pages too, or never */
 	o.access_threshold = thresholds[seed % 3];
+	o.flags = SM_DETECT_PINS ? UHMM_OPEN_DETECT_PINS : 0;
 	h = ut_open_opts(&o);
 	sm_locate = locate;
 	if (getenv("UHMM_STRESS_TRACE"))

@@ -184,8 +184,9 @@ static void print_pins(uint64_t feat)
 {
 	printf("pages pinned for DMA (O_DIRECT, io_uring fixed buffers, RDMA):\n  %s\n",
 	       feat & UHMM_FEAT_PIN_DETECT ?
-	       "found as a migration would move them (UFFDIO_MOVE refuses them):\n"
-	       "  the migration says -EBUSY and they stay where the DMA goes" :
+	       "can be found as a migration would move them (UFFDIO_MOVE refuses\n"
+	       "  them) in a context opened with UHMM_OPEN_DETECT_PINS: the\n"
+	       "  migration says -EBUSY and they stay where the DMA goes" :
 	       "not found here (no UFFDIO_MOVE, or no remap fence): pin such\n"
 	       "  memory with uhmm_pin, or leave it unmanaged");
 }
