@@ -711,6 +711,7 @@ static bool op_concurrent(int ri)
 			sm_fail("writer %d of region %d read back 0x%02x at offset %zu of the "
 				"region just after writing 0x%02x", i, ri, w[i].got,
 				(size_t)i * piece + w[i].bad, w[i].want);
+			explain(r->p + (size_t)i * piece + w[i].bad);
 			ok = false;
 		}
 	}
