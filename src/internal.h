@@ -441,6 +441,9 @@ int uffd_wp(struct uhmm *h, uintptr_t start, size_t len, bool on);
 int uffd_wake(struct uhmm *h, uintptr_t start, size_t len);
 int uffd_zeropage(struct uhmm *h, uintptr_t addr, bool write);
 int uffd_continue(struct uhmm *h, uintptr_t start, size_t len);
+/* UFFDIO_MOVE of our pages or the program's; *done: the bytes moved */
+int uffd_move(struct uhmm *h, uintptr_t dst, uintptr_t src, size_t len, uint64_t mode,
+	      size_t *done);
 /* *placed: the bytes from dst that hold data now, whatever it returns */
 int uffd_place(struct uhmm *h, uintptr_t dst, const void *src, size_t len, bool move,
 	       size_t *placed);

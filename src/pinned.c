@@ -22,7 +22,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <sched.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -32,20 +31,6 @@
 
 #define AGAIN_TRIES	1000	/* EAGAIN with no progress, in a row */
 
-/* Bytes moved from src to dst, up to len; *err: the call's -errno or 0. */
-static size_t move_some(struct uhmm *h, uintptr_t dst, uintptr_t src, size_t len, int *err)
-{
-	struct uffdio_move m = {
-		.dst = dst,
-		.src = src,
-		.len = len,
-		.mode = UFFDIO_MOVE_MODE_DONTWAKE | UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES,
-	};
-
-	*err = ioctl(h->uffd, UFFDIO_MOVE, &m) ? -errno : 0;
-	return m.move > 0 ? (size_t)m.move : 0;
-}
-
 /* All of [src, src + len) to dst, as far as it goes: the bytes moved. */
 static size_t move_all(struct uhmm *h, uintptr_t dst, uintptr_t src, size_t len, int *err)
 {
@@ -54,7 +39,10 @@ static size_t move_all(struct uhmm *h, uintptr_t dst, uintptr_t src, size_t len,
 
 	*err = 0;
 	while (off < len) {
-		size_t k = move_some(h, dst + off, src + off, len - off, err);
+		size_t k = 0;
+
+		*err = uffd_move(h, dst + off, src + off, len - off,
+				 UFFDIO_MOVE_MODE_DONTWAKE | UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES, &k);
 
 		off += k;
 		if (!*err)

@@ -6,8 +6,9 @@
  * (one uhmm_sim_read/write, or what a driver reports with
  * uhmm_dev_report_access) adds to that block's counter for that device;
  * counters halve every access_decay_ms (a second by default), so that a
- * burst long ago does not count forever.  A counter reaching access_threshold migrates the block's
- * movable parts to that device, unless advice says otherwise: never away
+ * burst long ago does not count forever.  A counter reaching
+ * access_threshold migrates the block's movable parts to that device,
+ * unless advice says otherwise: never away
  * from a preferred location, never for a device the range is
  * ACCESSED_BY, never for READ_MOSTLY (duplicates instead), never pinned
  * memory.

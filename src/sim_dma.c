@@ -265,6 +265,16 @@ static int fault_round(struct sim_dma *dma, uintptr_t s, uintptr_t e, bool write
  * manages gives, for good, and retrying that for ever hung uhmm_sim_read
  * (fuzz_args).
  */
+/* Still within a second of the first race of a run of them? */
+static bool race_goes_on(uint64_t *until)
+{
+	uint64_t now = mono_ns();
+
+	if (!*until)
+		*until = now + RACE_TIMEOUT_NS;
+	return now < *until;
+}
+
 static int translate(struct sim_dma *dma, uintptr_t s, uintptr_t e, bool write,
 		     int *rounds)
 {
@@ -291,23 +301,22 @@ static int translate(struct sim_dma *dma, uintptr_t s, uintptr_t e, bool write,
 		}
 		(*rounds)++;
 		r = fault_round(dma, a, e, write, ptes);
-		if (r == -ESTALE) {
-			uint64_t now = mono_ns();
-
-			if (!race_until)
-				race_until = now + RACE_TIMEOUT_NS;
-			r = now < race_until ? -EBUSY : -ESTALE;
+		if (r == -ESTALE && race_goes_on(&race_until)) {
 			busy = 0;
+			sched_yield();
+			r = 0;
+			continue;
 		}
 		if (r == -EBUSY && ++busy < BUSY_TRIES) {
 			sched_yield();
 			r = 0;
 			continue;
 		}
-		if (r == -ESTALE)
-			r = -EBUSY;
-		if (r == -EBUSY)
+		if (r == -ESTALE || r == -EBUSY) {
 			busy_report("the sim DMA engine's range fault", s, e, *rounds);
+			r = -EBUSY;
+			break;
+		}
 		if (r && r != -EAGAIN)
 			break;
 		if (!r)

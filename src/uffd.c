@@ -154,16 +154,23 @@ int uffd_zeropage(struct uhmm *h, uintptr_t addr, bool write)
  * there already (EEXIST): the rest goes on page by page, skipping those.
  * Returns 0 when every page at dst holds data, or -errno.
  */
+int uffd_move(struct uhmm *h, uintptr_t dst, uintptr_t src, size_t len, uint64_t mode,
+	      size_t *done)
+{
+	struct uffdio_move m = { .dst = dst, .src = src, .len = len, .mode = mode };
+	int r = ioctl(h->uffd, UFFDIO_MOVE, &m) ? -errno : 0;
+
+	*done = m.move > 0 ? (size_t)m.move : 0;
+	return r;
+}
+
 static int place_some(struct uhmm *h, uintptr_t dst, uintptr_t src, size_t len,
 		      bool move, size_t *done)
 {
 	long r;
 
 	if (move) {
-		struct uffdio_move m = { .dst = dst, .src = src, .len = len };
-
-		r = ioctl(h->uffd, UFFDIO_MOVE, &m) ? -errno : 0;
-		*done = m.move > 0 ? (size_t)m.move : 0;
+		r = uffd_move(h, dst, src, len, 0, done);
 	} else {
 		struct uffdio_copy c = { .dst = dst, .src = src, .len = len };
 
