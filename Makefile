@@ -143,7 +143,7 @@ bench: $(BUILD)/uhmm
 # pass, and ends with one line "N passed, N failed, N skipped" summed over
 # all passes; it exits non-zero if anything failed.  Each pass can be run
 # alone: `make check-plain`, `check-asan`, `check-tsan`, `check-fallback`,
-# `check-unpriv`.  tests/run-tests.sh does the per-test work (timeouts,
+# `check-signal`, `check-unpriv`.  tests/run-tests.sh does the per-test work (timeouts,
 # TAP output, counting); UHMM_TEST_TIMEOUT sets the per-test limit in
 # seconds (default 300; 900 under ASan and 1200 under TSan, where the
 # tests' own watchdogs stretch 3x and 4x).  UHMM_TEST_FILTER=word runs only
@@ -189,7 +189,7 @@ bench: $(BUILD)/uhmm
 # (gcc 12 TSan: "unexpected memory mapping"), run-tests.sh reruns the
 # test under `setarch -R`.
 # ---------------------------------------------------------------------------
-CHECK_PASSES := plain asan tsan fallback unpriv install valgrind fuzz
+CHECK_PASSES := plain asan tsan fallback signal unpriv install valgrind fuzz
 RUN_TESTS    := bash tests/run-tests.sh
 # Per-pass counts go here so `check` can add them up.
 CHECK_DIR    := $(BUILD)/check
@@ -228,6 +228,9 @@ check-plain: all
 
 check-fallback: all
 	$(Q)UHMM_DISABLE=all $(RUN_TESTS) $(BUILD) fallback $(CHECK_SUM)
+
+check-signal: all
+	$(Q)UHMM_FAULTS=signal $(RUN_TESTS) $(BUILD) signal $(CHECK_SUM)
 
 check-unpriv: all
 	$(Q)UHMM_TEST_AS=nobody $(RUN_TESTS) $(BUILD) unpriv $(CHECK_SUM)

@@ -76,6 +76,7 @@
 #ifndef UHMM_H
 #define UHMM_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -141,6 +142,22 @@ struct uhmm_opts {
                                       uhmm_migrate): off by default, the
                                       stress model still finds a lost CPU
                                       write with it on, rarely            */
+#define UHMM_OPEN_FAULT_SIGNAL 0x4 /* CPU faults are served by the thread
+                                      that takes them, in a SIGBUS handler,
+                                      not by the library's reader thread:
+                                      a fault costs a signal, not two
+                                      context switches (UHMM_FEAT_FAULT_
+                                      SIGNAL).  The price: the kernel's
+                                      own accesses to pages not in place
+                                      (read(2) into a buffer on a PRIVATE
+                                      device, or one being migrated) fail
+                                      with EFAULT, as in a user-mode-only
+                                      context, and the process's SIGBUS
+                                      handler is uhmm's; a program that
+                                      sets its own passes what it does not
+                                      handle to uhmm_fault_signal().
+                                      -ENOTSUP where the kernel lacks
+                                      UFFD_FEATURE_SIGBUS.                */
 
 /*
  * Create a context: probes userfaultfd (privileged mode first, then
@@ -201,7 +218,20 @@ int  uhmm_close_ex(struct uhmm *h, unsigned flags);
                                                 them: -EBUSY, they stay
                                                 (MOVE with REMAP_FENCE;
                                                 UHMM_OPEN_DETECT_PINS)   */
+#define UHMM_FEAT_FAULT_SIGNAL  (1ull << 14) /* this context serves CPU
+                                                faults in the faulting
+                                                thread (UHMM_OPEN_FAULT_
+                                                SIGNAL); it then lacks
+                                                UHMM_FEAT_KERNEL_FAULTS  */
 int uhmm_features(const struct uhmm *h, uint64_t *feat);
+
+/*
+ * For a program that installs its own SIGBUS handler while a context
+ * serves faults by signal: pass it every SIGBUS it does not handle itself.
+ * True: it was a fault on memory uhmm manages, now served, and the handler
+ * should return (the access is retried).  False: none of uhmm's.
+ */
+bool  uhmm_fault_signal(const siginfo_t *si, void *ucontext);
 
 /* ------------------------------------------------------------------ */
 /* Devices                                                             */
@@ -235,7 +265,9 @@ struct uhmm_dev;
  * its accesses raise SIGBUS from then on (UFFDIO_POISON, or an empty file
  * mapped there on kernels without it), counted in `poisoned`.  The other
  * pages of the window stay on the device.  thread_init runs once on each
- * library thread before its first op on this device.
+ * library thread before its first op on this device, and on each program
+ * thread that serves its own fault (UHMM_OPEN_FAULT_SIGNAL) before its
+ * first op there.
  */
 struct uhmm_dev_ops {
 	size_t sz;

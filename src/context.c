@@ -16,6 +16,31 @@
 __thread bool lib_thread;
 __thread bool reader_thread;
 __thread bool fill_holder;
+__thread bool serving_fault;
+
+/*
+ * gettid() is a system call each time, and a fault served by signal asks
+ * it several times.  The forking thread's cache is wrong in the child:
+ * fork clears it there.
+ */
+static __thread pid_t tid_cache;
+
+static void tid_forget(void)
+{
+	tid_cache = 0;
+}
+
+static void __attribute__((constructor)) tid_watch_forks(void)
+{
+	pthread_atfork(NULL, NULL, tid_forget);
+}
+
+pid_t my_tid(void)
+{
+	if (!tid_cache)
+		tid_cache = gettid();
+	return tid_cache;
+}
 
 /*
  * glibc's mutex lets the thread that unlocks take the lock straight back,
@@ -62,7 +87,7 @@ static void ctx_wait_handoff(struct uhmm *h, pid_t me)
 
 void ctx_lock(struct uhmm *h)
 {
-	pid_t me = gettid();
+	pid_t me = my_tid();
 
 	atomic_fetch_add(&h->lock_waiters, 1);
 	ctx_wait_handoff(h, me);
@@ -83,7 +108,7 @@ void ctx_unlock(struct uhmm *h)
 	if (woke || atomic_load(&h->lock_waiters)) {
 		atomic_store(&h->handoff_gen, atomic_load(&h->lock_gen));
 		atomic_store(&h->handoff_readers, woke);
-		atomic_store(&h->handoff_from, gettid());
+		atomic_store(&h->handoff_from, my_tid());
 	} else {
 		atomic_store(&h->handoff_from, 0);
 	}
@@ -109,7 +134,7 @@ static int opts_apply(struct uhmm *h, const struct uhmm_opts *o)
 		n = sz_of(o->sz, UHMM_OPTS_V1);
 		memcpy(&d, o, n < sizeof(d) ? n : sizeof(d));
 	}
-	if (d.flags & ~(UHMM_OPEN_FORK_NOCOPY | UHMM_OPEN_DETECT_PINS))
+	if (d.flags & ~(UHMM_OPEN_FORK_NOCOPY | UHMM_OPEN_DETECT_PINS | UHMM_OPEN_FAULT_SIGNAL))
 		return -EINVAL;
 	if (!d.fault_around)
 		d.fault_around = 64 << 10;
@@ -136,6 +161,7 @@ static int opts_apply(struct uhmm *h, const struct uhmm_opts *o)
 
 static void ctx_free(struct uhmm *h)
 {
+	fault_signal_detach(h);
 	policy_fini(h);
 	advice_fini(h);
 	pt_fini(&h->pt);
@@ -178,10 +204,13 @@ int uhmm_open(struct uhmm **out, const struct uhmm_opts *opts)
 	pthread_cond_init(&h->q.cond, NULL);
 	pthread_cond_init(&h->q.read_done, NULL);
 	r = opts_apply(h, opts);
+	h->split_min = snapshot_split_min();
 	if (!r)
 		r = pt_init(&h->pt);
 	if (!r)
 		r = probe_open_uffd(h);
+	if (!r)
+		r = fault_signal_attach(h);
 	if (!r) {
 		h->zero_page = mmap(NULL, PAGE_SIZE, PROT_READ,
 				    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -218,6 +247,7 @@ static void ctx_close(struct uhmm *h, bool discard)
 	publish_stop(h);
 	fork_untrack(h);
 	prefetch_stop(h);
+	helper_stop(h);
 	for (int i = 1; i <= MAX_DEVS; i++)
 		if (h->dev[i])
 			dev_remove(h->dev[i], discard);

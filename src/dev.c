@@ -391,7 +391,7 @@ int uhmm_dev_info(const struct uhmm_dev *dev, struct uhmm_dev_info *info)
 	if (r)
 		return r;
 	/* a mirror's callback may ask, with the context held by its thread */
-	held = atomic_load(&dev->h->migrator) == gettid();
+	held = atomic_load(&dev->h->migrator) == my_tid();
 	if (!held) {
 		ctx_lock(dev->h);
 		events_drain(dev->h);	/* a munmap that returned is reflected */
@@ -425,7 +425,7 @@ int dev_remove(struct uhmm_dev *dev, bool discard)
 	/* faults copying from it with the context unlocked finish first */
 	while (dev->busy) {
 		pthread_cond_wait(&h->idle, &h->lock);
-		atomic_store(&h->migrator, gettid());
+		atomic_store(&h->migrator, my_tid());
 	}
 	/* its mirrors first: nothing they hold survives the device */
 	mirrors_release_dev(h, dev);

@@ -261,7 +261,8 @@ static void reader_take(struct uhmm *h, const struct uffd_msg *u,
 		if ((m.flags & UFFD_PAGEFAULT_FLAG_WP) && m.addr >= h->fence_start &&
 		    m.addr < h->fence_end)
 			return;
-		if (m.tid && (pid_t)m.tid == atomic_load(&h->migrator)) {
+		if (m.tid && ((pid_t)m.tid == atomic_load(&h->migrator) ||
+			      (pid_t)m.tid == atomic_load(&h->helper_tid))) {
 			if (m.flags & UFFD_PAGEFAULT_FLAG_MINOR)
 				uffd_continue(h, page_down(m.addr), PAGE_SIZE);
 			else
@@ -673,7 +674,12 @@ static void events_barrier(struct uhmm *h)
 	}
 }
 
-void events_drain(struct uhmm *h)
+/*
+ * What the reader queued, applied.  Without the barrier: an event still on
+ * its way is not waited for (a fault's placement meets it as EAGAIN and
+ * waits then).
+ */
+static void drain_queued(struct uhmm *h, bool barrier)
 {
 	struct evqueue *q = &h->q;
 	struct drain_batch batch;
@@ -685,9 +691,10 @@ void events_drain(struct uhmm *h)
 	while (h->ninflight) {
 		pthread_cond_wait(&h->idle, &h->lock);
 		/* ours again: whoever held it meanwhile cleared it */
-		atomic_store(&h->migrator, gettid());
+		atomic_store(&h->migrator, my_tid());
 	}
-	events_barrier(h);
+	if (barrier)
+		events_barrier(h);
 
 	pthread_mutex_lock(&q->lock);
 	while (q->reading)
@@ -703,6 +710,11 @@ void events_drain(struct uhmm *h)
 		apply(h, &msg[batch.next++]);
 	q->batch = batch.outer;
 	mem_free(msg);
+}
+
+void events_drain(struct uhmm *h)
+{
+	drain_queued(h, true);
 }
 
 /*
@@ -839,6 +851,80 @@ static void *fault_main(void *arg)
 		ctx_unlock(h);
 	}
 	return NULL;
+}
+
+/*
+ * A page of a range we registered?  Unmanaged ones too where nothing but
+ * our userfaultfd raises BUS_ADRERR: private anonymous memory (the new
+ * part of a mapping an mremap grew) and our devices' mappings.  Not a
+ * file's (past its end), such as a poisoned page's stand-in.
+ */
+static bool ours(struct uhmm *h, uintptr_t page)
+{
+	struct vma v;
+
+	if (pt_loc(&h->pt, page, NULL) != LOC_UNMANAGED)
+		return true;
+	if (vma_at(h, page, &v))
+		return false;
+	return (v.kind == VMA_ANON && !v.shared) || v.kind == VMA_DEV;
+}
+
+/*
+ * A fault served by the thread that took it (fault_signal.c), as a fault
+ * thread would serve it.  With the context's lock held the thread is the
+ * migrator, whose faults get what reader_take gives them.  False: the
+ * page is none of ours.
+ */
+bool events_fault_here(struct uhmm *h, uintptr_t addr, uint64_t flags)
+{
+	struct qmsg m = { .event = UFFD_EVENT_PAGEFAULT, .addr = addr, .flags = flags };
+	pid_t me = my_tid();
+	uintptr_t page = page_down(addr);
+	struct trace_why why;
+	struct vma v;
+	bool was;
+	int loc;
+
+	if (me == atomic_load(&h->migrator) || me == atomic_load(&h->helper_tid)) {
+		if (!ours(h, page) || pagemap_poisoned(page))
+			return false;
+		if (uffd_zeropage(h, page, flags & UFFD_PAGEFAULT_FLAG_WRITE))
+			uffd_continue(h, page, PAGE_SIZE);
+		return true;
+	}
+	m.tid = (uint32_t)me;
+	ctx_lock(h);
+	/* a mapping moved or grown: the page table learns of it first.  The
+	 * barrier (an ioctl) only where the page looks like none of ours: an
+	 * mremap's event may be on its way */
+	drain_queued(h, false);
+	if (!ours(h, page)) {
+		drain_queued(h, true);
+		if (!ours(h, page)) {
+			ctx_unlock(h);
+			return false;
+		}
+	}
+	loc = pt_loc(&h->pt, page, NULL);
+	/* a page we poisoned raises SIGBUS for the program (BUS_ADRERR where
+	 * the kernel has no CONFIG_MEMORY_FAILURE) */
+	if (loc == LOC_SYS && !(flags & UFFD_PAGEFAULT_FLAG_WP) && pagemap_poisoned(page)) {
+		ctx_unlock(h);
+		return false;
+	}
+	/* the signal does not say MINOR: a device's mapping does */
+	if (!(flags & UFFD_PAGEFAULT_FLAG_WP) && !loc_private(h, loc) &&
+	    !vma_at(h, page, &v) && v.kind == VMA_DEV)
+		m.flags |= UFFD_PAGEFAULT_FLAG_MINOR;
+	was = serving_fault;
+	serving_fault = true;
+	why = trace_because(UHMM_CAUSE_CPU_FAULT);
+	apply_fault(h, &m, FAULT_SIGNAL);
+	trace_restore(why);
+	serving_fault = was;
+	ctx_unlock(h);
+	return true;
 }
 
 static int fault_threads_start(struct uhmm *h)

@@ -56,6 +56,8 @@ void  mem_disown_map(void *p);
 struct lib_thread {
 	pthread_t t;
 	void *stack;
+	void *(*fn)(void *);
+	void *arg;
 };
 int  lib_thread_start(struct lib_thread *lt, const char *name, void *(*fn)(void *), void *arg);
 void lib_thread_join(struct lib_thread *lt);
@@ -104,6 +106,8 @@ struct pagetable {
 int  pt_init(struct pagetable *pt);
 void pt_fini(struct pagetable *pt);
 struct vblock *pt_lookup(struct pagetable *pt, uintptr_t addr);
+/* Leaves pt->last alone: for threads looking up at once (under h->lock) */
+struct vblock *pt_find(const struct pagetable *pt, uintptr_t addr);
 struct vblock *pt_get(struct pagetable *pt, uintptr_t addr);	/* creates */
 
 /* Inline: migrations call these once per page, nearly always in the block
@@ -364,6 +368,9 @@ struct uhmm {
 	bool fork_failed;		/* the snapshot could not be staged */
 	struct policy *policy;		/* policy.c: access counters, thrashing */
 	struct prefetcher *prefetch;	/* prefetch.c, made at first use */
+	struct helper *helper;		/* helper.c, made at first split */
+	_Atomic pid_t helper_tid;	/* its faults are the lock holder's */
+	size_t split_min;		/* snapshots this big take two threads */
 
 	/* our own address space for staging and moved-out pages */
 	char *arena;
@@ -414,10 +421,20 @@ static inline struct uhmm_dev *dev_by_id(struct uhmm *h, int id)
 	return id >= 1 && id <= MAX_DEVS ? h->dev[id] : NULL;
 }
 
+/* Is loc a PRIVATE device? */
+static inline bool loc_private(struct uhmm *h, int loc)
+{
+	struct uhmm_dev *d = dev_by_id(h, loc);
+
+	return d && d->kind == UHMM_MEM_PRIVATE;
+}
+
 /* context.c */
 extern __thread bool lib_thread;
 extern __thread bool reader_thread;	/* reads the uffd: must never wait on it */
 extern __thread bool fill_holder;	/* in fill_begin: must not wait on the reader */
+extern __thread bool serving_fault;	/* a program thread serving its fault */
+pid_t my_tid(void);			/* gettid(), kept per thread */
 void ctx_lock(struct uhmm *h);
 void ctx_unlock(struct uhmm *h);
 uint64_t mono_ns(void);
@@ -465,6 +482,7 @@ int  events_start(struct uhmm *h);
 void fill_lock_init(struct uhmm *h);
 void events_stop(struct uhmm *h);
 void events_drain(struct uhmm *h);	/* with h->lock held */
+bool events_fault_here(struct uhmm *h, uintptr_t addr, uint64_t flags);
 void events_sync(struct uhmm *h);	/* reader has read all queued */
 void fill_begin(struct uhmm *h);
 bool fill_clear(struct uhmm *h, uintptr_t start, uintptr_t end);
@@ -472,8 +490,22 @@ void fill_end(struct uhmm *h);
 void trash_add(struct uhmm *h, void *addr, size_t len);
 void trash_flush(struct uhmm *h);
 
+/* fault_signal.c: a context whose faults raise SIGBUS in the faulting
+ * thread, which serves them itself */
+bool fault_signal_wanted(const struct uhmm *h);	/* asked or UHMM_FAULTS */
+int  fault_signal_attach(struct uhmm *h);
+void fault_signal_detach(struct uhmm *h);
+
 /* prefetch.c */
 void prefetch_stop(struct uhmm *h);
+
+/* helper.c: fn(arg) on the helper thread while the caller, holding
+ * h->lock, does its own half; false: do it yourself */
+bool helper_post(struct uhmm *h, void (*fn)(void *), void *arg);
+void helper_wait(struct uhmm *h);
+void helper_stop(struct uhmm *h);
+/* snapshot.c: h->split_min, from UHMM_SNAPSHOT_SPLIT at uhmm_open */
+size_t snapshot_split_min(void);
 
 /* publish.c: the counters file of `uhmm stat` (none if it cannot be made) */
 void publish_start(struct uhmm *h);
@@ -534,6 +566,14 @@ void procfd_hold(void);
 void procfd_drop(void);
 
 /* pagemap.c */
+/* /proc/self/pagemap entry bits */
+#define PM_PRESENT	(1ull << 63)
+#define PM_SWAPPED	(1ull << 62)
+#define PM_FILE		(1ull << 61)
+#define PM_UFFD_WP	(1ull << 57)
+#define PM_EXCLUSIVE	(1ull << 56)
+#define PM_PFN		((1ull << 55) - 1)
+bool pagemap_poisoned(uintptr_t page);
 /* bitmap of present (or swapped) pages of [start, start + n pages) */
 int pagemap_present(struct uhmm *h, uintptr_t start, size_t npages, uint8_t *present,
 		    bool swapped);
@@ -555,7 +595,7 @@ size_t private_poison_all(struct uhmm *h, struct uhmm_dev *d);
 int dev_read_pages(struct uhmm_dev *d, const uint32_t *dp, size_t n, char *dst);
 /* -ENOENT: not a private page; -EWOULDBLOCK: needs a thread that may
  * change mappings (fast: the reader's own) */
-enum { FAULT_FAST, FAULT_SLOW, FAULT_PARALLEL };
+enum { FAULT_FAST, FAULT_SLOW, FAULT_PARALLEL, FAULT_SIGNAL };
 int private_fault(struct uhmm *h, uintptr_t page, pid_t tid, int mode);
 
 /* mirror.c, with h->lock held.  mirror_invalidate runs the callbacks of

@@ -229,6 +229,22 @@ void *mem_realloc(void *p, size_t size)
 
 #define LIB_STACK	(1ul << 20)
 
+/*
+ * Library threads take no signal of the program's, but SIGBUS stays open:
+ * in a context that serves faults by signal (fault_signal.c) a fault of
+ * theirs is a SIGBUS, and a blocked one kills the process.
+ */
+static void *lib_thread_main(void *arg)
+{
+	struct lib_thread *lt = arg;
+	sigset_t bus;
+
+	sigemptyset(&bus);
+	sigaddset(&bus, SIGBUS);
+	pthread_sigmask(SIG_UNBLOCK, &bus, NULL);
+	return lt->fn(lt->arg);
+}
+
 int lib_thread_start(struct lib_thread *lt, const char *name, void *(*fn)(void *), void *arg)
 {
 	char *m = mem_alloc(LIB_STACK + 2 * PAGE_SIZE), *base;
@@ -242,8 +258,10 @@ int lib_thread_start(struct lib_thread *lt, const char *name, void *(*fn)(void *
 	mprotect(base, PAGE_SIZE, PROT_NONE);
 	pthread_attr_init(&a);
 	r = pthread_attr_setstack(&a, base + PAGE_SIZE, LIB_STACK);
+	lt->fn = fn;
+	lt->arg = arg;
 	if (!r)
-		r = pthread_create(&lt->t, &a, fn, arg);
+		r = pthread_create(&lt->t, &a, lib_thread_main, lt);
 	pthread_attr_destroy(&a);
 	if (r) {
 		mem_free(m);

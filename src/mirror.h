@@ -60,13 +60,6 @@ void mirror_tell(struct uhmm_mirror *m, uintptr_t start, uintptr_t end,
 
 /* ---- inside uhmm_range_fault (mirror.c, snapshot.c) ---- */
 
-/* /proc/self/pagemap entry bits */
-#define PM_PRESENT	(1ull << 63)
-#define PM_SWAPPED	(1ull << 62)
-#define PM_FILE		(1ull << 61)
-#define PM_UFFD_WP	(1ull << 57)
-#define PM_EXCLUSIVE	(1ull << 56)
-#define PM_PFN		((1ull << 55) - 1)
 
 /* A piece of the range: a hole, or part of one mapping. */
 struct seg {

@@ -14,8 +14,6 @@
 #include "compat.h"
 #include "internal.h"
 
-#define PM_PRESENT (1ull << 63)
-#define PM_SWAPPED (1ull << 62)
 
 static int scan_ioctl(int fd, uintptr_t start, size_t npages, uint8_t *present,
 		      uint64_t cats)
@@ -88,4 +86,20 @@ int pagemap_present(struct uhmm *h, uintptr_t start, size_t npages, uint8_t *pre
 		r = scan_read(fd, start, npages, present,
 			      PM_PRESENT | (swapped ? PM_SWAPPED : 0));
 	return r;
+}
+
+/*
+ * Is the page poisoned (UFFDIO_POISON)?  Its marker reads like a swap
+ * entry without the uffd-wp bit; a page truly swapped out never takes a
+ * userfaultfd fault (the kernel swaps it in), so a fault there is the
+ * poison's.
+ */
+bool pagemap_poisoned(uintptr_t page)
+{
+	int fd = procfd(PROC_PAGEMAP);
+	uint64_t e = 0;
+
+	if (fd < 0 || pread(fd, &e, sizeof(e), (page >> PAGE_SHIFT) * sizeof(e)) != sizeof(e))
+		return false;
+	return (e & (PM_PRESENT | PM_SWAPPED | PM_UFFD_WP)) == PM_SWAPPED;
 }

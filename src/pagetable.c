@@ -43,20 +43,27 @@ void pt_fini(struct pagetable *pt)
 	pt->bucket = NULL;
 }
 
-struct vblock *pt_lookup(struct pagetable *pt, uintptr_t addr)
+struct vblock *pt_find(const struct pagetable *pt, uintptr_t addr)
 {
 	uintptr_t base = addr & ~(BLOCK_SIZE - 1);
 	struct vblock *b;
 
-	if (pt->last && pt->last->base == base)
-		return pt->last;
-	for (b = pt->bucket[hash_block(base, pt->nbucket)]; b; b = b->next) {
-		if (b->base == base) {
-			pt->last = b;
+	for (b = pt->bucket[hash_block(base, pt->nbucket)]; b; b = b->next)
+		if (b->base == base)
 			return b;
-		}
-	}
 	return NULL;
+}
+
+struct vblock *pt_lookup(struct pagetable *pt, uintptr_t addr)
+{
+	struct vblock *b = pt->last;
+
+	if (b && b->base == (addr & ~(BLOCK_SIZE - 1)))
+		return b;
+	b = pt_find(pt, addr);
+	if (b)
+		pt->last = b;
+	return b;
 }
 
 static void pt_grow(struct pagetable *pt)

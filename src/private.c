@@ -24,23 +24,18 @@
 
 #define COPY_TRIES 3		/* before a fault's page is called lost */
 
-static bool is_private(struct uhmm *h, int loc)
-{
-	struct uhmm_dev *d = dev_by_id(h, loc);
-
-	return d && d->kind == UHMM_MEM_PRIVATE;
-}
-
 /*
  * Before a library thread first calls a device's ops, the driver's
- * thread_init runs on it (a GPU runtime makes its context current).  The
- * serial tells a device from an earlier one that had the same id.
+ * thread_init runs on it (a GPU runtime makes its context current); so it
+ * does on a program thread serving its own fault (fault_signal.c), which
+ * calls them where the program did not.  The serial tells a device from
+ * an earlier one that had the same id.
  */
 static __thread uint64_t inited[MAX_DEVS + 1];
 
 void dev_thread_init(struct uhmm_dev *d)
 {
-	if (!lib_thread || inited[d->id] == d->serial)
+	if ((!lib_thread && !serving_fault) || inited[d->id] == d->serial)
 		return;
 	inited[d->id] = d->serial;
 	if (d->ops.thread_init)
@@ -242,7 +237,7 @@ int private_home(struct uhmm *h, uintptr_t start, uintptr_t end, int keep,
 		int loc = pt_loc(&h->pt, a, NULL);
 		int r;
 
-		if (!is_private(h, loc) || loc == keep) {
+		if (!loc_private(h, loc) || loc == keep) {
 			a += PAGE_SIZE;
 			continue;
 		}
@@ -264,7 +259,7 @@ bool range_has_private(struct uhmm *h, uintptr_t start, uintptr_t end)
 	if (!h->nprivate)
 		return false;
 	for (uintptr_t a = pt_next_managed(&h->pt, start, end); a < end; a += PAGE_SIZE)
-		if (is_private(h, pt_loc(&h->pt, a, NULL)))
+		if (loc_private(h, pt_loc(&h->pt, a, NULL)))
 			return true;
 	return false;
 }
@@ -396,12 +391,30 @@ size_t private_poison_all(struct uhmm *h, struct uhmm_dev *d)
 }
 
 /*
+ * How a fault's window is copied.  FAULT_PARALLEL (a fault thread) copies
+ * with the context unlocked, where no mirror may fault the window in
+ * meanwhile (its device's writes would be lost).  FAULT_SIGNAL (the
+ * faulting thread itself, fault_signal.c) does so too, but a small window
+ * is copied locked: unlocking, then draining the events of the meantime,
+ * costs more than a few pages' copy.
+ */
+#define SIGNAL_UNLOCKED_PAGES	16
+
+static bool copy_unlocked(struct uhmm *h, int mode, uintptr_t s, uintptr_t e)
+{
+	if (mode == FAULT_SIGNAL && e - s <= SIGNAL_UNLOCKED_PAGES * PAGE_SIZE)
+		return false;
+	return (mode == FAULT_PARALLEL || mode == FAULT_SIGNAL) && !mirror_wants(h, s, e);
+}
+
+/*
  * A CPU touched a page on a private device: bring its window back.  When
  * the driver cannot read the window, the faulting page alone is tried a
  * few times before it is declared lost; the others stay on the device.
  * FAULT_FAST: the reader thread serves it, and must not change mappings
  * (its own events would wait for itself): -EWOULDBLOCK hands it on.
- * FAULT_PARALLEL: a fault thread, copying with the context unlocked.
+ * Read-ahead only where the faulting thread is not the one serving, nor
+ * waiting for the server (FAULT_PARALLEL's other faults).
  */
 int private_fault(struct uhmm *h, uintptr_t page, pid_t tid, int mode)
 {
@@ -412,7 +425,7 @@ int private_fault(struct uhmm *h, uintptr_t page, pid_t tid, int mode)
 	uint32_t dp = 0;
 	int r;
 
-	if (!is_private(h, loc))
+	if (!loc_private(h, loc))
 		return -ENOENT;
 	/* the reader never runs a mirror's callback, which may wait for a
 	 * driver lock that a munmapping thread holds (hazard 3) */
@@ -424,16 +437,13 @@ int private_fault(struct uhmm *h, uintptr_t page, pid_t tid, int mode)
 		;
 	for (e = page + PAGE_SIZE; e < we && pt_loc(&h->pt, e, NULL) == loc; e += PAGE_SIZE)
 		;
-	/* a copy with the context unlocked only where no mirror may fault
-	 * the window in meanwhile: its device's writes would be lost */
-	r = home_run_mode(h, d, s, (e - s) >> PAGE_SHIFT,
-			  mode == FAULT_PARALLEL && !mirror_wants(h, s, e));
+	r = home_run_mode(h, d, s, (e - s) >> PAGE_SHIFT, copy_unlocked(h, mode, s, e));
 	if (r == 0) {
 		/* a move from the device to the CPU, for thrashing */
 		policy_moved(h, s, e);
 		/* the faulting thread runs again; a sequential reader's next
 		 * blocks come home meanwhile */
-		if (mode != FAULT_PARALLEL)
+		if (mode == FAULT_FAST || mode == FAULT_SLOW)
 			read_ahead(h, d, tid, e);
 		return 0;
 	}

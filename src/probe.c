@@ -242,7 +242,7 @@ static int open_events_uffd(struct uhmm *h)
 
 int probe_open_uffd(struct uhmm *h)
 {
-	uint64_t off = probe_disabled(), avail = 0, got = 0;
+	uint64_t off = probe_disabled(), avail = 0, got = 0, want;
 	bool user_only = off & UHMM_FEAT_KERNEL_FAULTS;
 	int fd = new_uffd(user_only), r;
 
@@ -259,7 +259,15 @@ int probe_open_uffd(struct uhmm *h)
 	fd = new_uffd(user_only);
 	if (fd < 0)
 		return fd;
-	r = api_handshake(fd, wanted(avail, off), &got);
+	want = wanted(avail, off);
+	if (fault_signal_wanted(h)) {
+		if (!(avail & UFFD_FEATURE_SIGBUS)) {
+			close(fd);
+			return -ENOTSUP;
+		}
+		want |= UFFD_FEATURE_SIGBUS;
+	}
+	r = api_handshake(fd, want, &got);
 	if (r) {
 		close(fd);
 		return r;
@@ -267,8 +275,11 @@ int probe_open_uffd(struct uhmm *h)
 	h->uffd = fd;
 	h->user_mode_only = user_only;
 	/* the kernel answers with all it supports: keep what we asked for */
-	h->uffd_feat = got & wanted(avail, off);
+	h->uffd_feat = got & want;
 	h->feat = feat_bits(h->uffd_feat, user_only);
+	/* with SIGBUS the kernel's own faults are refused, as in user mode */
+	if (h->uffd_feat & UFFD_FEATURE_SIGBUS)
+		h->feat = (h->feat & ~UHMM_FEAT_KERNEL_FAULTS) | UHMM_FEAT_FAULT_SIGNAL;
 	if (!(off & UHMM_FEAT_PAGEMAP_SCAN) && have_pagemap_scan())
 		h->feat |= UHMM_FEAT_PAGEMAP_SCAN;
 	h->dontunmap = have_dontunmap();

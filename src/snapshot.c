@@ -350,13 +350,6 @@ static size_t dev_run_len(const struct vblock *b, size_t i, size_t n)
 	return k - i;
 }
 
-static bool private_loc(struct uhmm *h, int loc)
-{
-	struct uhmm_dev *d = dev_by_id(h, loc);
-
-	return d && d->kind == UHMM_MEM_PRIVATE;
-}
-
 static const uint8_t all_sys[BLOCK_PAGES];	/* LOC_SYS is 0 */
 
 /*
@@ -367,7 +360,7 @@ static int anon_block(struct kview *k, struct uhmm_mirror *m, uintptr_t a, uintp
 		      struct uhmm_pte *p)
 {
 	struct uhmm *h = k->h;
-	struct vblock *b = k->dev_pages ? pt_block(&h->pt, a, false) : NULL;
+	struct vblock *b = k->dev_pages ? pt_find(&h->pt, a) : NULL;
 	size_t i = (a >> PAGE_SHIFT) & (BLOCK_PAGES - 1), n = i + ((lim - a) >> PAGE_SHIFT);
 	int r = 0;
 
@@ -376,11 +369,11 @@ static int anon_block(struct kview *k, struct uhmm_mirror *m, uintptr_t a, uintp
 	while (i < n && !r) {
 		size_t run;
 
-		if (private_loc(h, b->loc[i])) {
+		if (loc_private(h, b->loc[i])) {
 			run = dev_run_len(b, i, n);
 			dev_run(m, k->sg, b, i, run, dev_by_id(h, b->loc[i]), p);
 		} else {
-			for (run = 1; i + run < n && !private_loc(h, b->loc[i + run]); run++)
+			for (run = 1; i + run < n && !loc_private(h, b->loc[i + run]); run++)
 				;
 			r = sys_fill(k, b->base + (i << PAGE_SHIFT),
 				     b->base + ((i + run) << PAGE_SHIFT), p);
@@ -396,7 +389,7 @@ static int anon_block(struct kview *k, struct uhmm_mirror *m, uintptr_t a, uintp
 static void dev_block(struct uhmm *h, struct uhmm_mirror *m, const struct seg *sg,
 		      uintptr_t a, uintptr_t lim, struct uhmm_pte *p)
 {
-	struct vblock *b = pt_block(&h->pt, a, false);
+	struct vblock *b = pt_find(&h->pt, a);
 	struct uhmm_dev *d = sg->v.dev;
 	size_t i = (a >> PAGE_SHIFT) & (BLOCK_PAGES - 1), n = i + ((lim - a) >> PAGE_SHIFT);
 
@@ -496,28 +489,113 @@ static int seg_fill(struct uhmm *h, struct rf *f, struct kview *k, const struct 
 	return r;
 }
 
+/* ---- the range, in one or two parts ------------------------------------ */
+
+/* [lo, hi) of the range: the entries of every segment's part in it.  Two
+ * of these may run at once, on either side of a block boundary. */
+struct part {
+	struct uhmm *h;
+	struct rf *f;
+	struct uhmm_pte *ptes;
+	uintptr_t lo, hi;
+	bool dev_pages;
+	int fd, r;
+};
+
+static void part_fill(void *arg)
+{
+	struct part *x = arg;
+	struct kview k;		/* 10 KiB: on the stack, no mapping per call */
+	int shared = SHARED_UNKNOWN;
+
+	k.h = x->h;
+	k.dev_pages = x->dev_pages;
+	k.fd = x->fd;
+	x->r = 0;
+	for (size_t i = 0; i < x->f->nseg && !x->r; i++) {
+		struct seg sg = x->f->seg[i];
+
+		if (sg.end <= x->lo || sg.start >= x->hi)
+			continue;
+		sg.start = sg.start > x->lo ? sg.start : x->lo;
+		sg.end = sg.end < x->hi ? sg.end : x->hi;
+		x->r = seg_fill(x->h, x->f, &k, &sg, &shared,
+				x->ptes + ((sg.start - x->f->s) >> PAGE_SHIFT));
+	}
+}
+
+/*
+ * At uhmm_open: UHMM_SNAPSHOT_SPLIT=MiB sets how big a snapshot must be to
+ * take two threads (0: never).  Below the default, waking the helper costs
+ * more than its half saves.
+ */
+#define SPLIT_MIN_DEFAULT	(128ul << 20)
+
+size_t snapshot_split_min(void)
+{
+	const char *env = getenv("UHMM_SNAPSHOT_SPLIT");
+	char *end;
+	unsigned long mib;
+
+	if (!env || !*env)
+		return SPLIT_MIN_DEFAULT;
+	mib = strtoul(env, &end, 10);
+	if (*end || mib > (SIZE_MAX >> 20))
+		return SPLIT_MIN_DEFAULT;
+	return mib << 20;
+}
+
+/*
+ * Where the helper thread takes the upper half, if anywhere: a block
+ * boundary near the middle of a range of at least split_min bytes.
+ */
+static uintptr_t split_at(struct uhmm *h, const struct rf *f)
+{
+	uintptr_t mid = (f->s + (f->e - f->s) / 2) & ~(BLOCK_SIZE - 1);
+
+	if (!h->split_min || f->e - f->s < h->split_min || mid <= f->s)
+		return 0;
+	return mid;
+}
+
 int snapshot_fill(struct uhmm *h, struct rf *f, struct uhmm_pte *ptes)
 {
-	struct kview k;		/* 10 KiB: on the stack, no mapping per call */
-	int shared = SHARED_UNKNOWN, r = 0;
+	struct part lower = { .h = h, .f = f, .ptes = ptes, .lo = f->s, .hi = f->e };
+	struct part upper;
+	uintptr_t mid;
+	bool split = false;
 
-	k.h = h;
-	k.dev_pages = false;
 	for (int i = 1; i <= MAX_DEVS; i++)
 		if (h->dev[i] && h->dev[i]->kind == UHMM_MEM_PRIVATE && h->dev[i]->used_pages)
-			k.dev_pages = true;
-	k.fd = procfd(PROC_PAGEMAP);
-	if (k.fd < 0)
-		return k.fd;
-	for (size_t i = 0; i < f->nseg && !r; i++) {
-		const struct seg *sg = &f->seg[i];
-
-		r = seg_fill(h, f, &k, sg, &shared, ptes + ((sg->start - f->s) >> PAGE_SHIFT));
-		if (r || seg_error(sg))
-			continue;
-		dup_entries(h, f->m, sg, ptes + ((sg->start - f->s) >> PAGE_SHIFT));
-		excl_fill(h, f->m, sg->start, sg->end, sg->v.prot & PROT_WRITE,
-			  ptes + ((sg->start - f->s) >> PAGE_SHIFT));
+			lower.dev_pages = true;
+	lower.fd = procfd(PROC_PAGEMAP);
+	if (lower.fd < 0)
+		return lower.fd;
+	mid = split_at(h, f);
+	if (mid) {
+		upper = lower;
+		upper.lo = lower.hi = mid;
+		split = helper_post(h, part_fill, &upper);
+		if (!split)
+			lower.hi = f->e;
 	}
-	return r;
+	part_fill(&lower);
+	if (split) {
+		helper_wait(h);
+		if (!lower.r)
+			lower.r = upper.r;
+	}
+	if (lower.r)
+		return lower.r;
+	/* rare, and they look the page table up as they go: one thread */
+	for (size_t i = 0; i < f->nseg; i++) {
+		const struct seg *sg = &f->seg[i];
+		struct uhmm_pte *p = ptes + ((sg->start - f->s) >> PAGE_SHIFT);
+
+		if (seg_error(sg))
+			continue;
+		dup_entries(h, f->m, sg, p);
+		excl_fill(h, f->m, sg->start, sg->end, sg->v.prot & PROT_WRITE, p);
+	}
+	return 0;
 }

@@ -81,7 +81,7 @@ void trace_emit(struct uhmm *h, int type, uintptr_t addr, size_t len,
 	struct trace_ring *r = atomic_load_explicit(&h->trace, memory_order_acquire);
 	struct uhmm_trace_event e = {
 		.time_ns = mono_ns(), .addr = addr, .len = len,
-		.tid = tid ? tid : gettid(), .from = (int16_t)from, .to = (int16_t)to,
+		.tid = tid ? tid : my_tid(), .from = (int16_t)from, .to = (int16_t)to,
 		.type = (uint16_t)type, .cause = trace_why.cause,
 	};
 	struct trace_slot *s;

@@ -483,7 +483,10 @@ static volatile int ut_probe_code __attribute__((unused));
 
 static inline void ut_probe_handler(int sig, siginfo_t *si, void *uc)
 {
-	(void)uc;
+	/* a context serving faults by signal (UHMM_FAULTS=signal): its
+	 * faults are uhmm's, as uhmm.h asks of a program's own handler */
+	if (uhmm_fault_signal(si, uc))
+		return;
 	if (!ut_probe_armed) {
 		/* Not ours: die of it as if nobody had caught it. */
 		signal(sig, SIG_DFL);

@@ -200,6 +200,8 @@ static inline void sm_fail(const char *fmt, ...)
 
 static inline void sm_fatal_handler(int sig, siginfo_t *si, void *uc)
 {
+	if (sig == SIGBUS && uhmm_fault_signal(si, uc))
+		return;		/* a fault of a context served by signal */
 	sm_dump_log(1);
 	ut_crash_handler(sig, si, uc);
 }

@@ -47,7 +47,10 @@ static __thread void *volatile got_addr;
 
 static void handler(int sig, siginfo_t *si, void *uc)
 {
-	(void)uc;
+	/* what uhmm.h asks of a program's own handler, for a context that
+	 * serves faults by signal (UHMM_FAULTS=signal) */
+	if (sig == SIGBUS && uhmm_fault_signal(si, uc))
+		return;
 	if (!armed) {
 		/* not one of ours: die of it */
 		signal(sig, SIG_DFL);

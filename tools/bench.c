@@ -14,7 +14,9 @@
  * first time a selected figure needs it: the sim devices populate their
  * memory at registration, which takes seconds per GiB here and is not what
  * we measure.  cpu_fault_4k_private has a context of its own, opened with
- * fault_around = one page, and a PRIVATE device of its own.
+ * fault_around = one page, and a PRIVATE device of its own;
+ * cpu_fault_4k_private_signal another such, opened with
+ * UHMM_OPEN_FAULT_SIGNAL as well (faults served in the faulting thread).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -56,15 +58,19 @@ struct bench {
 	struct uhmm_dev *pdev;		/* PRIVATE, registered when first needed */
 	int pdev_id;
 	uint64_t *src;			/* populated, holds the pattern */
-	/* cpu_fault_4k_private: a context with fault_around = one page */
-	struct uhmm *fh;
-	struct uhmm_dev *fdev;
-	int fdev_id;
+	/* cpu_fault_4k_private(_signal): a context with fault_around = one
+	 * page, faults served by the reader [0] or by signal [1] */
+	struct fault_ctx {
+		struct uhmm *h;
+		struct uhmm_dev *dev;
+		int dev_id;
+		double us;	/* best microseconds per touch */
+	} fault[2];
 	/* best times in seconds; 0 = not measured yet in this run */
 	double t_to_dev, t_to_sys, t_memcpy, t_fresh, t_untouched, t_recycled;
 	double t_to_pdev, t_from_pdev, t_seq_read;
-	/* best microseconds per touch */
-	double us_fault, us_first_touch;
+	/* best microseconds per touch of fresh memory */
+	double us_first_touch;
 	/* migrate_opencl_1g: an OpenCL device in h, when built with OpenCL */
 	struct uhmm_dev *odev;
 	int odev_id;
@@ -237,7 +243,8 @@ static int setup(struct bench *b)
 
 static void teardown(struct bench *b)
 {
-	uhmm_close(b->fh);
+	uhmm_close(b->fault[0].h);
+	uhmm_close(b->fault[1].h);
 	uhmm_close(b->h);
 	if (b->src)
 		munmap(b->src, b->size);
@@ -578,19 +585,21 @@ static size_t *random_pages(size_t pages, size_t k)
 	return perm;
 }
 
-static int setup_fault(struct bench *b)
+static int setup_fault(struct fault_ctx *f, size_t size, bool by_signal)
 {
 	struct uhmm_opts o = { .sz = sizeof(o) };
 	int err;
 
-	if (b->fh)
+	if (f->h)
 		return 0;
 	o.fault_around = page_size();
-	err = uhmm_open(&b->fh, &o);
+	o.flags = by_signal ? UHMM_OPEN_FAULT_SIGNAL : 0;
+	err = uhmm_open(&f->h, &o);
 	if (err < 0)
-		return bench_err("uhmm_open (fault_around = one page)", err);
-	return add_sim(b->fh, "bench-private-faults", UHMM_MEM_PRIVATE, b->size,
-		       &b->fdev, &b->fdev_id);
+		return bench_err(by_signal ? "uhmm_open (fault_around = one page, "
+				 "UHMM_OPEN_FAULT_SIGNAL)" : "uhmm_open (fault_around = one page)", err);
+	return add_sim(f->h, "bench-private-faults", UHMM_MEM_PRIVATE, size, &f->dev,
+		       &f->dev_id);
 }
 
 /*
@@ -599,7 +608,7 @@ static int setup_fault(struct bench *b)
  * The stores write the value already there, so the data check is the
  * pattern's.
  */
-static int fault_once(struct bench *b, uint64_t *p, const size_t *pg,
+static int fault_once(struct bench *b, struct fault_ctx *f, uint64_t *p, const size_t *pg,
 		      size_t k, double *us)
 {
 	struct uhmm_stats s0 = { .sz = sizeof(s0) }, s1 = { .sz = sizeof(s1) };
@@ -607,13 +616,13 @@ static int fault_once(struct bench *b, uint64_t *p, const size_t *pg,
 	double t;
 	int err;
 
-	err = uhmm_migrate(b->fh, p, b->size, b->fdev, 0);
+	err = uhmm_migrate(f->h, p, b->size, f->dev, 0);
 	if (err < 0)
 		return bench_err("uhmm_migrate to the PRIVATE device", err);
-	err = check_placement_in(b->fh, b, p, b->fdev_id);
+	err = check_placement_in(f->h, b, p, f->dev_id);
 	if (err)
 		return err;
-	uhmm_stats(b->fh, &s0);
+	uhmm_stats(f->h, &s0);
 	t = now_sec();
 	for (i = 0; i < k; i++) {
 		size_t w = pg[i] * wpp + (pg[i] * 37) % wpp;
@@ -621,9 +630,9 @@ static int fault_once(struct bench *b, uint64_t *p, const size_t *pg,
 		((volatile uint64_t *)p)[w] = pattern(w);
 	}
 	t = now_sec() - t;
-	uhmm_stats(b->fh, &s1);
+	uhmm_stats(f->h, &s1);
 	*us = t / (double)k * 1e6;
-	err = count_where(b->fh, p, b->size, counts);
+	err = count_where(f->h, p, b->size, counts);
 	if (err < 0)
 		return bench_err("uhmm_where", err);
 	if (counts[UHMM_LOC_SYSTEM + 1] < k || s1.cpu_faults - s0.cpu_faults < k) {
@@ -666,17 +675,18 @@ static int first_touch_once(struct bench *b, const size_t *pg, size_t k,
 	return 0;
 }
 
-static int measure_faults(struct bench *b)
+static int measure_faults(struct bench *b, bool by_signal)
 {
+	struct fault_ctx *f = &b->fault[by_signal];
 	size_t pages = b->size / page_size(), k = fault_touches(b), w;
 	size_t *pg;
 	uint64_t *p;
 	double us;
 	int i, err;
 
-	if (b->us_fault)
+	if (f->us)
 		return 0;
-	err = setup_fault(b);
+	err = setup_fault(f, b->size, by_signal);
 	if (err)
 		return err;
 	pg = random_pages(pages, k);
@@ -688,9 +698,9 @@ static int measure_faults(struct bench *b)
 	for (w = 0; w < b->size / sizeof(uint64_t); w++)
 		p[w] = pattern(w);
 	for (i = 0; i < b->repeat && !err; i++) {
-		err = fault_once(b, p, pg, k, &us);
+		err = fault_once(b, f, p, pg, k, &us);
 		if (!err)
-			b->us_fault = best(b->us_fault, us);
+			f->us = best(f->us, us);
 		if (!err && check_sample(p, b->size, false))
 			err = bench_err("data after the random faults", -EIO);
 		if (!err)
@@ -745,16 +755,26 @@ static int fig_seq_read(struct bench *b, struct result *r)
 	return 0;
 }
 
-static int fig_fault(struct bench *b, struct result *r)
+static int fault_figure(struct bench *b, struct result *r, bool by_signal)
 {
-	int err = measure_faults(b);
+	int err = measure_faults(b, by_signal);
 
 	if (err)
 		return err;
-	r->value = b->us_fault;
+	r->value = b->fault[by_signal].us;
 	r->baseline = "kernel_first_touch_4k";
 	r->baseline_value = b->us_first_touch;
 	return 0;
+}
+
+static int fig_fault(struct bench *b, struct result *r)
+{
+	return fault_figure(b, r, false);
+}
+
+static int fig_fault_signal(struct bench *b, struct result *r)
+{
+	return fault_figure(b, r, true);
 }
 
 static int fig_to_dev(struct bench *b, struct result *r)
@@ -1325,6 +1345,7 @@ static const struct figure figures[] = {
 	{ "migrate_private_to_sys_1g",  "GB/s", true,  fig_from_private },
 	{ "cpu_seq_read_private_1g",    "GB/s", true,  fig_seq_read },
 	{ "cpu_fault_4k_private",       "us",   false, fig_fault },
+	{ "cpu_fault_4k_private_signal", "us",  false, fig_fault_signal },
 	{ "range_fault_snapshot_1g",    "Mpages/s", true, fig_snapshot },
 	{ "sim_read_1g",                "GB/s", true,  fig_sim_read },
 	{ "policy_oversub_hot25",       "GB/s", true,  fig_hot25 },

@@ -35,6 +35,7 @@ static const struct {
 	{ UHMM_FEAT_PROCMAP_QUERY,  "PROCMAP_QUERY",  "mappings asked one by one (PROCMAP_QUERY ioctl)" },
 	{ UHMM_FEAT_EVENTS_OTHER,   "EVENTS_OTHER",   "unmap/remove/remap events on shared and file mappings" },
 	{ UHMM_FEAT_PIN_DETECT,     "PIN_DETECT",     "pages pinned for DMA found as they would move (UFFDIO_MOVE's EBUSY)" },
+	{ UHMM_FEAT_FAULT_SIGNAL,   "FAULT_SIGNAL",   "CPU faults served in the faulting thread (SIGBUS)" },
 };
 
 static void print_kernel(void)
@@ -148,10 +149,39 @@ static void print_features(uint64_t feat)
 		       feat & features[i].bit ? "yes" : "no", features[i].what);
 }
 
+/* Can a context serve faults in the faulting thread?  One is opened to
+ * see (it needs UFFD_FEATURE_SIGBUS). */
+static bool signal_faults_available(void)
+{
+	struct uhmm_opts o = { .sz = sizeof(o), .flags = UHMM_OPEN_FAULT_SIGNAL };
+	struct uhmm *h;
+	uint64_t feat = 0;
+
+	if (uhmm_open(&h, &o))
+		return false;
+	uhmm_features(h, &feat);
+	uhmm_close(h);
+	return feat & UHMM_FEAT_FAULT_SIGNAL;
+}
+
 static void print_mode(uint64_t feat)
 {
+	printf("faults:    ");
+	if (feat & UHMM_FEAT_FAULT_SIGNAL)
+		printf("served in the faulting thread, by signal (UHMM_FAULTS=signal)\n");
+	else
+		printf("served by the library's reader thread; %s\n",
+		       signal_faults_available() ?
+		       "a context opened with\n"
+		       "           UHMM_OPEN_FAULT_SIGNAL serves them in the faulting thread\n"
+		       "           (SIGBUS), and kernel-mode accesses then fail with EFAULT" :
+		       "UHMM_OPEN_FAULT_SIGNAL is not\n"
+		       "           available here (-ENOTSUP)");
 	printf("mode:      ");
-	if (feat & UHMM_FEAT_KERNEL_FAULTS)
+	if (feat & UHMM_FEAT_FAULT_SIGNAL)
+		printf("faults by signal: kernel-mode accesses to pages not in place fail\n"
+		       "           with EFAULT, as in user-mode-only mode\n");
+	else if (feat & UHMM_FEAT_KERNEL_FAULTS)
 		printf("privileged (kernel-mode accesses are served)\n");
 	else
 		printf("user-mode only (UFFD_USER_MODE_ONLY): kernel-mode "
