@@ -854,12 +854,17 @@ static void *fault_main(void *arg)
 }
 
 /*
- * A page of a range we registered?  Unmanaged ones too where nothing but
- * our userfaultfd raises BUS_ADRERR: private anonymous memory (the new
- * part of a mapping an mremap grew) and our devices' mappings.  Not a
- * file's (past its end), such as a poisoned page's stand-in.
+ * A page of a range this context registered?  Also an unmanaged one where
+ * nothing but our userfaultfd raises BUS_ADRERR: a mapping of one of our
+ * devices, or private anonymous memory, which a mapping registered before
+ * its pages are managed holds (an mremap grew it, a migration that met a
+ * layout change left it so: the reader serves such a fault the same way).
+ * Which context's, the signal does not say: `alone` is true when this is
+ * the only context serving faults by signal, else only a mapping whose
+ * first page is ours is.  Not a file's (past its end), such as a poisoned
+ * page's stand-in.
  */
-static bool ours(struct uhmm *h, uintptr_t page)
+static bool ours(struct uhmm *h, uintptr_t page, bool alone)
 {
 	struct vma v;
 
@@ -867,16 +872,20 @@ static bool ours(struct uhmm *h, uintptr_t page)
 		return true;
 	if (vma_at(h, page, &v))
 		return false;
-	return (v.kind == VMA_ANON && !v.shared) || v.kind == VMA_DEV;
+	if (v.kind == VMA_DEV)
+		return true;
+	if (v.kind != VMA_ANON || v.shared)
+		return false;
+	return alone || pt_loc(&h->pt, v.start, NULL) != LOC_UNMANAGED;
 }
 
 /*
  * A fault served by the thread that took it (fault_signal.c), as a fault
  * thread would serve it.  With the context's lock held the thread is the
  * migrator, whose faults get what reader_take gives them.  False: the
- * page is none of ours.
+ * page is none of ours (`alone`: ours()).
  */
-bool events_fault_here(struct uhmm *h, uintptr_t addr, uint64_t flags)
+bool events_fault_here(struct uhmm *h, uintptr_t addr, uint64_t flags, bool alone)
 {
 	struct qmsg m = { .event = UFFD_EVENT_PAGEFAULT, .addr = addr, .flags = flags };
 	pid_t me = my_tid();
@@ -887,7 +896,7 @@ bool events_fault_here(struct uhmm *h, uintptr_t addr, uint64_t flags)
 	int loc;
 
 	if (me == atomic_load(&h->migrator) || me == atomic_load(&h->helper_tid)) {
-		if (!ours(h, page) || pagemap_poisoned(page))
+		if (!ours(h, page, alone) || pagemap_poisoned(page))
 			return false;
 		if (uffd_zeropage(h, page, flags & UFFD_PAGEFAULT_FLAG_WRITE))
 			uffd_continue(h, page, PAGE_SIZE);
@@ -899,9 +908,9 @@ bool events_fault_here(struct uhmm *h, uintptr_t addr, uint64_t flags)
 	 * barrier (an ioctl) only where the page looks like none of ours: an
 	 * mremap's event may be on its way */
 	drain_queued(h, false);
-	if (!ours(h, page)) {
+	if (!ours(h, page, alone)) {
 		drain_queued(h, true);
-		if (!ours(h, page)) {
+		if (!ours(h, page, alone)) {
 			ctx_unlock(h);
 			return false;
 		}

@@ -86,27 +86,42 @@ static uint64_t fault_flags(void *uc)
 	return f;
 }
 
+/* Does context slot i serve this fault?  alone: see events_fault_here. */
+static bool slot_serves(int i, uintptr_t addr, uint64_t flags, bool alone)
+{
+	struct uhmm *h;
+	bool ours = false;
+
+	atomic_fetch_add(&using[i], 1);
+	h = atomic_load(&ctx[i]);
+	if (h)
+		ours = events_fault_here(h, addr, flags, alone);
+	atomic_fetch_sub(&using[i], 1);
+	return ours;
+}
+
 bool uhmm_fault_signal(const siginfo_t *si, void *uc)
 {
+	uintptr_t addr;
 	uint64_t flags;
+	int n = 0, last = -1;
 
 	/* userfaultfd's SIGBUS, from the kernel's fault path */
 	if (!si || si->si_signo != SIGBUS || si->si_code != BUS_ADRERR)
 		return false;
+	addr = (uintptr_t)si->si_addr;
 	flags = uc ? fault_flags(uc) : 0;
 	for (int i = 0; i < MAX_SIGNAL_CTX; i++) {
-		struct uhmm *h;
-		bool ours = false;
-
-		atomic_fetch_add(&using[i], 1);
-		h = atomic_load(&ctx[i]);
-		if (h)
-			ours = events_fault_here(h, (uintptr_t)si->si_addr, flags);
-		atomic_fetch_sub(&using[i], 1);
-		if (ours)
+		if (!atomic_load(&ctx[i]))
+			continue;
+		n++;
+		last = i;
+		if (slot_serves(i, addr, flags, false))
 			return true;
 	}
-	return false;
+	/* a registered page no context's page table knows: with one context,
+	 * whose userfaultfd alone raises such signals, it is that one's */
+	return n == 1 && slot_serves(last, addr, flags, true);
 }
 
 static void pass_on(int sig, siginfo_t *si, void *uc)

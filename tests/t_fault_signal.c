@@ -15,6 +15,8 @@
  *    context's life and after uhmm_close;
  *  - a handler the program installs after uhmm_open passes uhmm's faults
  *    on with uhmm_fault_signal, which says false for anything else;
+ *  - two such contexts: each fault is served by the context whose page it
+ *    is, and counted there;
  *  - more contexts than the handler serves: -EBUSY.
  */
 #define _GNU_SOURCE
@@ -300,6 +302,39 @@ static void test_own_handler(struct uhmm *h, struct uhmm_dev *d)
 	munmap(p, len);
 }
 
+/* Two contexts serving faults by signal, each with its own range on its
+ * own device: each fault goes to the context that manages the page. */
+static void test_two_contexts(struct uhmm *h1, struct uhmm_dev *d1)
+{
+	struct uhmm *h2 = open_signal(ut_page());
+	struct uhmm_dev *d2 = ut_psim(h2, "sig2", 8 * UT_MiB);
+	size_t len = 32 * ut_page(), bad = 0;
+	uint8_t *a = ut_map_aligned(len, ut_page()), *b = ut_map_aligned(len, ut_page());
+	struct uhmm_stats s1 = ut_stats(h1), s2 = ut_stats(h2), e1, e2;
+
+	ut_fill8(a, len, 15);
+	ut_fill8(b, len, 16);
+	is_int(uhmm_migrate(h1, a, len, d1, 0), 0, "two contexts: A to the first one's device");
+	is_int(uhmm_migrate(h2, b, len, d2, 0), 0, "two contexts: B to the second one's device");
+	/* in turns, last page first: every touch one fault */
+	for (size_t i = len / ut_page(); i-- > 0;) {
+		bad += ut_chk8(a + i * ut_page(), i * ut_page(), ut_page(), 15) != SIZE_MAX;
+		bad += ut_chk8(b + i * ut_page(), i * ut_page(), ut_page(), 16) != SIZE_MAX;
+	}
+	e1 = ut_stats(h1);
+	e2 = ut_stats(h2);
+	is_int((long long)bad, 0, "two contexts: faults on both ranges in turns, every page right");
+	is_int((long long)(e1.cpu_faults - s1.cpu_faults), (long long)(len / ut_page()),
+	       "two contexts: the first counted its own faults alone");
+	is_int((long long)(e2.cpu_faults - s2.cpu_faults), (long long)(len / ut_page()),
+	       "two contexts: the second counted its own faults alone");
+	ut_check_where(h1, a, len, UHMM_LOC_SYSTEM, "two contexts: A");
+	ut_check_where(h2, b, len, UHMM_LOC_SYSTEM, "two contexts: B");
+	uhmm_close(h2);
+	munmap(a, len);
+	munmap(b, len);
+}
+
 static void test_too_many(void)
 {
 	struct uhmm *hs[20];
@@ -336,6 +371,7 @@ int main(void)
 	test_fence(h, d);
 	test_not_ours();
 	test_own_handler(h, d);
+	test_two_contexts(h, d);
 	test_too_many();
 	uhmm_close(h);
 	p = past_eof();
