@@ -120,7 +120,10 @@ struct uhmm_opts {
 	size_t   pool_bytes;       /* most system memory kept populated for
 	                              pages coming back from private memory
 	                              (rounded up to 2 MiB); 0 = 16 MiB,
-	                              SIZE_MAX = none                         */
+	                              SIZE_MAX = none.  Windows of 64 KiB
+	                              or less land instead in a 64 KiB
+	                              buffer of the serving thread's, kept
+	                              until it exits, and are copied in      */
 	uint32_t flags;            /* UHMM_OPEN_*                              */
 	/* Thrashing (added in 1.0, after flags): a 2 MiB block that moves
 	   between system memory and a device more than thrash_moves times

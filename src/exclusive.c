@@ -187,11 +187,11 @@ static void sys_back(struct uhmm *h, uintptr_t at, char *from, size_t len)
 	for (size_t off = 0; off < len;) {
 		size_t placed = 0;
 
-		if (!uffd_hand_over(h, at + off, from + off, len - off, &placed))
+		if (!uffd_hand_over(h, at + off, from + off, len - off, true, &placed))
 			break;
 		off += placed;
 		if (off < len) {
-			uffd_hand_over(h, at + off, from + off, PAGE_SIZE, &placed);
+			uffd_hand_over(h, at + off, from + off, PAGE_SIZE, true, &placed);
 			off += PAGE_SIZE;
 		}
 	}

@@ -465,7 +465,8 @@ int uffd_move(struct uhmm *h, uintptr_t dst, uintptr_t src, size_t len, uint64_t
 int uffd_place(struct uhmm *h, uintptr_t dst, const void *src, size_t len, bool move,
 	       size_t *placed);
 /* MOVE where the kernel can, else COPY; *placed as for uffd_place */
-int uffd_hand_over(struct uhmm *h, uintptr_t dst, char *buf, size_t len, size_t *placed);
+int uffd_hand_over(struct uhmm *h, uintptr_t dst, char *buf, size_t len, bool move,
+		   size_t *placed);
 int uffd_poison(struct uhmm *h, uintptr_t dst, size_t len);
 bool uffd_pending(struct uhmm *h);
 /* mapping changes that raise events we caused ourselves */
@@ -524,6 +525,10 @@ char *pool_take(struct uhmm *h, size_t len, uintptr_t at);
 void  pool_put(struct uhmm *h, char *p);
 void  pool_fini(struct uhmm *h);
 bool  pool_owns(const struct uhmm *h, uintptr_t start, uintptr_t end);
+
+/* bounce.c: the calling thread's buffer for a window this small or less */
+#define BOUNCE_BYTES	(64u << 10)
+char *bounce_buffer(void);
 
 /* scrub.c */
 bool scrub_some(struct uhmm *h);		/* with h->lock held */

@@ -7,7 +7,8 @@
  * to the driver's copy_to_dev.  Coming back, by migration or by a fault,
  * the driver copies into populated pages of ours (the pool, or a staging
  * buffer congruent with the range) that UFFDIO_MOVE then gives the program
- * without another copy - UFFDIO_COPY where the kernel has no MOVE.
+ * without another copy - UFFDIO_COPY where the kernel has no MOVE, and for
+ * a window small enough for the thread's bounce buffer (bounce.c).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -60,19 +61,30 @@ int dev_read_pages(struct uhmm_dev *d, const uint32_t *dp, size_t n, char *dst)
 	return 0;
 }
 
-static char *buffer_get(struct uhmm *h, uintptr_t at, size_t len, bool *pooled)
-{
-	char *p = pool_take(h, len, at);
+/*
+ * Where the driver copies a window coming home: the thread's bounce buffer
+ * for a small one (copied into place), else pool pages or a staging
+ * buffer congruent with the range (moved into place).
+ */
+enum buffer_kind { BUF_BOUNCE, BUF_POOL, BUF_STAGE };
 
-	*pooled = p != NULL;
+static char *buffer_get(struct uhmm *h, uintptr_t at, size_t len, enum buffer_kind *kind)
+{
+	char *p = len <= BOUNCE_BYTES ? bounce_buffer() : NULL;
+
+	*kind = BUF_BOUNCE;
+	if (p)
+		return p;
+	p = pool_take(h, len, at);
+	*kind = p ? BUF_POOL : BUF_STAGE;
 	return p ? p : stage_alloc(h, at, len, true);
 }
 
-static void buffer_put(struct uhmm *h, char *p, bool pooled)
+static void buffer_put(struct uhmm *h, char *p, enum buffer_kind kind)
 {
-	if (pooled)
+	if (kind == BUF_POOL)
 		pool_put(h, p);
-	else
+	else if (kind == BUF_STAGE)
 		arena_put(h, p);
 }
 
@@ -89,7 +101,7 @@ struct homing {
 	uint32_t dp[BLOCK_PAGES];
 	uint32_t gen[BLOCK_PAGES];
 	char *buf;
-	bool pooled;
+	enum buffer_kind kind;
 };
 
 static int home_prepare(struct uhmm *h, struct uhmm_dev *d, uintptr_t at, size_t n,
@@ -102,7 +114,7 @@ static int home_prepare(struct uhmm *h, struct uhmm_dev *d, uintptr_t at, size_t
 		pt_loc(&h->pt, at + (i << PAGE_SHIFT), &hm->dp[i]);
 		hm->gen[i] = d->gen[hm->dp[i]];
 	}
-	hm->buf = buffer_get(h, at, n << PAGE_SHIFT, &hm->pooled);
+	hm->buf = buffer_get(h, at, n << PAGE_SHIFT, &hm->kind);
 	return hm->buf ? 0 : -ENOMEM;
 }
 
@@ -140,7 +152,8 @@ static int home_place(struct uhmm *h, struct homing *hm, size_t *placed)
 			fill_end(h);
 			return -EAGAIN;
 		}
-		r = uffd_hand_over(h, hm->at + *placed, hm->buf + *placed, len - *placed, &more);
+		r = uffd_hand_over(h, hm->at + *placed, hm->buf + *placed, len - *placed,
+				   hm->kind != BUF_BOUNCE, &more);
 		fill_end(h);
 		*placed += more;
 		if (r != -EAGAIN || reader_thread)
@@ -165,7 +178,7 @@ static int home_commit(struct uhmm *h, struct homing *hm, int r)
 		COUNT(h, hm->d, bytes_copied, hm->n << PAGE_SHIFT);
 		r = home_place(h, hm, &placed);
 	}
-	buffer_put(h, hm->buf, hm->pooled);
+	buffer_put(h, hm->buf, hm->kind);
 	/* what holds data in system memory now is system memory, even if
 	 * the rest could not be placed */
 	n = placed >> PAGE_SHIFT;

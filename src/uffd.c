@@ -214,15 +214,15 @@ int uffd_place(struct uhmm *h, uintptr_t dst, const void *src, size_t len, bool 
 	return r;
 }
 
-/* Moved where the kernel allows it (no copy), else copied. */
-static int hand_over_once(struct uhmm *h, uintptr_t dst, char *buf, size_t len,
+/* Moved where asked and the kernel allows it (no copy), else copied. */
+static int hand_over_once(struct uhmm *h, uintptr_t dst, char *buf, size_t len, bool move,
 			  size_t *placed)
 {
 	size_t more = 0;
 	int r = -ENOTSUP;
 
 	*placed = 0;
-	if (h->feat & UHMM_FEAT_MOVE)
+	if (move && (h->feat & UHMM_FEAT_MOVE))
 		r = uffd_place(h, dst, buf, len, true, placed);
 	/* MOVE wants both sides writable and exclusive: else copy */
 	if (r && r != -EAGAIN) {
@@ -239,7 +239,8 @@ static int hand_over_once(struct uhmm *h, uintptr_t dst, char *buf, size_t len,
  * fits nowhere (unmapped) ends it.  *placed: the bytes from dst that hold
  * data now.
  */
-int uffd_hand_over(struct uhmm *h, uintptr_t dst, char *buf, size_t len, size_t *placed)
+int uffd_hand_over(struct uhmm *h, uintptr_t dst, char *buf, size_t len, bool move,
+		   size_t *placed)
 {
 	size_t done = 0, chunk = len;
 	int r = 0;
@@ -247,7 +248,7 @@ int uffd_hand_over(struct uhmm *h, uintptr_t dst, char *buf, size_t len, size_t 
 	while (done < len) {
 		size_t got = 0, n = chunk < len - done ? chunk : len - done;
 
-		r = hand_over_once(h, dst + done, buf + done, n, &got);
+		r = hand_over_once(h, dst + done, buf + done, n, move, &got);
 		done += got;
 		if (!r) {
 			chunk = len - done;

@@ -15,6 +15,7 @@
  *    context's life and after uhmm_close;
  *  - a handler the program installs after uhmm_open passes uhmm's faults
  *    on with uhmm_fault_signal, which says false for anything else;
+ *  - threads that served faults and exited leave no buffers mapped;
  *  - two such contexts: each fault is served by the context whose page it
  *    is, and counted there;
  *  - more contexts than the handler serves: -EBUSY.
@@ -159,6 +160,38 @@ static void test_threads(struct uhmm *h, struct uhmm_dev *d)
 	}
 	is_int((long long)bad, 0, "%d threads faulting at once read every page right", NT);
 	ut_check_where(h, p, len, UHMM_LOC_SYSTEM, "after the threads, every page");
+	munmap(p, len);
+}
+
+/*
+ * Threads that served a fault and exited, one after another: what each
+ * kept for its faults goes with it.  The first ones fill the C library's
+ * cache of thread stacks, which the later ones reuse: the process's size
+ * stays put after them.
+ */
+static void test_threads_exit(struct uhmm *h, struct uhmm_dev *d)
+{
+	size_t n = 48, len = n * ut_page(), bad = 0;
+	uint8_t *p = ut_map_aligned(len, ut_page());
+	long before = 0, after;
+
+	ut_fill8(p, len, 12);	/* what fault_pages checks */
+	is_int(uhmm_migrate(h, p, len, d, 0), 0, "migrate %zu pages for as many threads", n);
+	for (size_t t = 0; t < n; t++) {
+		struct faulter f = { .p = p, .first = t, .n = 1 };
+
+		if (pthread_create(&f.th, NULL, fault_pages, &f))
+			tap_bail("pthread_create");
+		pthread_join(f.th, NULL);
+		bad += f.bad;
+		if (t == 15)
+			before = ut_status_kb("VmSize");
+	}
+	after = ut_status_kb("VmSize");
+	is_int((long long)bad, 0, "%zu threads, one after another, each faulted its page right", n);
+	ok(after - before < (long)(n - 16) * 32,
+	   "the threads that exited left nothing of theirs mapped (VmSize %ld kB, then %ld kB)",
+	   before, after);
 	munmap(p, len);
 }
 
@@ -367,6 +400,7 @@ int main(void)
 	test_features(h);
 	test_read_write(h, d);
 	test_threads(h, d);
+	test_threads_exit(h, d);
 	test_kernel_access(h, d);
 	test_fence(h, d);
 	test_not_ours();

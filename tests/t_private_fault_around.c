@@ -10,6 +10,8 @@
  *    there, and a window that begins in unmapped space (the range starts
  *    mid-window) brings back only the mapped part;
  *  - opts.fault_around = one page: exactly the page touched;
+ *  - opts.fault_around = 1 MiB, a window larger than the bounce buffer
+ *    (it comes home through the pool instead);
  *  - opts.fault_around = 0: the documented default, 64 KiB.
  * Each touch is made on a freshly migrated range, so that no access
  * pattern looks sequential.  Data checked in every window brought back.
@@ -168,6 +170,18 @@ int main(void)
 	ut_fill8(p, len, 53);
 	touch_one(p, len, 300 * pg + 17, 0, pg, 53, "one page: read");
 	touch_one(p, len, 700 * pg + 4000 % pg, 1, pg, 53, "one page: write");
+	uhmm_close(h);
+	munmap(p, len);
+
+	/* ---- fault_around = 1 MiB: larger than a thread's bounce buffer,
+	 * the window lands in the pool ---- */
+	h = ut_open_priv(UT_MiB, 0, 0);
+	A = ut_psim(h, "pA", 16 * UT_MiB);
+	ida = ut_dev_id(A);
+	p = ut_map_aligned(len, 2 * UT_MiB);
+	ut_fill8(p, len, 55);
+	touch_one(p, len, 2 * UT_MiB + 77 * pg + 3, 0, UT_MiB, 55, "1 MiB: read");
+	touch_one(p, len, UT_MiB - 1, 1, UT_MiB, 55, "1 MiB: write");
 	uhmm_close(h);
 	munmap(p, len);
 
