@@ -15,7 +15,8 @@
  *    context's life and after uhmm_close;
  *  - a handler the program installs after uhmm_open passes uhmm's faults
  *    on with uhmm_fault_signal, which says false for anything else;
- *  - threads that served faults and exited leave no buffers mapped;
+ *  - threads that served faults and exited give back what they kept for
+ *    them: as many threads after them map nothing more;
  *  - two such contexts: each fault is served by the context whose page it
  *    is, and counted there;
  *  - more contexts than the handler serves: -EBUSY.
@@ -190,7 +191,8 @@ static void test_threads_exit(struct uhmm *h, struct uhmm_dev *d)
 	after = ut_status_kb("VmSize");
 	is_int((long long)bad, 0, "%zu threads, one after another, each faulted its page right", n);
 	ok(after - before < (long)(n - 16) * 32,
-	   "the threads that exited left nothing of theirs mapped (VmSize %ld kB, then %ld kB)",
+	   "threads that exited gave back what they kept: later ones mapped nothing more "
+	   "(VmSize %ld kB, then %ld kB)",
 	   before, after);
 	munmap(p, len);
 }
