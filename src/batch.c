@@ -93,12 +93,18 @@ bool landed_stray(struct uhmm *h)
 	return stray;
 }
 
-/* Did the program change the fenced range's layout meanwhile? */
+/*
+ * Did the program change the fenced range's layout meanwhile?  Asked just
+ * before our mapping change: an munmap or mmap over the range that has
+ * begun but whose event is not queued yet counts too (its new mapping may
+ * be there already, which ours would wipe out).  One that begins after
+ * this look, before our change, user space cannot see in time.
+ */
 bool fence_broken(struct uhmm *h)
 {
 	bool broken;
 
-	events_sync(h);
+	events_sync_all(h);
 
 	pthread_mutex_lock(&h->q.lock);
 	broken = h->q.foreign;
@@ -409,6 +415,13 @@ int sys_pages_out(struct uhmm *h, struct batch *b, char **src)
 	*src = arena_get(h, b->start, len);
 	if (!*src)
 		return -ENOMEM;
+	/* a mapping the program put there since we looked (mmap MAP_FIXED)
+	 * is not ours to empty: we would take what it wrote */
+	if (fence_broken(h)) {
+		arena_put(h, *src);
+		*src = NULL;
+		return -EAGAIN;
+	}
 	/* with UFFDIO_MOVE, which refuses pages pinned for DMA (pinned.c) */
 	r = pages_move_out(h, b->start, *src, len);
 	b->moved_by_uffd = !r;
@@ -427,21 +440,97 @@ int sys_pages_out(struct uhmm *h, struct batch *b, char **src)
 	return 0;
 }
 
-/* Nothing moved after all: the pages go back where they were. */
+/*
+ * Is the mapping at a still one we emptied, not one the program put there
+ * since?  Ours stayed registered (MREMAP_DONTUNMAP keeps it), the
+ * program's new one is not: the kernel refuses UFFDIO_CONTINUE on an
+ * unregistered mapping with ENOENT before it looks at anything else, and
+ * on our anonymous one with EINVAL.
+ */
+static bool still_emptied(struct uhmm *h, uintptr_t a)
+{
+	int r;
+
+	while ((r = uffd_continue(h, a, PAGE_SIZE)) == -EAGAIN && !reader_thread)
+		events_sync_all(h);
+	return r != -ENOENT;
+}
+
+static void put_back(struct uhmm *h, struct batch *b, char *src, uintptr_t a, uintptr_t e)
+{
+	char *from = src + (a - b->start);
+
+	if (b->moved_by_uffd) {
+		/* the program's mapping stayed: only its pages come back */
+		pages_move_back(h, a, from, e - a);
+		return;
+	}
+	mprotect(from, e - a, b->prot);
+	mm_move(h, from, e - a, a);
+	uffd_register(h, a, e - a, false);
+}
+
+/*
+ * Nothing moved after all: the pages go back where they were, mapping by
+ * mapping, where it is still the one we emptied (or a hole, where the
+ * kernel has no DONTUNMAP and we left one).  A mapping the program put in
+ * its place since holds what it wrote after: ours would wipe it out, and
+ * what we took of the old one is what the program threw away.
+ */
 void sys_pages_back(struct uhmm *h, struct batch *b, char *src)
 {
-	size_t len = b->end - b->start;
+	struct vma *vv = NULL;
+	uintptr_t a = b->start;
+	size_t nv = 0;
 
-	if (src && b->moved_by_uffd) {
-		/* the program's mapping stayed: only its pages come back */
-		pages_move_back(h, b->start, src, len);
-		arena_put(h, src);
-	} else if (src) {
-		mprotect(src, len, b->prot);
-		mm_move(h, src, len, b->start);
-		arena_put(h, src);
+	if (!src) {
+		uffd_register(h, b->start, b->end - b->start, false);
+		return;
 	}
-	uffd_register(h, b->start, len, false);
+	events_sync_all(h);
+	if (vma_scan_mapped(h, b->start, b->end, &vv, &nv)) {
+		put_back(h, b, src, b->start, b->end);	/* cannot tell: all */
+		arena_put(h, src);
+		return;
+	}
+	for (size_t i = 0; i <= nv; i++) {
+		uintptr_t vs = i < nv && vv[i].start > b->start ? vv[i].start : b->start;
+		uintptr_t ve;
+
+		if (i == nv)
+			vs = b->end;
+		if (vs > a && !h->dontunmap)
+			put_back(h, b, src, a, vs);
+		if (i == nv)
+			break;
+		ve = vv[i].end < b->end ? vv[i].end : b->end;
+		if (still_emptied(h, vs))
+			put_back(h, b, src, vs, ve);
+		a = ve;
+	}
+	mem_free(vv);
+	arena_put(h, src);
+}
+
+/*
+ * The same for a batch of one run of device pages whose page tables we
+ * took: the device's file is mapped there again - only where the mapping
+ * we emptied is still there.  One the program put in its place since
+ * (mmap MAP_FIXED) holds what it wrote after: ours would wipe it out, and
+ * what we took of the old one is what the program threw away.
+ */
+void dev_pages_back(struct uhmm *h, struct batch *b)
+{
+	size_t len = b->end - b->start;
+	struct vma v;
+
+	events_sync_all(h);
+	if (vma_at(h, b->start, &v) || v.kind != VMA_DEV || v.dev != b->src ||
+	    v.end < b->end)
+		return;
+	if (mm_map_fixed(h, b->start, len, b->prot, MAP_SHARED, b->src->fd,
+			 devmem_off(b->src, b->dsrc[0])) != MAP_FAILED)
+		uffd_register(h, b->start, len, true);
 }
 
 /* They moved: the old pages are the worker's to free. */

@@ -717,6 +717,14 @@ void events_drain(struct uhmm *h)
 	drain_queued(h, true);
 }
 
+/* Every event the kernel has begun is read: not only those already queued
+ * for us (events_sync), but those still on their way (the barrier). */
+void events_sync_all(struct uhmm *h)
+{
+	events_barrier(h);
+	events_sync(h);
+}
+
 /*
  * Freeing a GiB of system pages takes tens of milliseconds: the pages a
  * migration moved out of the program's way are freed here, off the

@@ -34,7 +34,15 @@ static char *take_device_ptes(struct uhmm *h, struct batch *b)
 {
 	size_t len = b->end - b->start;
 	char *v = view_of(b->src, b->dsrc[0]);
+	struct vma m;
 
+	/* the device's mapping, or the program replaced it since we looked:
+	 * its pages are not ours to take */
+	if (fence_broken(h) || vma_at(h, b->start, &m) || m.kind != VMA_DEV ||
+	    m.dev != b->src || m.end < b->end) {
+		errno = EAGAIN;
+		return NULL;
+	}
 	if (mm_move_keep(h, b->start, len, (uintptr_t)v) == MAP_FAILED) {
 		int e = errno;
 
@@ -133,9 +141,9 @@ int batch_to_dev_remap(struct uhmm *h, struct batch *b, struct uhmm_dev *d,
 			sys_pages_back(h, b, src);
 		} else {
 			if (src)
-				mm_map_fixed(h, b->start, len, b->prot, MAP_SHARED, b->src->fd,
-					     devmem_off(b->src, b->dsrc[0]));
-			uffd_register(h, b->start, len, true);
+				dev_pages_back(h, b);
+			else
+				uffd_register(h, b->start, len, true);
 		}
 		for (size_t i = 0; i < n; i++)
 			devmem_free(d, b->ddst[i]);
@@ -175,9 +183,8 @@ int batch_to_sys_remap(struct uhmm *h, struct batch *b, const struct request *rq
 		r = stage_into_place(h, b, st);
 	if (r) {
 		arena_put(h, st);
-		if (v && mm_map_fixed(h, b->start, len, b->prot, MAP_SHARED, b->src->fd,
-				      devmem_off(b->src, b->dsrc[0])) != MAP_FAILED)
-			uffd_register(h, b->start, len, true);
+		if (v)
+			dev_pages_back(h, b);
 		uffd_wake(h, b->start, len);
 		fence_end(h);
 		return r;

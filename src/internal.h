@@ -485,6 +485,7 @@ void events_stop(struct uhmm *h);
 void events_drain(struct uhmm *h);	/* with h->lock held */
 bool events_fault_here(struct uhmm *h, uintptr_t addr, uint64_t flags, bool alone);
 void events_sync(struct uhmm *h);	/* reader has read all queued */
+void events_sync_all(struct uhmm *h);	/* ... and all on their way */
 void fill_begin(struct uhmm *h);
 bool fill_clear(struct uhmm *h, uintptr_t start, uintptr_t end);
 void fill_end(struct uhmm *h);
