@@ -45,21 +45,22 @@ static void give_back(void *p)
 	pthread_mutex_unlock(&lock);
 }
 
-/* A child forked while another thread held the lock must not wait for it. */
-static void fork_prepare(void)
+/*
+ * Held across fork (fork.c), so that the child never inherits it taken.
+ * Taken there after the contexts, as everywhere (a buffer is taken with
+ * the context held), and before mem.c's lock (grow() takes that one).
+ */
+void bounce_fork_lock(bool take)
 {
-	pthread_mutex_lock(&lock);
-}
-
-static void fork_done(void)
-{
-	pthread_mutex_unlock(&lock);
+	if (take)
+		pthread_mutex_lock(&lock);
+	else
+		pthread_mutex_unlock(&lock);
 }
 
 static void make_key(void)
 {
-	key_made = pthread_key_create(&key, give_back) == 0 &&
-		   pthread_atfork(fork_prepare, fork_done, fork_done) == 0;
+	key_made = pthread_key_create(&key, give_back) == 0;
 }
 
 /* With the lock held: one more region's buffers on the free list. */

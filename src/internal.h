@@ -530,6 +530,7 @@ bool  pool_owns(const struct uhmm *h, uintptr_t start, uintptr_t end);
 /* bounce.c: the calling thread's buffer for a window this small or less */
 #define BOUNCE_BYTES	(64u << 10)
 char *bounce_buffer(void);
+void  bounce_fork_lock(bool take);
 
 /* scrub.c */
 bool scrub_some(struct uhmm *h);		/* with h->lock held */
