@@ -9,12 +9,12 @@
  * buffer per thread, so that threads serving faults at once (several fault
  * threads, faults served by signal) need no lock to use theirs.
  *
- * The buffers are carved from 2 MiB regions of the library's own memory
- * (mem.c: never part of a snapshot or a migration), kept for the life of
- * the process: a buffer mapped for each thread would land in whatever hole
- * the program just made - the very place a program's MAP_FIXED_NOREPLACE
- * or a mirror's snapshot expects nothing.  A thread that exits gives its
- * buffer back for the next one.
+ * The buffers come from the library's slabs (mem.c: never part of a
+ * snapshot or a migration), kept for the life of the process: a buffer
+ * mapped for each thread would land in whatever hole the program just
+ * made - the very place a program's MAP_FIXED_NOREPLACE or a mirror's
+ * snapshot expects nothing.  A thread that exits gives its buffer back for
+ * the next one.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -22,78 +22,14 @@
 
 #include "internal.h"
 
-#define REGION_BYTES	BLOCK_SIZE
-
-struct free_buffer {
-	struct free_buffer *next;
-};
-
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static struct free_buffer *free_list;
 static pthread_key_t key;
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
 static bool key_made;
 static __thread char *mine;
 
-static void give_back(void *p)
-{
-	struct free_buffer *f = p;
-
-	pthread_mutex_lock(&lock);
-	f->next = free_list;
-	free_list = f;
-	pthread_mutex_unlock(&lock);
-}
-
-/*
- * Held across fork (fork.c), so that the child never inherits it taken.
- * Taken there after the contexts, as everywhere (a buffer is taken with
- * the context held), and before mem.c's lock (grow() takes that one).
- */
-void bounce_fork_lock(bool take)
-{
-	if (take)
-		pthread_mutex_lock(&lock);
-	else
-		pthread_mutex_unlock(&lock);
-}
-
 static void make_key(void)
 {
-	key_made = pthread_key_create(&key, give_back) == 0;
-}
-
-/* With the lock held: one more region's buffers on the free list. */
-static bool grow(void)
-{
-	char *r = mmap(NULL, REGION_BYTES, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-	if (r == MAP_FAILED)
-		return false;
-	mem_own_map(r, REGION_BYTES);
-	for (size_t off = REGION_BYTES; off > 0; off -= BOUNCE_BYTES) {
-		struct free_buffer *f = (struct free_buffer *)(void *)(r + off - BOUNCE_BYTES);
-
-		f->next = free_list;
-		free_list = f;
-	}
-	return true;
-}
-
-static char *take(void)
-{
-	struct free_buffer *f;
-
-	pthread_mutex_lock(&lock);
-	if (!free_list && !grow()) {
-		pthread_mutex_unlock(&lock);
-		return NULL;
-	}
-	f = free_list;
-	free_list = f->next;
-	pthread_mutex_unlock(&lock);
-	return (char *)f;
+	key_made = pthread_key_create(&key, mem_bounce_put) == 0;
 }
 
 /*
@@ -110,11 +46,11 @@ char *bounce_buffer(void)
 	pthread_once(&key_once, make_key);
 	if (!key_made)
 		return NULL;
-	p = take();
+	p = mem_bounce_take();
 	if (!p)
 		return NULL;
 	if (madvise(p, BOUNCE_BYTES, MADV_POPULATE_WRITE) || pthread_setspecific(key, p)) {
-		give_back(p);
+		mem_bounce_put(p);
 		return NULL;
 	}
 	mine = p;

@@ -180,14 +180,12 @@ static void fork_prepare(void)
 	}
 	/* no allocation from here on: the child may need these locks */
 	dev_registry_lock(true);
-	bounce_fork_lock(true);
 	mem_fork_lock(true);
 }
 
 static void fork_parent(void)
 {
 	mem_fork_lock(false);
-	bounce_fork_lock(false);
 	dev_registry_lock(false);
 	for (size_t i = 0; i < sizeof(ctx_list) / sizeof(ctx_list[0]); i++) {
 		struct uhmm *h = ctx_list[i];
@@ -226,7 +224,6 @@ static void place_snapshot(struct uhmm *h)
 static void fork_child(void)
 {
 	mem_fork_lock(false);
-	bounce_fork_lock(false);
 	dev_registry_lock(false);
 	dev_registry_forget();
 	for (size_t i = 0; i < sizeof(ctx_list) / sizeof(ctx_list[0]); i++) {

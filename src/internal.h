@@ -44,6 +44,10 @@ bool  mem_owns(uintptr_t start, uintptr_t end);	/* our slabs in range? */
  * of the program's memory to mem_owns, whatever their kind */
 void  mem_own_map(void *p, size_t len);
 void  mem_disown_map(void *p);
+/* BOUNCE_BYTES from the slabs, for bounce.c: not zeroed, not populated */
+#define BOUNCE_BYTES	(64u << 10)
+void *mem_bounce_take(void);
+void  mem_bounce_put(void *p);
 
 /* ---- the library's threads (mem.c) --------------------------------- */
 
@@ -527,10 +531,8 @@ void  pool_put(struct uhmm *h, char *p);
 void  pool_fini(struct uhmm *h);
 bool  pool_owns(const struct uhmm *h, uintptr_t start, uintptr_t end);
 
-/* bounce.c: the calling thread's buffer for a window this small or less */
-#define BOUNCE_BYTES	(64u << 10)
+/* bounce.c: the calling thread's buffer for a window of BOUNCE_BYTES or less */
 char *bounce_buffer(void);
-void  bounce_fork_lock(bool take);
 
 /* scrub.c */
 bool scrub_some(struct uhmm *h);		/* with h->lock held */

@@ -9,7 +9,8 @@
  * Small objects (up to a page) come from 2 MiB slabs kept for the life of
  * the process, so that our metadata does not scatter one-page mappings into
  * the holes of the program's address space; migrate refuses ranges that
- * reach into a slab.
+ * reach into a slab.  So do the bounce buffers of the threads that serve
+ * faults (bounce.c), cut from slabs of their own.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -29,14 +30,22 @@ struct mem_hdr {
 	size_t pad;
 };
 
-struct free_page {
-	struct free_page *next;
+struct free_piece {
+	struct free_piece *next;
+};
+
+/* Pieces of one size, carved from slabs: a page for small objects, a
+ * bounce buffer (bounce.c) for the threads that serve faults. */
+struct piece_list {
+	size_t size;
+	struct free_piece *free;
 };
 
 static pthread_mutex_t slab_lock = PTHREAD_MUTEX_INITIALIZER;
 static uintptr_t slabs[MAX_SLABS];
 static unsigned nslabs;
-static struct free_page *free_pages;
+static struct piece_list pages = { PAGE_SIZE, NULL };
+static struct piece_list bounces = { BOUNCE_BYTES, NULL };
 
 /* larger objects: their own mappings, remembered for mem_owns by address
  * and length (never read through: a mapping may be moving) */
@@ -62,7 +71,8 @@ static void big_set(const struct mem_hdr *old, const struct mem_hdr *new, size_t
 	pthread_mutex_unlock(&slab_lock);
 }
 
-static bool slab_grow(void)
+/* With slab_lock held: one more slab, cut into l's pieces. */
+static bool slab_grow(struct piece_list *l)
 {
 	char *s;
 
@@ -73,39 +83,58 @@ static bool slab_grow(void)
 	if (s == MAP_FAILED)
 		return false;
 	slabs[nslabs++] = (uintptr_t)s;
-	for (size_t off = SLAB_SIZE; off; off -= PAGE_SIZE) {
-		struct free_page *p = (struct free_page *)(s + off - PAGE_SIZE);
+	for (size_t off = SLAB_SIZE; off; off -= l->size) {
+		struct free_piece *p = (struct free_piece *)(void *)(s + off - l->size);
 
-		p->next = free_pages;
-		free_pages = p;
+		p->next = l->free;
+		l->free = p;
 	}
 	return true;
 }
 
-static void *slab_page(void)
+static void *piece_take(struct piece_list *l)
 {
-	struct free_page *p;
+	struct free_piece *p;
 
 	pthread_mutex_lock(&slab_lock);
-	if (!free_pages && !slab_grow()) {
+	if (!l->free && !slab_grow(l)) {
 		pthread_mutex_unlock(&slab_lock);
 		return NULL;
 	}
-	p = free_pages;
-	free_pages = p->next;
+	p = l->free;
+	l->free = p->next;
 	pthread_mutex_unlock(&slab_lock);
-	memset(p, 0, PAGE_SIZE);
 	return p;
 }
 
-static void slab_put(void *page)
+static void piece_put(struct piece_list *l, void *piece)
 {
-	struct free_page *p = page;
+	struct free_piece *p = piece;
 
 	pthread_mutex_lock(&slab_lock);
-	p->next = free_pages;
-	free_pages = p;
+	p->next = l->free;
+	l->free = p;
 	pthread_mutex_unlock(&slab_lock);
+}
+
+static void *slab_page(void)
+{
+	void *p = piece_take(&pages);
+
+	if (p)
+		memset(p, 0, PAGE_SIZE);
+	return p;
+}
+
+/* BOUNCE_BYTES of the library's own memory, not zeroed, not populated. */
+void *mem_bounce_take(void)
+{
+	return piece_take(&bounces);
+}
+
+void mem_bounce_put(void *p)
+{
+	piece_put(&bounces, p);
 }
 
 void mem_own_map(void *p, size_t len)
@@ -185,7 +214,7 @@ void mem_free(void *p)
 		return;
 	m--;
 	if (!m->len) {
-		slab_put(m);
+		piece_put(&pages, m);
 		return;
 	}
 	big_set(m, NULL, 0);
