@@ -412,16 +412,13 @@ int sys_pages_out(struct uhmm *h, struct batch *b, char **src)
 		r = pagemap_present(h, b->start, b->n, b->present, true);
 	if (r || !memchr(b->present, 1, b->n))
 		return r;
+	/* a mapping the program put there since we looked (mmap MAP_FIXED)
+	 * is not ours to empty: we would take what it wrote */
+	if (fence_broken(h))
+		return -EAGAIN;
 	*src = arena_get(h, b->start, len);
 	if (!*src)
 		return -ENOMEM;
-	/* a mapping the program put there since we looked (mmap MAP_FIXED)
-	 * is not ours to empty: we would take what it wrote */
-	if (fence_broken(h)) {
-		arena_put(h, *src);
-		*src = NULL;
-		return -EAGAIN;
-	}
 	/* with UFFDIO_MOVE, which refuses pages pinned for DMA (pinned.c) */
 	r = pages_move_out(h, b->start, *src, len);
 	b->moved_by_uffd = !r;
@@ -487,46 +484,49 @@ void sys_pages_back(struct uhmm *h, struct batch *b, char *src)
 		uffd_register(h, b->start, b->end - b->start, false);
 		return;
 	}
-	events_sync_all(h);
 	if (vma_scan_mapped(h, b->start, b->end, &vv, &nv)) {
 		put_back(h, b, src, b->start, b->end);	/* cannot tell: all */
 		arena_put(h, src);
 		return;
 	}
-	for (size_t i = 0; i <= nv; i++) {
-		uintptr_t vs = i < nv && vv[i].start > b->start ? vv[i].start : b->start;
-		uintptr_t ve;
+	for (size_t i = 0; i < nv; i++) {
+		uintptr_t vs = vv[i].start > b->start ? vv[i].start : b->start;
+		uintptr_t ve = vv[i].end < b->end ? vv[i].end : b->end;
 
-		if (i == nv)
-			vs = b->end;
 		if (vs > a && !h->dontunmap)
 			put_back(h, b, src, a, vs);
-		if (i == nv)
-			break;
-		ve = vv[i].end < b->end ? vv[i].end : b->end;
 		if (still_emptied(h, vs))
 			put_back(h, b, src, vs, ve);
 		a = ve;
 	}
+	if (a < b->end && !h->dontunmap)
+		put_back(h, b, src, a, b->end);
 	mem_free(vv);
 	arena_put(h, src);
+}
+
+/* Is the batch's range still one mapping of its device's file, not one the
+ * program put in its place (mmap MAP_FIXED)? */
+bool still_dev_map(struct uhmm *h, const struct batch *b)
+{
+	struct vma v;
+
+	return !vma_at(h, b->start, &v) && v.kind == VMA_DEV && v.dev == b->src &&
+	       v.end >= b->end;
 }
 
 /*
  * The same for a batch of one run of device pages whose page tables we
  * took: the device's file is mapped there again - only where the mapping
  * we emptied is still there.  One the program put in its place since
- * (mmap MAP_FIXED) holds what it wrote after: ours would wipe it out, and
- * what we took of the old one is what the program threw away.
+ * holds what it wrote after: ours would wipe it out, and what we took of
+ * the old one is what the program threw away.
  */
 void dev_pages_back(struct uhmm *h, struct batch *b)
 {
 	size_t len = b->end - b->start;
-	struct vma v;
 
-	events_sync_all(h);
-	if (vma_at(h, b->start, &v) || v.kind != VMA_DEV || v.dev != b->src ||
-	    v.end < b->end)
+	if (!still_dev_map(h, b))
 		return;
 	if (mm_map_fixed(h, b->start, len, b->prot, MAP_SHARED, b->src->fd,
 			 devmem_off(b->src, b->dsrc[0])) != MAP_FAILED)

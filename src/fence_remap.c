@@ -34,12 +34,10 @@ static char *take_device_ptes(struct uhmm *h, struct batch *b)
 {
 	size_t len = b->end - b->start;
 	char *v = view_of(b->src, b->dsrc[0]);
-	struct vma m;
 
 	/* the device's mapping, or the program replaced it since we looked:
 	 * its pages are not ours to take */
-	if (fence_broken(h) || vma_at(h, b->start, &m) || m.kind != VMA_DEV ||
-	    m.dev != b->src || m.end < b->end) {
+	if (fence_broken(h) || !still_dev_map(h, b)) {
 		errno = EAGAIN;
 		return NULL;
 	}

@@ -66,6 +66,7 @@ int  pages_move_out(struct uhmm *h, uintptr_t from, char *to, size_t len);
 int  pages_move_back(struct uhmm *h, uintptr_t at, char *from, size_t len);
 void sys_pages_back(struct uhmm *h, struct batch *b, char *src);
 void dev_pages_back(struct uhmm *h, struct batch *b);
+bool still_dev_map(struct uhmm *h, const struct batch *b);
 void sys_pages_drop(struct uhmm *h, struct batch *b, char *src);
 
 /* fence_wp.c: writers write-protected, readers go on */
