@@ -842,7 +842,10 @@ int uhmm_sim_set_link(struct uhmm_dev *dev, uint64_t bytes_per_sec);
  * memory is unmapped or moved by mremap: memory mapped there afterwards
  * starts uncounted.  When one reaches
  * access_threshold (uhmm_opts), the block's migratable pages move to the
- * device (counted in auto_migrations), unless advice says otherwise (see
+ * device (counted in auto_migrations) - those the access touched and those
+ * handed to uhmm before (a migration, advice, an earlier access or
+ * report), never the rest of a mapping the kernel merged with one of the
+ * program's, which may be anyone's - unless advice says otherwise (see
  * uhmm_advise), the pages are pinned, or the block thrashes (uhmm_opts:
  * thrash_*).  Reported accesses also order eviction (least recently
  * migrated, faulted or accessed first).  -EINVAL for a NULL device, len 0

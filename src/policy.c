@@ -267,10 +267,24 @@ static bool may_move(struct uhmm *h, struct uhmm_dev *d, uintptr_t a)
 }
 
 /*
- * The movable parts of the block at base go to d; pages moved.  Only the
- * mappings the access touched ([start, end)): the rest of the block may be
- * anything, a library thread's stack included, which would then fault to
- * the very thread that serves faults.
+ * Is page a the program's to move: one the access touched ([start, end)),
+ * or one handed to us before (a migration, advice, an earlier access)?
+ * Not every page of a mapping the access touched: the kernel merges an
+ * anonymous mapping with an adjacent one of the same flags, whoever made
+ * it - a sanitizer's own memory, another library's.  Moving that faults
+ * its owner on a page only we can bring back, maybe with a lock held that
+ * the thread serving faults needs.
+ */
+static bool programs(struct uhmm *h, uintptr_t a, uintptr_t start, uintptr_t end)
+{
+	return (a >= start && a < end) || pt_loc(&h->pt, a, NULL) != LOC_UNMANAGED;
+}
+
+/*
+ * The movable parts of the block at base go to d; pages moved.  Only in
+ * the mappings the access touched, and there only the program's pages:
+ * the rest of the block may be anything, a library thread's stack
+ * included, which would then fault to the very thread that serves faults.
  */
 static size_t move_block(struct uhmm *h, struct uhmm_dev *d, uintptr_t base,
 			 uintptr_t start, uintptr_t end)
@@ -290,10 +304,10 @@ static size_t move_block(struct uhmm *h, struct uhmm_dev *d, uintptr_t base,
 			struct uhmm_migrate_res res = { .sz = sizeof(res) };
 			uintptr_t s;
 
-			while (a < v->end && !may_move(h, d, a))
+			while (a < v->end && !(programs(h, a, start, end) && may_move(h, d, a)))
 				a += PAGE_SIZE;
 			s = a;
-			while (a < v->end && may_move(h, d, a))
+			while (a < v->end && programs(h, a, start, end) && may_move(h, d, a))
 				a += PAGE_SIZE;
 			if (s < a && !advice_pinned(h, s, a)) {
 				struct trace_why why = trace_because(UHMM_CAUSE_POLICY);
@@ -384,6 +398,29 @@ void policy_access(struct uhmm *h, struct uhmm_dev *d, uintptr_t start, uintptr_
 	access_run(h, d, start, end, count, now);
 }
 
+/*
+ * What a device says it accessed is the program's memory: its anonymous
+ * parts become managed, as those a device reads through its mirror do, so
+ * that the block's move takes them later (may_move) and nothing beside
+ * them.  Refused pieces (our own memory, PROT_NONE, sealed) just stay out.
+ */
+static void manage_reported(struct uhmm *h, uintptr_t s, uintptr_t e)
+{
+	struct vma *vv = NULL;
+	size_t n = 0;
+
+	if (vma_scan_mapped(h, s, e, &vv, &n))
+		return;
+	for (size_t i = 0; i < n; i++) {
+		const struct vma *v = &vv[i];
+
+		if (v->kind == VMA_ANON && !vma_check_migratable(h, v) &&
+		    !pool_owns(h, v->start, v->end))
+			manage_range(h, v->start, v->end);
+	}
+	mem_free(vv);
+}
+
 int uhmm_dev_report_access(struct uhmm_dev *dev, const void *addr, size_t len,
 			   uint32_t count)
 {
@@ -399,6 +436,8 @@ int uhmm_dev_report_access(struct uhmm_dev *dev, const void *addr, size_t len,
 	h = dev->h;
 	ctx_lock(h);
 	events_drain(h);
+	if (count)
+		manage_reported(h, s, e);
 	policy_access(h, dev, s, e, count);
 	ctx_unlock(h);
 	return 0;

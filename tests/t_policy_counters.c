@@ -6,7 +6,9 @@
  * PREFERRED_LOCATION=system prevent it, PREFERRED_LOCATION=that device
  * allows it, counters halve every access_decay_ms, memory mapped where
  * other memory was unmapped starts uncounted, uhmm_dev_report_access counts
- * like the DMA engine, access_threshold UINT32_MAX never migrates, and
+ * like the DMA engine, a block's move leaves alone what the kernel merged
+ * into the buffer's mapping but nobody handed to uhmm, access_threshold
+ * UINT32_MAX never migrates, and
  * device readers racing CPU writers lose nothing.
  */
 #define _GNU_SOURCE
@@ -159,6 +161,79 @@ static void unmapped(struct uhmm *h, struct uhmm_dev *d, const char *kind, uint8
 	munmap(q, LEN);
 }
 
+/* Does the mapping holding p carry userfaultfd flags (smaps' um/uw/ui)? */
+static bool uffd_armed(const void *p)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	char line[512];
+	bool in = false, armed = false;
+
+	if (!f)
+		tap_bail("/proc/self/smaps: %s", strerror(errno));
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long a, b;
+
+		if (sscanf(line, "%lx-%lx ", &a, &b) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+			in = a <= (uintptr_t)p && (uintptr_t)p < b;
+			continue;
+		}
+		if (in && !strncmp(line, "VmFlags:", 8))
+			armed = strstr(line, " um") || strstr(line, " uw") || strstr(line, " ui");
+	}
+	fclose(f);
+	return armed;
+}
+
+/*
+ * The kernel merges the program's buffer with an adjacent anonymous mapping
+ * of the same flags that is not the program's to give (a sanitizer's own
+ * memory, another library's): the block's move takes the buffer and leaves
+ * the neighbour alone - unregistered, in place, its data as it was.  (It
+ * used to move the whole mapping, and a sanitizer that then faulted on its
+ * own memory with its lock held stopped the thread serving the fault.)
+ */
+enum access_how { BY_DMA, BY_REPORT };
+
+static void merged_neighbour(struct uhmm *h, struct uhmm_dev *d, const char *kind, uint8_t *buf,
+			     enum access_how how)
+{
+	size_t half = UT_MiB;
+	uint8_t *base = ut_map_aligned(2 * half, 2 * UT_MiB), *r, *f;
+	int fl = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE;
+
+	munmap(base, 2 * half);
+	f = mmap(base + half, half, PROT_READ | PROT_WRITE, fl, -1, 0);
+	r = mmap(base, half, PROT_READ | PROT_WRITE, fl, -1, 0);
+	if (f != base + half || r != base)
+		tap_bail("mmap at %p: %s", (void *)base, strerror(errno));
+	ut_fill64(f, half, 11);
+	ut_fill64(r, half, 12);
+	is_int(ut_maps_count(base, 2 * half), 1, "%s: the buffer and its neighbour are one mapping",
+	       kind);
+	if (how == BY_REPORT) {
+		is_int(uhmm_dev_report_access(d, r, half, THRESHOLD), 0,
+		       "%s: %d accesses reported at once", kind, THRESHOLD);
+	} else {
+		/* the block's counter from an earlier buffer there, one
+		 * short: the first read of the new one moves the block */
+		for (int i = 0; i < THRESHOLD - 1; i++)
+			if (uhmm_sim_read(d, r, buf, half) < 0)
+				tap_bail("uhmm_sim_read");
+		munmap(r, half);
+		if (mmap(base, half, PROT_READ | PROT_WRITE, fl, -1, 0) != base)
+			tap_bail("mmap at %p again: %s", (void *)base, strerror(errno));
+		ut_fill64(r, half, 12);
+		is_int(ut_maps_count(base, 2 * half), 1, "%s: a new buffer, merged again", kind);
+		is_int(uhmm_sim_read(d, r, buf, half) < 0, 0, "%s: one more device read", kind);
+	}
+	ut_check_where(h, r, half, ut_dev_id(d), "the buffer the device accessed migrated");
+	ut_check_where(h, f, half, UHMM_LOC_SYSTEM, "its merged neighbour stayed in system memory");
+	ok(!uffd_armed(f), "%s: the neighbour is not registered with userfaultfd", kind);
+	ut_ok64(f, half, 11, "the neighbour's data");
+	ut_ok64(r, half, 12, "the buffer's data");
+	munmap(base, 2 * half);
+}
+
 struct reader {
 	struct uhmm_dev *d;
 	uint8_t *p;
@@ -216,6 +291,8 @@ static void per_device(struct uhmm *h, struct uhmm_dev *d, const char *kind)
 	threshold(h, d, kind, buf);
 	advice_says_no(h, d, kind, buf);
 	no_decay(h, d, kind, buf);
+	merged_neighbour(h, d, kind, buf, BY_DMA);
+	merged_neighbour(h, d, kind, buf, BY_REPORT);
 	racing(h, d, kind);
 	free(buf);
 }

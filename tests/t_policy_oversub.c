@@ -82,6 +82,8 @@ static void run(struct uhmm *h, struct uhmm_dev *d, const char *kind)
 
 	for (size_t i = 0; i < n; i++)
 		*(uint64_t *)(void *)(p + i * ut_page()) = model[i] = i * 1000;
+	/* handed to uhmm: the counters move whole blocks of what it manages */
+	is_int(uhmm_migrate(h, p, WORKING, NULL, 0), 0, "%s: the working set handed to uhmm", kind);
 	s0 = ut_stats(h);
 	for (int i = 0; i < 2; i++) {
 		hf[i] = (struct half){ h, d, s0.evictions, p + i * (WORKING / 2), n / 2,
