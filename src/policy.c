@@ -280,6 +280,12 @@ static bool programs(struct uhmm *h, uintptr_t a, uintptr_t start, uintptr_t end
 	return (a >= start && a < end) || pt_loc(&h->pt, a, NULL) != LOC_UNMANAGED;
 }
 
+static bool movable(struct uhmm *h, struct uhmm_dev *d, uintptr_t a, uintptr_t start,
+		    uintptr_t end)
+{
+	return programs(h, a, start, end) && may_move(h, d, a);
+}
+
 /*
  * The movable parts of the block at base go to d; pages moved.  Only in
  * the mappings the access touched, and there only the program's pages:
@@ -304,10 +310,10 @@ static size_t move_block(struct uhmm *h, struct uhmm_dev *d, uintptr_t base,
 			struct uhmm_migrate_res res = { .sz = sizeof(res) };
 			uintptr_t s;
 
-			while (a < v->end && !(programs(h, a, start, end) && may_move(h, d, a)))
+			while (a < v->end && !movable(h, d, a, start, end))
 				a += PAGE_SIZE;
 			s = a;
-			while (a < v->end && programs(h, a, start, end) && may_move(h, d, a))
+			while (a < v->end && movable(h, d, a, start, end))
 				a += PAGE_SIZE;
 			if (s < a && !advice_pinned(h, s, a)) {
 				struct trace_why why = trace_because(UHMM_CAUSE_POLICY);
@@ -401,7 +407,7 @@ void policy_access(struct uhmm *h, struct uhmm_dev *d, uintptr_t start, uintptr_
 /*
  * What a device says it accessed is the program's memory: its anonymous
  * parts become managed, as those a device reads through its mirror do, so
- * that the block's move takes them later (may_move) and nothing beside
+ * that the block's move takes them later (programs()) and nothing beside
  * them.  Refused pieces (our own memory, PROT_NONE, sealed) just stay out.
  */
 static void manage_reported(struct uhmm *h, uintptr_t s, uintptr_t e)
@@ -414,8 +420,7 @@ static void manage_reported(struct uhmm *h, uintptr_t s, uintptr_t e)
 	for (size_t i = 0; i < n; i++) {
 		const struct vma *v = &vv[i];
 
-		if (v->kind == VMA_ANON && !vma_check_migratable(h, v) &&
-		    !pool_owns(h, v->start, v->end))
+		if (v->kind == VMA_ANON && !vma_check_migratable(h, v))
 			manage_range(h, v->start, v->end);
 	}
 	mem_free(vv);

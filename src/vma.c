@@ -390,9 +390,11 @@ int vma_check_migratable(struct uhmm *h, const struct vma *v)
 {
 	if (v->prot == PROT_NONE)
 		return -EINVAL;
-	/* our own metadata is not the program's memory: a hole to it */
+	/* our own memory (metadata, staging, pooled pages) is not the
+	 * program's: a hole to it */
 	if (v->kind == VMA_ANON && (mem_owns(v->start, v->end) ||
-				    arena_owns(h, v->start, v->end)))
+				    arena_owns(h, v->start, v->end) ||
+				    pool_owns(h, v->start, v->end)))
 		return -EFAULT;
 	if (v->kind == VMA_OTHER) {
 		if (v->shared && dev_file_foreign(h, v->sd, v->si))
