@@ -792,9 +792,13 @@ int uhmm_make_exclusive(struct uhmm_mirror *m, void *addr, size_t len);
  * the device's PRIVATE pages through its driver's copy ops, pages its
  * mirror holds alone (uhmm_sim_atomic_add) where `host` says.  Pages
  * another mirror holds alone are taken back from it first.  Works on any
- * device of the context (the driver's copy ops for PRIVATE pages).  The
- * access counters of the placement policy do not count these accesses
- * yet.
+ * device of the context (the driver's copy ops for PRIVATE pages).  Each
+ * call is one access of the device to its range for the access counters
+ * (which may move the range before the call copies).  A run of system
+ * pages of 8 MiB or more (UHMM_DMA_SPLIT=MiB at uhmm_open; 0: never) is
+ * copied on two channels, half by the caller and half by a thread of the
+ * library ("uhmm-dma", one per device, started at the first such copy);
+ * a call that finds that thread busy with another's half copies alone.
  */
 int uhmm_sim_read(struct uhmm_dev *dev, const void *addr, void *buf, size_t len);
 int uhmm_sim_write(struct uhmm_dev *dev, void *addr, const void *buf, size_t len);

@@ -205,6 +205,7 @@ int uhmm_open(struct uhmm **out, const struct uhmm_opts *opts)
 	pthread_cond_init(&h->q.read_done, NULL);
 	r = opts_apply(h, opts);
 	h->split_min = snapshot_split_min();
+	h->dma_split_min = sim_dma_split_min();
 	if (!r)
 		r = pt_init(&h->pt);
 	if (!r)
@@ -247,7 +248,8 @@ static void ctx_close(struct uhmm *h, bool discard)
 	publish_stop(h);
 	fork_untrack(h);
 	prefetch_stop(h);
-	helper_stop(h);
+	helper_free(h->helper);
+	h->helper = NULL;
 	for (int i = 1; i <= MAX_DEVS; i++)
 		if (h->dev[i])
 			dev_remove(h->dev[i], discard);

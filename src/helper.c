@@ -1,18 +1,25 @@
 // SPDX-License-Identifier: MIT
 /*
  * A second core for work that splits in two halves.  A snapshot of a GiB
- * is bound by the rate one core writes its 6 MiB of entries; two cores
- * write it in half the time.  The caller, which holds the context lock,
- * hands one half to the helper thread, does the other and waits: the
- * helper works under the caller's lock, and its faults on the program's
- * memory are served like the caller's own (events.c reads h->helper_tid).
+ * is bound by the rate one core writes its 6 MiB of entries, and the sim
+ * DMA engine's copy by the rate one core's process_vm_readv runs (half
+ * memcpy's: the kernel copies page by page, with the cache's read before
+ * every write); two cores do either in half the time.  The caller hands
+ * one half to the helper thread, does the other and waits.
  *
- * The thread starts at the first split and sleeps between them.  Only one
- * half is in flight at a time: the caller holds the context lock.
+ * A helper takes one half at a time: a caller that finds it busy does the
+ * whole job itself, so that callers never queue behind each other.  The
+ * thread starts at the first post and sleeps between them.
+ *
+ * The context's helper works under the caller's context lock, and its
+ * faults on the program's memory are served like the caller's own
+ * (events.c reads the tid given to helper_new).
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <signal.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -21,6 +28,8 @@ struct helper {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct lib_thread thread;
+	const char *name;
+	_Atomic pid_t *tid;		/* where the thread says who it is */
 	bool running, stopping;
 	void (*fn)(void *);
 	void *arg;
@@ -29,11 +38,11 @@ struct helper {
 
 static void *helper_main(void *arg)
 {
-	struct uhmm *h = arg;
-	struct helper *x = h->helper;
+	struct helper *x = arg;
 
 	lib_thread = true;
-	atomic_store(&h->helper_tid, my_tid());
+	if (x->tid)
+		atomic_store(x->tid, my_tid());
 	pthread_mutex_lock(&x->lock);
 	for (;;) {
 		while (x->done == x->posted && !x->stopping)
@@ -47,72 +56,79 @@ static void *helper_main(void *arg)
 		pthread_cond_broadcast(&x->cond);
 	}
 	pthread_mutex_unlock(&x->lock);
+	if (x->tid)
+		atomic_store(x->tid, 0);
 	return NULL;
 }
 
 static bool two_cores(void)
 {
-	static int n;
+	static _Atomic int n;
 
-	if (!n)
-		n = (int)sysconf(_SC_NPROCESSORS_ONLN);
-	return n >= 2;
+	if (!atomic_load(&n))
+		atomic_store(&n, (int)sysconf(_SC_NPROCESSORS_ONLN));
+	return atomic_load(&n) >= 2;
 }
 
-/* With h->lock held, which makes the helper ours alone. */
-static struct helper *helper_get(struct uhmm *h)
+struct helper *helper_new(const char *name, _Atomic pid_t *tid)
 {
-	struct helper *x = h->helper;
+	struct helper *x = mem_alloc(sizeof(*x));
+
+	if (!x)
+		return NULL;
+	memset(x, 0, sizeof(*x));
+	pthread_mutex_init(&x->lock, NULL);
+	pthread_cond_init(&x->cond, NULL);
+	x->name = name;
+	x->tid = tid;
+	return x;
+}
+
+/* With x->lock held. */
+static bool helper_start(struct helper *x)
+{
 	sigset_t all, old;
 
-	if (!x) {
-		x = mem_alloc(sizeof(*x));
-		if (!x)
-			return NULL;
-		pthread_mutex_init(&x->lock, NULL);
-		pthread_cond_init(&x->cond, NULL);
-		h->helper = x;
-	}
-	if (!x->running) {
-		/* its signals are the program's: none come here */
-		sigfillset(&all);
-		pthread_sigmask(SIG_SETMASK, &all, &old);
-		x->running = !lib_thread_start(&x->thread, "uhmm-helper", helper_main, h);
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
-	}
-	return x->running ? x : NULL;
+	if (x->running)
+		return true;
+	/* its signals are the program's: none come here */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	x->running = !lib_thread_start(&x->thread, x->name, helper_main, x);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return x->running;
 }
 
-bool helper_post(struct uhmm *h, void (*fn)(void *), void *arg)
+bool helper_post(struct helper *x, void (*fn)(void *), void *arg)
 {
-	struct helper *x;
+	bool ok;
 
-	if (!two_cores() || !(x = helper_get(h)))
+	if (!x || !two_cores())
 		return false;
 	pthread_mutex_lock(&x->lock);
-	x->fn = fn;
-	x->arg = arg;
-	x->posted++;
-	pthread_cond_signal(&x->cond);
+	ok = x->done == x->posted && !x->stopping && helper_start(x);
+	if (ok) {
+		x->fn = fn;
+		x->arg = arg;
+		x->posted++;
+		pthread_cond_signal(&x->cond);
+	}
 	pthread_mutex_unlock(&x->lock);
-	return true;
+	return ok;
 }
 
-void helper_wait(struct uhmm *h)
+/* After a helper_post that returned true, by the same caller. */
+void helper_wait(struct helper *x)
 {
-	struct helper *x = h->helper;
-
 	pthread_mutex_lock(&x->lock);
 	while (x->done != x->posted)
 		pthread_cond_wait(&x->cond, &x->lock);
 	pthread_mutex_unlock(&x->lock);
 }
 
-/* At uhmm_close, with no call of the program's running in the context. */
-void helper_stop(struct uhmm *h)
+/* With no half in flight (its owner is going away). */
+void helper_free(struct helper *x)
 {
-	struct helper *x = h->helper;
-
 	if (!x)
 		return;
 	pthread_mutex_lock(&x->lock);
@@ -124,5 +140,20 @@ void helper_stop(struct uhmm *h)
 	pthread_mutex_destroy(&x->lock);
 	pthread_cond_destroy(&x->cond);
 	mem_free(x);
-	h->helper = NULL;
+}
+
+/* How big a job must be to split, from the environment variable `var` in
+ * MiB (0: never), or dflt where it is unset or no number. */
+size_t split_min_env(const char *var, size_t dflt)
+{
+	const char *env = getenv(var);
+	char *end;
+	unsigned long mib;
+
+	if (!env || !*env)
+		return dflt;
+	mib = strtoul(env, &end, 10);
+	if (*end || mib > (SIZE_MAX >> 20))
+		return dflt;
+	return mib << 20;
 }

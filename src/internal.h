@@ -372,9 +372,10 @@ struct uhmm {
 	bool fork_failed;		/* the snapshot could not be staged */
 	struct policy *policy;		/* policy.c: access counters, thrashing */
 	struct prefetcher *prefetch;	/* prefetch.c, made at first use */
-	struct helper *helper;		/* helper.c, made at first split */
+	struct helper *helper;		/* helper.c, the snapshot's: made at first split */
 	_Atomic pid_t helper_tid;	/* its faults are the lock holder's */
 	size_t split_min;		/* snapshots this big take two threads */
+	size_t dma_split_min;		/* and sim DMA copies this long */
 
 	/* our own address space for staging and moved-out pages */
 	char *arena;
@@ -505,13 +506,19 @@ void fault_signal_detach(struct uhmm *h);
 /* prefetch.c */
 void prefetch_stop(struct uhmm *h);
 
-/* helper.c: fn(arg) on the helper thread while the caller, holding
- * h->lock, does its own half; false: do it yourself */
-bool helper_post(struct uhmm *h, void (*fn)(void *), void *arg);
-void helper_wait(struct uhmm *h);
-void helper_stop(struct uhmm *h);
+/* helper.c: fn(arg) on a helper thread while the caller does its own
+ * half; false (one core, no thread, or busy with another half): do it
+ * yourself.  tid, if given, is where the thread says who it is. */
+struct helper;
+struct helper *helper_new(const char *name, _Atomic pid_t *tid);
+bool helper_post(struct helper *x, void (*fn)(void *), void *arg);
+void helper_wait(struct helper *x);
+void helper_free(struct helper *x);
+size_t split_min_env(const char *var, size_t dflt);
 /* snapshot.c: h->split_min, from UHMM_SNAPSHOT_SPLIT at uhmm_open */
 size_t snapshot_split_min(void);
+/* sim_dma.c: h->dma_split_min, from UHMM_DMA_SPLIT at uhmm_open */
+size_t sim_dma_split_min(void);
 
 /* publish.c: the counters file of `uhmm stat` (none if it cannot be made) */
 void publish_start(struct uhmm *h);

@@ -38,6 +38,20 @@
 /* as the kernel's drivers retry hmm_range_fault (HMM_RANGE_DEFAULT_TIMEOUT) */
 #define RACE_TIMEOUT_NS	(1000ull * 1000 * 1000)
 
+/*
+ * A copy of at least this much takes both channels, half each: one
+ * process_vm_readv runs at half memcpy's rate (the kernel copies page by
+ * page), two on two cores at about memcpy's.  Below it, waking the second
+ * channel costs more than its half saves.  UHMM_DMA_SPLIT=MiB sets it at
+ * uhmm_open (0: one channel).
+ */
+#define SPLIT_MIN_DEFAULT	(8ul << 20)
+
+size_t sim_dma_split_min(void)
+{
+	return split_min_env("UHMM_DMA_SPLIT", SPLIT_MIN_DEFAULT);
+}
+
 struct tblock {
 	uintptr_t base;			/* 0: free slot */
 	uint64_t valid[BLOCK_PAGES / 64];
@@ -48,6 +62,8 @@ struct sim_dma {
 	struct uhmm_dev *dev;
 	struct uhmm_mirror *m;
 	pthread_mutex_t lock;		/* the "driver lock" of the callback */
+	struct helper *chan;		/* a second channel for long copies */
+	size_t split_min;		/* how long */
 	size_t nblk;
 	struct tblock blk[TC_BLOCKS];	/* open addressing, never deleted */
 };
@@ -175,9 +191,14 @@ static int dma_get(struct uhmm_dev *d, uintptr_t s, uintptr_t e, struct sim_dma 
 		if (!r) {
 			dma->dev = d;
 			pthread_mutex_init(&dma->lock, NULL);
+			/* none: one channel does it all */
+			dma->split_min = h->dma_split_min;
+			dma->chan = dma->split_min ? helper_new("uhmm-dma", NULL) : NULL;
 			r = mirror_open_locked(d, &dma_ops, dma, &dma->m);
-			if (r)
+			if (r) {
+				helper_free(dma->chan);
 				mem_free(dma);
+			}
 			else
 				d->dma = dma;
 		}
@@ -195,6 +216,7 @@ void sim_dma_free(struct uhmm_dev *d)
 		return;
 	d->dma = NULL;
 	uhmm_mirror_close(dma->m);
+	helper_free(dma->chan);
 	pthread_mutex_destroy(&dma->lock);
 	mem_free(dma);
 }
@@ -365,6 +387,49 @@ static ssize_t vm_rw(struct uhmm_dev *d, uintptr_t at, char *local, size_t len, 
 	return got;
 }
 
+struct half {
+	struct uhmm_dev *d;
+	uintptr_t at;
+	char *local;
+	size_t len;
+	bool write;
+	ssize_t got;
+};
+
+static void half_run(void *arg)
+{
+	struct half *x = arg;
+
+	x->got = vm_rw(x->d, x->at, x->local, x->len, x->write);
+}
+
+/*
+ * As vm_rw, the upper half on the second channel when it is free.  What
+ * moved is what moved from `at` on without a gap: the upper half counts
+ * only after a whole lower half (a caller that moves the rest again moves
+ * the same bytes again).
+ */
+static ssize_t vm_rw_wide(struct sim_dma *dma, uintptr_t at, char *local, size_t len, bool write)
+{
+	size_t lo = page_down(at + len / 2) - at;
+	struct half up = { dma->dev, at + lo, local + lo, len - lo, write, 0 };
+	ssize_t got;
+
+	if (!dma->split_min || len < dma->split_min || !helper_post(dma->chan, half_run, &up))
+		return vm_rw(dma->dev, at, local, len, write);
+	got = vm_rw(dma->dev, at, local, lo, write);
+	if (got < 0)
+		got = -errno;	/* errno is this thread's: kept over the wait */
+	helper_wait(dma->chan);
+	if (got == (ssize_t)lo && up.got > 0)
+		return got + up.got;
+	if (got < 0) {
+		errno = -got;
+		return -1;
+	}
+	return got;
+}
+
 int uhmm_sim_set_link(struct uhmm_dev *dev, uint64_t bytes_per_sec)
 {
 	if (!dev)
@@ -467,7 +532,7 @@ static ssize_t move_piece(struct sim_dma *dma, uintptr_t at, char *bounce, char 
 	 * copy; where the caller's buffer cannot take a kernel-mode access
 	 * (a page of it on a private device, user-mode-only), the bounce */
 	if (direct) {
-		got = vm_rw(dma->dev, at, direct, run, write);
+		got = vm_rw_wide(dma, at, direct, run, write);
 		if (got > 0) {
 			*used_direct = true;
 			return got;

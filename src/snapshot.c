@@ -533,16 +533,7 @@ static void part_fill(void *arg)
 
 size_t snapshot_split_min(void)
 {
-	const char *env = getenv("UHMM_SNAPSHOT_SPLIT");
-	char *end;
-	unsigned long mib;
-
-	if (!env || !*env)
-		return SPLIT_MIN_DEFAULT;
-	mib = strtoul(env, &end, 10);
-	if (*end || mib > (SIZE_MAX >> 20))
-		return SPLIT_MIN_DEFAULT;
-	return mib << 20;
+	return split_min_env("UHMM_SNAPSHOT_SPLIT", SPLIT_MIN_DEFAULT);
 }
 
 /*
@@ -575,13 +566,16 @@ int snapshot_fill(struct uhmm *h, struct rf *f, struct uhmm_pte *ptes)
 	if (mid) {
 		upper = lower;
 		upper.lo = lower.hi = mid;
-		split = helper_post(h, part_fill, &upper);
+		/* under the context lock, which makes the helper ours */
+		if (!h->helper)
+			h->helper = helper_new("uhmm-helper", &h->helper_tid);
+		split = helper_post(h->helper, part_fill, &upper);
 		if (!split)
 			lower.hi = f->e;
 	}
 	part_fill(&lower);
 	if (split) {
-		helper_wait(h);
+		helper_wait(h->helper);
 		if (!lower.r)
 			lower.r = upper.r;
 	}

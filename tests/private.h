@@ -21,6 +21,8 @@
  *    SIGSEGV, caught with sigsetjmp in this process (a fork child would not
  *    do: it does not inherit the userfaultfd registration).
  *  - ut_chk8(): part of a ut_fill8 pattern, checked from an offset in it.
+ *  - struct ut_unmapper: a thread that munmaps the upper half of a range
+ *    once told to go, and says when munmap returned.
  *  - struct ut_rec: a mirror whose invalidate2 records what it hears
  *    (ut_rec_mirror), and ut_rec_saw() to ask whether an event covered a
  *    range.
@@ -651,6 +653,29 @@ static inline int ut_rec_saw(struct ut_rec *r, enum uhmm_event ev, int ini, cons
 			found = 1;
 	pthread_mutex_unlock(&r->mu);
 	return found;
+}
+
+/* ---------------------------------------------------------------- */
+/* A thread that unmaps half a range under a device access          */
+/* ---------------------------------------------------------------- */
+
+struct ut_unmapper {
+	uint8_t *p;
+	size_t len;
+	int go;			/* set by the reader after its first reads */
+	int unmapped;		/* set once munmap returned */
+	int rc;
+};
+
+static inline void *ut_unmap_upper_half(void *arg)
+{
+	struct ut_unmapper *u = arg;
+
+	while (!__atomic_load_n(&u->go, __ATOMIC_SEQ_CST))
+		usleep(100);
+	u->rc = munmap(u->p + u->len / 2, u->len / 2);
+	__atomic_store_n(&u->unmapped, 1, __ATOMIC_SEQ_CST);
+	return NULL;
 }
 
 #endif

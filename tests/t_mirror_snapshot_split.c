@@ -14,7 +14,6 @@
  *    in and out: every entry of every snapshot is one a page can have.
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include "private.h"
 
 #define BLK	(2 * UT_MiB)
@@ -36,33 +35,6 @@ static int snap(struct uhmm_mirror *m, void *p, size_t len, struct uhmm_pte *pt)
 	for (int i = 0; i < 20 && rc == -EBUSY; i++)
 		rc = uhmm_range_fault(m, p, len, 0, pt);
 	return rc;
-}
-
-/* Threads of this process named uhmm-helper. */
-static int helpers(void)
-{
-	DIR *d = opendir("/proc/self/task");
-	struct dirent *e;
-	int n = 0;
-
-	if (!d)
-		return -1;
-	while ((e = readdir(d))) {
-		char path[300], name[64] = "";
-		FILE *f;
-
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		if (fgets(name, sizeof(name), f) && !strncmp(name, "uhmm-helper", 11))
-			n++;
-		fclose(f);
-	}
-	closedir(d);
-	return n;
 }
 
 struct world {
@@ -246,16 +218,16 @@ int main(void)
 	open_world(&w, "4");
 	test_equal(&w, "split at 4 MiB");
 	if (sysconf(_SC_NPROCESSORS_ONLN) >= 2)
-		is_int(helpers(), 1, "the helper thread wrote half of it");
+		is_int(ut_threads_named("uhmm-helper"), 1, "the helper thread wrote half of it");
 	else
 		skip("one CPU: snapshots are never split");
 	test_threads(&w);
 	close_world(&w);
-	is_int(helpers(), 0, "uhmm_close ended the helper thread");
+	is_int(ut_threads_named("uhmm-helper"), 0, "uhmm_close ended the helper thread");
 
 	open_world(&w, "0");
 	test_equal(&w, "never split");
-	is_int(helpers(), 0, "UHMM_SNAPSHOT_SPLIT=0: no helper thread");
+	is_int(ut_threads_named("uhmm-helper"), 0, "UHMM_SNAPSHOT_SPLIT=0: no helper thread");
 	close_world(&w);
 	return tap_done();
 }

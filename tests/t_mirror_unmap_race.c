@@ -11,31 +11,12 @@
 #define _GNU_SOURCE
 #include "private.h"
 
-struct unmapper {
-	uint8_t *p;
-	size_t len;
-	int go;			/* set by the reader after its first reads */
-	int unmapped;		/* set once munmap returned */
-	int rc;
-};
-
-static void *unmap_thread(void *arg)
-{
-	struct unmapper *u = arg;
-
-	while (!__atomic_load_n(&u->go, __ATOMIC_SEQ_CST))
-		usleep(100);
-	u->rc = munmap(u->p + u->len / 2, u->len / 2);
-	__atomic_store_n(&u->unmapped, 1, __ATOMIC_SEQ_CST);
-	return NULL;
-}
-
 static void race(struct uhmm *h, struct uhmm_dev *dev, int on_dev, const char *kind)
 {
 	size_t pg = ut_page(), len = 1024 * pg;
 	const char *where = on_dev ? "on the device" : "in system memory";
 	uint8_t *p = ut_map(len), *buf = malloc(len);
-	struct unmapper u = { p, len, 0, 0, 0 };
+	struct ut_unmapper u = { p, len, 0, 0, 0 };
 	int id = ut_dev_id(dev), rc, reads = 0, good = 0, efault = 0, bad = 0, stale = 0;
 	int after = 0, max_reads = (int)ut_scaled(4000, 200);
 	size_t used0 = ut_dev_used(dev);
@@ -52,7 +33,7 @@ static void race(struct uhmm *h, struct uhmm_dev *dev, int on_dev, const char *k
 	ok(rc >= 0 && ut_check8(buf, len, 40) == SIZE_MAX, "%s, %s: first device read (%d)",
 	   kind, where, rc);
 
-	pthread_create(&t, NULL, unmap_thread, &u);
+	pthread_create(&t, NULL, ut_unmap_upper_half, &u);
 	while (reads < max_reads) {
 		int done_before = __atomic_load_n(&u.unmapped, __ATOMIC_SEQ_CST);
 		size_t badat;

@@ -24,6 +24,7 @@
 #define _GNU_SOURCE
 #endif
 
+#include <dirent.h>
 #include <errno.h>
 #include <execinfo.h>
 #include <fcntl.h>
@@ -779,6 +780,34 @@ static inline int ut_tmpfile(void)
 		tap_bail("mkstemp(%s): %s", path, strerror(errno));
 	unlink(path);
 	return fd;
+}
+
+/* Threads of this process whose name starts with `prefix`, -1 when
+ * /proc/self/task cannot be read. */
+static inline int ut_threads_named(const char *prefix)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d))) {
+		char path[300], name[64] = "";
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(name, sizeof(name), f) && !strncmp(name, prefix, strlen(prefix)))
+			n++;
+		fclose(f);
+	}
+	closedir(d);
+	return n;
 }
 
 #endif
