@@ -224,9 +224,22 @@ static int need_private(struct bench *b)
 		       &b->pdev, &b->pdev_id);
 }
 
+/* A buffer of the program's, populated with the pattern.  It may use
+ * huge pages, like the baselines'. */
+static uint64_t *map_program_buffer(size_t size)
+{
+	uint64_t *p = map_aligned(size);
+
+	if (!p)
+		return NULL;
+	madvise(p, size, MADV_HUGEPAGE);
+	for (size_t w = 0; w < size / sizeof(uint64_t); w++)
+		p[w] = pattern(w);
+	return p;
+}
+
 static int setup(struct bench *b)
 {
-	size_t w;
 	int err;
 
 	if (b->h)
@@ -234,14 +247,8 @@ static int setup(struct bench *b)
 	err = uhmm_open(&b->h, NULL);
 	if (err < 0)
 		return bench_err("uhmm_open (see 'uhmm info')", err);
-	b->src = map_aligned(b->size);
-	if (!b->src)
-		return bench_err("mmap source", -errno);
-	/* the program's buffer may use huge pages, like the baselines' */
-	madvise(b->src, b->size, MADV_HUGEPAGE);
-	for (w = 0; w < b->size / sizeof(uint64_t); w++)
-		b->src[w] = pattern(w);
-	return 0;
+	b->src = map_program_buffer(b->size);
+	return b->src ? 0 : bench_err("mmap source", -errno);
 }
 
 static void teardown(struct bench *b)
@@ -986,7 +993,7 @@ static int need_mirror(struct bench *b)
 }
 
 /* Baseline: the same range's entries read from /proc/self/pagemap. */
-static int pagemap_once(struct bench *b, uint64_t *pm, double *t)
+static int pagemap_once(struct bench *b, const void *p, uint64_t *pm, double *t)
 {
 	size_t n = b->size / page_size(), done = 0;
 	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
@@ -996,7 +1003,7 @@ static int pagemap_once(struct bench *b, uint64_t *pm, double *t)
 	*t = now_sec();
 	while (done < n) {
 		ssize_t got = pread(fd, pm + done, (n - done) * 8,
-				    ((uintptr_t)b->src / page_size() + done) * 8);
+				    ((uintptr_t)p / page_size() + done) * 8);
 
 		if (got <= 0)
 			break;
@@ -1024,38 +1031,54 @@ static bool another_run(const struct bench *b, int done, double spent)
 	return spent < SHORT_RUNS_S && done < SHORT_RUNS_MAX;
 }
 
+/*
+ * Of a buffer of its own, populated as the source was at setup: the
+ * source's pages are wherever the figures before left them (a CPU read
+ * from the PRIVATE device brings the first block of each run home in
+ * small windows, as 4 KiB pages), and the figure is of populated memory
+ * as a program makes it.
+ */
 static int measure_snapshot(struct bench *b)
 {
 	size_t n = b->size / page_size();
 	struct uhmm_pte *pte = NULL;
-	uint64_t *pm = NULL;
+	uint64_t *pm = NULL, *buf;
 	double t, spent = 0;
 	int i, err;
 
 	if (b->t_snapshot)
 		return 0;
 	err = need_mirror(b);
+	if (err)
+		return err;
+	buf = map_program_buffer(b->size);
+	if (!buf)
+		return bench_err("mmap", -errno);
+	err = uhmm_migrate(b->h, buf, b->size, NULL, 0);
+	if (err)
+		err = bench_err("uhmm_migrate to system memory", err);
 	pte = err ? NULL : calloc(n, sizeof(*pte));
 	pm = pte ? calloc(n, sizeof(*pm)) : NULL;
 	if (!err && !pm)
 		err = bench_err("memory for the snapshot", -ENOMEM);
 	for (i = 0; another_run(b, i, spent) && !err; i++) {
 		t = now_sec();
-		err = uhmm_range_fault(b->mirror, b->src, b->size, 0, pte);
+		err = uhmm_range_fault(b->mirror, buf, b->size, 0, pte);
 		t = now_sec() - t;
 		spent += t;
 		if (err)
 			err = bench_err("uhmm_range_fault snapshot", err);
-		else if (!(pte[n - 1].flags & UHMM_PTE_VALID) || pte[0].host != (uintptr_t)b->src)
+		else if (!(pte[n - 1].flags & UHMM_PTE_VALID) || pte[0].host != (uintptr_t)buf)
 			err = bench_err("the snapshot's entries", -EIO);
 		b->t_snapshot = err ? b->t_snapshot : best(b->t_snapshot, t);
-		if (!err && !(err = pagemap_once(b, pm, &t)))
+		if (!err && !(err = pagemap_once(b, buf, pm, &t)))
 			b->t_pagemap = best(b->t_pagemap, t);
 		spent += t;
 	}
 	b->snapshot_runs = i;
 	free(pte);
 	free(pm);
+	munmap(buf, b->size);
 	return err;
 }
 
