@@ -9,7 +9,8 @@
  * any device or system memory, with and without flags; CPU writes from
  * the main thread and from worker threads on disjoint sub-ranges while
  * the main thread migrates; device reads, writes and atomics
- * (uhmm_sim_*); advice of every kind; prefetch; pins; munmap + mmap,
+ * (uhmm_sim_*); reported accesses; advice of every kind; prefetch;
+ * pins; munmap + mmap,
  * free + malloc; mremap that grows, shrinks, moves; madvise DONTNEED;
  * uhmm_mprotect read-only and back; a device removed and added; fork,
  * with a child that checks everything and writes its own data, and a
@@ -112,6 +113,18 @@
 #ifndef SM_DETECT_PINS
 #define SM_DETECT_PINS		0
 #endif
+/*
+ * SM_FOREIGN_NEIGHBOURS (1): a private anonymous region is made with a
+ * mapping of the same flags right after it, filled with data of its own
+ * and never given to uhmm, which the kernel merges with the region (as it
+ * merged a sanitizer's memory with a program's buffer, which the access
+ * counters then moved, docs/RELIABILITY.md).  Every full check finds its
+ * bytes as they were, in system memory, and the mapping holding it not
+ * registered with userfaultfd.
+ */
+#ifndef SM_FOREIGN_NEIGHBOURS
+#define SM_FOREIGN_NEIGHBOURS	1
+#endif
 
 static size_t pg;
 
@@ -125,11 +138,21 @@ struct counts {
 	unsigned long op[32];
 	double secs[32];	/* time in each kind of step, checks included */
 	unsigned long enomem, einval, eperm, ebusy, efault_mremap, partial_mremap, forks, removes;
+	unsigned long neighbours, merged;	/* SM_FOREIGN_NEIGHBOURS */
 };
 
 static struct uhmm *h;
 static struct devs dv;
 static struct sm_region reg[NREG];
+
+/* A mapping beside a region that is none of uhmm's business. */
+#define NB_MAX_PAGES	3
+struct neighbour {
+	uint8_t *p;		/* NULL: none */
+	size_t len;
+	uint8_t *model;		/* NB_MAX_PAGES pages */
+};
+static struct neighbour nb[NREG];
 static struct counts cnt;
 static struct sm_rng rng;
 static uint8_t *scratch;	/* MAX_PAGES pages + 1 */
@@ -319,6 +342,95 @@ static size_t new_len(enum sm_kind k)
 	return pg;
 }
 
+/* Right after r, where that is free: the kernel merges the two. */
+static void neighbour_make(struct neighbour *n, const struct sm_region *r)
+{
+	uint8_t *want = r->p + r->len, *q;
+
+	n->p = NULL;
+	if (!SM_FOREIGN_NEIGHBOURS)
+		return;
+	if (!n->model)
+		n->model = sm_mmap(NB_MAX_PAGES * pg);
+	n->len = sm_range(&rng, 1, NB_MAX_PAGES) * pg;
+	q = mmap(want, n->len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	if (q == MAP_FAILED)
+		return;
+	if (q != want) {	/* a kernel without MAP_FIXED_NOREPLACE */
+		munmap(q, n->len);
+		return;
+	}
+	n->p = q;
+	sm_bytes(&rng, n->model, n->len);
+	memcpy(n->p, n->model, n->len);
+	cnt.neighbours++;
+	cnt.merged += ut_maps_count(r->p, r->len + n->len) == 1;
+}
+
+static void neighbour_unmake(struct neighbour *n)
+{
+	if (n->p)
+		munmap(n->p, n->len);
+	n->p = NULL;
+}
+
+/* Does the mapping holding p carry userfaultfd flags (smaps' um/uw/ui)? */
+static bool uffd_armed(const void *p)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	char line[512];
+	bool in = false, armed = false;
+
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long a, b;
+
+		if (sscanf(line, "%lx-%lx ", &a, &b) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+			in = a <= (uintptr_t)p && (uintptr_t)p < b;
+			continue;
+		}
+		if (in && !strncmp(line, "VmFlags:", 8))
+			armed = strstr(line, " um") || strstr(line, " uw") || strstr(line, " ui");
+	}
+	fclose(f);
+	return armed;
+}
+
+/* Its bytes as they were, in system memory, its mapping not registered. */
+static bool check_neighbour(int ri)
+{
+	struct neighbour *n = &nb[ri];
+	size_t np, d;
+
+	if (!n->p)
+		return true;
+	d = sm_diff(n->p, n->model, n->len);
+	if (d != SIZE_MAX) {
+		sm_fail("the neighbour of region %d (%p, %zu bytes): byte %zu is %#x, not %#x",
+			ri, (void *)n->p, n->len, d, n->p[d], n->model[d]);
+		return false;
+	}
+	np = n->len / pg;
+	if (h && !where(n->p, n->len, where_a)) {
+		sm_fail("uhmm_where on the neighbour of region %d failed", ri);
+		return false;
+	}
+	for (size_t i = 0; h && i < np; i++) {
+		if (where_a[i] != UHMM_LOC_SYSTEM) {
+			sm_fail("the neighbour of region %d: page %zu is at %d", ri, i, where_a[i]);
+			return false;
+		}
+	}
+	if (uffd_armed(n->p)) {
+		sm_fail("the neighbour of region %d (%p) is registered with userfaultfd", ri,
+			(void *)n->p);
+		return false;
+	}
+	return true;
+}
+
 /* Map (or allocate) region r anew, its model what it now holds. */
 static void region_make(struct sm_region *r, void *hint)
 {
@@ -346,6 +458,8 @@ static void region_make(struct sm_region *r, void *hint)
 		r->p = mmap(NULL, r->len, PROT_READ | PROT_WRITE, flags & ~MAP_FIXED_NOREPLACE, -1, 0);
 	if (r->p == MAP_FAILED)
 		tap_bail("mmap(%zu): %s", r->len, strerror(errno));
+	if (r->kind == SM_ANON)
+		neighbour_make(&nb[r - reg], r);
 	/* untouched (zeros, never populated) or written by the CPU */
 	if (sm_pct(&rng, 50)) {
 		sm_bytes(&rng, r->model, r->len);
@@ -362,6 +476,7 @@ static void region_unmake(struct sm_region *r)
 	else
 		munmap(r->p, r->len);
 	r->p = NULL;
+	neighbour_unmake(&nb[r - reg]);
 }
 
 static void regions_init(void)
@@ -413,7 +528,7 @@ static bool check_region(int ri)
 static bool check_all(void)
 {
 	for (int i = 0; i < NREG; i++)
-		if (!sm_check_cpu(i, &reg[i]))
+		if (!sm_check_cpu(i, &reg[i]) || !check_neighbour(i))
 			return false;
 	return true;
 }
@@ -840,6 +955,32 @@ static bool op_advise(int ri)
 
 /* Pin, see a migration of the pinned pages refused with nothing moved,
  * unpin. */
+/* A driver's report of its device's accesses: at the threshold the
+ * block's pages move (the program's: never a merged neighbour's). */
+static bool report(int ri, size_t off, size_t n, uint32_t count)
+{
+	struct sm_region *r = &reg[ri];
+	struct uhmm_dev *d = pick_dev(false);
+	int rc;
+
+	sm_logf("report r%d +%zu %zu x%u %s", ri, off, n, count, dev_name(d));
+	rc = uhmm_dev_report_access(d, r->p + off, n, count);
+	count_rc(rc);
+	if (rc) {
+		sm_bad_rc("uhmm_dev_report_access", rc);
+		return false;
+	}
+	return true;
+}
+
+static bool op_report(int ri)
+{
+	size_t off, n;
+
+	pick_range(&reg[ri], &off, &n);
+	return report(ri, off, n, (uint32_t)sm_range(&rng, 1, 16));
+}
+
 static bool op_pin(int ri)
 {
 	struct sm_region *r = &reg[ri];
@@ -894,6 +1035,10 @@ static bool op_remake(int ri)
 	region_make(r, r->kind != SM_MALLOC && sm_pct(&rng, 50) ? old : NULL);
 	sm_logf("remake r%d (%s): %p -> %p, %zu bytes", ri, sm_kind_name[r->kind], old,
 		(void *)r->p, r->len);
+	/* a device's first accesses to the new buffer, while it is still
+	 * one mapping with its neighbour: enough to move its block */
+	if (nb[ri].p && sm_pct(&rng, 50))
+		return report(ri, 0, r->len, 16);
 	return true;
 }
 
@@ -1135,18 +1280,18 @@ static bool op_fork(void)
 enum op {
 	OP_MIGRATE, OP_CPU, OP_CONC, OP_DEVW, OP_DEVR, OP_ADVISE, OP_PREFETCH,
 	OP_PIN, OP_ATOMIC, OP_REMAKE, OP_MREMAP, OP_DONTNEED, OP_PROTECT,
-	OP_DEVSWAP, OP_FORK, NOP
+	OP_DEVSWAP, OP_FORK, OP_REPORT, NOP
 };
 
 static const char *const op_name[NOP] = {
 	"migrate", "cpu-write", "concurrent", "dev-write", "dev-read", "advise",
 	"prefetch", "pin", "atomic", "remake", "mremap", "dontneed", "protect",
-	"dev-swap", "fork",
+	"dev-swap", "fork", "report",
 };
 
 /* Per thousand steps.  fork and device removal are the dear ones. */
 static const unsigned op_weight[NOP] = {
-	250, 160, 70, 130, 70, 70, 30, 25, 30, 30, 40, 50, 25, 10, 10,
+	220, 160, 70, 130, 70, 70, 30, 25, 30, 30, 40, 50, 25, 10, 10, 30,
 };
 
 static enum op pick_op(void)
@@ -1181,6 +1326,7 @@ static bool step(int *ri, enum op *opp)
 	case OP_PIN:      return op_pin(r);
 	case OP_ATOMIC:   return op_atomic(r);
 	case OP_REMAKE:   return op_remake(r);
+	case OP_REPORT:   return op_report(r);
 	default:
 		break;
 	}
@@ -1335,12 +1481,18 @@ int main(void)
 	     "%lu mremap EFAULT (%lu of them after moving a part); %lu device removals",
 	     cnt.enomem, cnt.einval, cnt.eperm, cnt.ebusy, cnt.efault_mremap,
 	     cnt.partial_mremap, cnt.removes);
+	if (SM_FOREIGN_NEIGHBOURS)
+		diag("foreign neighbours: %lu placed, %lu of them merged with their region",
+		     cnt.neighbours, cnt.merged);
 	if (total >= 2000 && !failed) {
 		int missing = 0;
 
 		for (int i = 0; i < NOP; i++)
 			missing += cnt.op[i] == 0;
 		is_int(missing, 0, "every kind of operation ran");
+		if (SM_FOREIGN_NEIGHBOURS)
+			ok(cnt.merged > 0, "regions were merged with foreign neighbours (%lu)",
+			   cnt.merged);
 	}
 	return tap_done();
 }
