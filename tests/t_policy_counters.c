@@ -161,29 +161,6 @@ static void unmapped(struct uhmm *h, struct uhmm_dev *d, const char *kind, uint8
 	munmap(q, LEN);
 }
 
-/* Does the mapping holding p carry userfaultfd flags (smaps' um/uw/ui)? */
-static bool uffd_armed(const void *p)
-{
-	FILE *f = fopen("/proc/self/smaps", "r");
-	char line[512];
-	bool in = false, armed = false;
-
-	if (!f)
-		tap_bail("/proc/self/smaps: %s", strerror(errno));
-	while (fgets(line, sizeof(line), f)) {
-		unsigned long a, b;
-
-		if (sscanf(line, "%lx-%lx ", &a, &b) == 2 && strchr(line, '-') < strchr(line, ' ')) {
-			in = a <= (uintptr_t)p && (uintptr_t)p < b;
-			continue;
-		}
-		if (in && !strncmp(line, "VmFlags:", 8))
-			armed = strstr(line, " um") || strstr(line, " uw") || strstr(line, " ui");
-	}
-	fclose(f);
-	return armed;
-}
-
 /*
  * The kernel merges the program's buffer with an adjacent anonymous mapping
  * of the same flags that is not the program's to give (a sanitizer's own
@@ -228,7 +205,7 @@ static void merged_neighbour(struct uhmm *h, struct uhmm_dev *d, const char *kin
 	}
 	ut_check_where(h, r, half, ut_dev_id(d), "the buffer the device accessed migrated");
 	ut_check_where(h, f, half, UHMM_LOC_SYSTEM, "its merged neighbour stayed in system memory");
-	ok(!uffd_armed(f), "%s: the neighbour is not registered with userfaultfd", kind);
+	ok(!ut_uffd_armed(f), "%s: the neighbour is not registered with userfaultfd", kind);
 	ut_ok64(f, half, 11, "the neighbour's data");
 	ut_ok64(r, half, 12, "the buffer's data");
 	munmap(base, 2 * half);

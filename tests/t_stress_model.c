@@ -375,29 +375,6 @@ static void neighbour_unmake(struct neighbour *n)
 	n->p = NULL;
 }
 
-/* Does the mapping holding p carry userfaultfd flags (smaps' um/uw/ui)? */
-static bool uffd_armed(const void *p)
-{
-	FILE *f = fopen("/proc/self/smaps", "r");
-	char line[512];
-	bool in = false, armed = false;
-
-	if (!f)
-		return false;
-	while (fgets(line, sizeof(line), f)) {
-		unsigned long a, b;
-
-		if (sscanf(line, "%lx-%lx ", &a, &b) == 2 && strchr(line, '-') < strchr(line, ' ')) {
-			in = a <= (uintptr_t)p && (uintptr_t)p < b;
-			continue;
-		}
-		if (in && !strncmp(line, "VmFlags:", 8))
-			armed = strstr(line, " um") || strstr(line, " uw") || strstr(line, " ui");
-	}
-	fclose(f);
-	return armed;
-}
-
 /* Its bytes as they were, in system memory, its mapping not registered. */
 static bool check_neighbour(int ri)
 {
@@ -423,7 +400,7 @@ static bool check_neighbour(int ri)
 			return false;
 		}
 	}
-	if (uffd_armed(n->p)) {
+	if (ut_uffd_armed(n->p)) {
 		sm_fail("the neighbour of region %d (%p) is registered with userfaultfd", ri,
 			(void *)n->p);
 		return false;

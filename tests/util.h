@@ -782,6 +782,29 @@ static inline int ut_tmpfile(void)
 	return fd;
 }
 
+/* Does the mapping holding p carry userfaultfd flags (smaps' um/uw/ui)? */
+static inline bool ut_uffd_armed(const void *p)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	char line[512];
+	bool in = false, armed = false;
+
+	if (!f)
+		tap_bail("/proc/self/smaps: %s", strerror(errno));
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long a, b;
+
+		if (sscanf(line, "%lx-%lx ", &a, &b) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+			in = a <= (uintptr_t)p && (uintptr_t)p < b;
+			continue;
+		}
+		if (in && !strncmp(line, "VmFlags:", 8))
+			armed = strstr(line, " um") || strstr(line, " uw") || strstr(line, " ui");
+	}
+	fclose(f);
+	return armed;
+}
+
 /* Threads of this process whose name starts with `prefix`, -1 when
  * /proc/self/task cannot be read. */
 static inline int ut_threads_named(const char *prefix)
