@@ -411,11 +411,18 @@ static void half_run(void *arg)
  */
 static ssize_t vm_rw_wide(struct sim_dma *dma, uintptr_t at, char *local, size_t len, bool write)
 {
-	size_t lo = page_down(at + len / 2) - at;
-	struct half up = { dma->dev, at + lo, local + lo, len - lo, write, 0 };
+	struct half up = { dma->dev, 0, NULL, 0, write, 0 };
+	size_t lo;
 	ssize_t got;
 
-	if (!dma->split_min || len < dma->split_min || !helper_post(dma->chan, half_run, &up))
+	/* The split point is a page boundary above `at`, or there is none. */
+	if (!dma->split_min || len < dma->split_min || page_down(at + len / 2) <= at)
+		return vm_rw(dma->dev, at, local, len, write);
+	lo = page_down(at + len / 2) - at;
+	up.at = at + lo;
+	up.local = local + lo;
+	up.len = len - lo;
+	if (!helper_post(dma->chan, half_run, &up))
 		return vm_rw(dma->dev, at, local, len, write);
 	got = vm_rw(dma->dev, at, local, lo, write);
 	if (got < 0)
