@@ -74,9 +74,19 @@ static int plan_run(struct uhmm *h, struct fork_plan *fp, uintptr_t s, uintptr_t
 	return r;
 }
 
-/* Every run of device-resident pages, in the page table's order. */
+/*
+ * Every run of device-resident pages, in the page table's order.
+ *
+ * Other threads may be storing to COHERENT pages: the child must get
+ * memory as it was at one moment, as the kernel's fork gives it, not each
+ * run as it was when the staging reached it.  So every such run loses its
+ * PTEs first (the device's file keeps the data): from then on each access
+ * is a MINOR fault that waits for the context we hold and is served after
+ * the fork.  (An mlocked range cannot be zapped, and is read as it is.)
+ */
 static int plan_ctx(struct uhmm *h, struct fork_plan *fp)
 {
+	bool copy = !(h->opts.flags & UHMM_OPEN_FORK_NOCOPY);
 	struct pagetable *pt = &h->pt;
 	int r = 0;
 
@@ -84,6 +94,7 @@ static int plan_ctx(struct uhmm *h, struct fork_plan *fp)
 		for (struct vblock *b = pt->bucket[k]; !r && b; b = b->next) {
 			for (size_t i = 0; !r && i < BLOCK_PAGES;) {
 				size_t j = i + 1;
+				uintptr_t s, e;
 
 				if (!dev_by_id(h, b->loc[i])) {
 					i++;
@@ -91,8 +102,11 @@ static int plan_ctx(struct uhmm *h, struct fork_plan *fp)
 				}
 				while (j < BLOCK_PAGES && b->loc[j] == b->loc[i])
 					j++;
-				r = plan_run(h, fp, b->base + (i << PAGE_SHIFT),
-					     b->base + (j << PAGE_SHIFT));
+				s = b->base + (i << PAGE_SHIFT);
+				e = b->base + (j << PAGE_SHIFT);
+				if (copy && dev_by_id(h, b->loc[i])->kind == UHMM_MEM_COHERENT)
+					mm_zap(h, s, e - s);
+				r = plan_run(h, fp, s, e);
 				i = j;
 			}
 		}
