@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <sched.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <sys/uio.h>
@@ -562,6 +563,34 @@ static ssize_t move_piece(struct sim_dma *dma, uintptr_t at, char *bounce, char 
 	return 0;
 }
 
+/*
+ * A plain mprotect sends no event, so translations cached before it still
+ * say WRITE, and a write through them would land on the pages before the
+ * first the kernel refuses.  The mappings as they are now decide, before
+ * anything is written (an mprotect racing the call can still cut it
+ * short, as it would the program's own stores).
+ */
+static int writable_now(struct uhmm *h, uintptr_t s, uintptr_t e)
+{
+	struct vma *vv;
+	size_t nv;
+	int r;
+
+	ctx_lock(h);
+	r = vma_scan(h, s, e, &vv, &nv);	/* -EFAULT on a hole */
+	ctx_unlock(h);
+	if (r)
+		return r;
+	for (size_t i = 0; !r && i < nv; i++)
+		if (!(vv[i].prot & (PROT_READ | PROT_WRITE)))
+			r = -EFAULT;
+	for (size_t i = 0; !r && i < nv; i++)
+		if (!(vv[i].prot & PROT_WRITE))
+			r = -EPERM;
+	mem_free(vv);
+	return r;
+}
+
 static int dma_access(struct uhmm_dev *dev, uintptr_t addr, char *ubuf, size_t len,
 		      bool write)
 {
@@ -584,6 +613,8 @@ static int dma_access(struct uhmm_dev *dev, uintptr_t addr, char *ubuf, size_t l
 		return -ENOMEM;
 	/* everything translated first: a write refused anywhere writes nothing */
 	r = translate(dma, s, e, write, &rounds);
+	if (!r && write)
+		r = writable_now(dev->h, s, e);
 	while (!r && done < len) {
 		size_t n = len - done < BOUNCE ? len - done : BOUNCE;
 		bool direct = false;

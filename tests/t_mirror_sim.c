@@ -223,6 +223,25 @@ static void run(struct uhmm *h, struct uhmm_dev *dev, struct uhmm_dev *other,
 	is_int(rc, -EPERM, "%s: write over a partly read-only range", kind);
 	ut_ok8(p, len, 13, "nothing of it written");
 	munmap(p, len);
+	/* the same where the device wrote before, in system memory and on
+	 * the device: its cached translations still say WRITE after a plain
+	 * mprotect, the mapping does not */
+	for (int on_dev = 0; on_dev < 2; on_dev++) {
+		p = ut_map(len);
+		ut_fill8(p, len, 13);
+		if (on_dev)
+			uhmm_migrate(h, p, len, dev, 0);
+		ut_fill8(buf, len, 14);
+		rc = uhmm_sim_write(dev, p, buf, len);
+		ok(rc >= 0, "%s, %s: a device write", kind, on_dev ? "device pages" : "system pages");
+		mprotect(p + len / 2, pg, PROT_READ);
+		ut_fill8(buf, len, 15);
+		rc = uhmm_sim_write(dev, p, buf, len);
+		is_int(rc, -EPERM, "%s, %s: the next write, over a page made read-only since",
+		       kind, on_dev ? "device pages" : "system pages");
+		ut_ok8(p, len, 14, "nothing of it written");
+		munmap(p, len);
+	}
 
 	/* unmapped under running device reads */
 	{
