@@ -350,7 +350,11 @@ int uhmm_dev_info(const struct uhmm_dev *dev, struct uhmm_dev_info *info);
  * managed from birth and placed on `dev` (NULL = system memory) at first
  * touch.  On a COHERENT device the pages are bound to zeroed device memory
  * at once, so the first CPU write lands on the device with no copy.
- * NULL with errno set on failure.  flags must be 0.
+ * NULL with errno set on failure: EINVAL for a bad argument, ENOMEM when
+ * the memory cannot be had (on the device too) or is more than the
+ * library can keep track of (it takes a page of its own per 2 MiB
+ * managed, a TiB at most in all), with nothing left behind.  flags must
+ * be 0.
  */
 void *uhmm_alloc(struct uhmm *h, size_t size, struct uhmm_dev *dev, unsigned flags);
 int   uhmm_free(struct uhmm *h, void *p);      /* p from uhmm_alloc */

@@ -29,6 +29,18 @@ static void *map_aligned(size_t len, size_t align)
 	return (void *)s;
 }
 
+/* With h->lock held: the block and everything we knew of it, gone. */
+static void unmap_alloc(struct uhmm *h, uintptr_t start, size_t len)
+{
+	mirror_invalidate(h, start, start + len, UHMM_EV_UNMAP, 0);
+	forget_range(h, start, start + len);
+	advice_forget(h, start, start + len);
+	policy_forget(h, start, start + len);
+	expect_add(h, UFFD_EVENT_UNMAP, start, start + len, 0);
+	munmap((void *)start, len);
+	expect_clear(h);
+}
+
 void *uhmm_alloc(struct uhmm *h, size_t size, struct uhmm_dev *dev, unsigned flags)
 {
 	struct allocation *a;
@@ -63,11 +75,13 @@ void *uhmm_alloc(struct uhmm *h, size_t size, struct uhmm_dev *dev, unsigned fla
 		a->len = len;
 		a->next = h->allocs;
 		h->allocs = a;
+	} else {
+		/* what was managed of it before the failure goes with it */
+		unmap_alloc(h, (uintptr_t)p, len);
 	}
 	ctx_unlock(h);
 	trace_restore(why);
 	if (r) {
-		munmap(p, len);
 		mem_free(a);
 		errno = -r;
 		return NULL;
@@ -90,15 +104,8 @@ int uhmm_free(struct uhmm *h, void *p)
 			break;
 		}
 	}
-	if (a) {
-		mirror_invalidate(h, a->start, a->start + a->len, UHMM_EV_UNMAP, 0);
-		forget_range(h, a->start, a->start + a->len);
-		advice_forget(h, a->start, a->start + a->len);
-		policy_forget(h, a->start, a->start + a->len);
-		expect_add(h, UFFD_EVENT_UNMAP, a->start, a->start + a->len, 0);
-		munmap(p, a->len);
-		expect_clear(h);
-	}
+	if (a)
+		unmap_alloc(h, a->start, a->len);
 	ctx_unlock(h);
 	mem_free(a);
 	return a ? 0 : -EINVAL;

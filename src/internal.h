@@ -35,6 +35,7 @@ static inline uintptr_t page_up(uintptr_t a) { return (a + PAGE_SIZE - 1) & ~(PA
 
 /* mem.c: zeroed, mmap-backed; never the heap (see mem.c) */
 void *mem_alloc(size_t size);
+size_t mem_pages_max(void);			/* page-sized pieces, at most */
 void *mem_realloc(void *p, size_t size);
 void  mem_free(void *p);
 void  mem_populate(void *p);			/* fault it all in now */

@@ -71,6 +71,12 @@ static void big_set(const struct mem_hdr *old, const struct mem_hdr *new, size_t
 	pthread_mutex_unlock(&slab_lock);
 }
 
+/* The most page-sized pieces the slabs can ever hand out, all uses. */
+size_t mem_pages_max(void)
+{
+	return MAX_SLABS * (SLAB_SIZE / PAGE_SIZE);
+}
+
 /* With slab_lock held: one more slab, cut into l's pieces. */
 static bool slab_grow(struct piece_list *l)
 {

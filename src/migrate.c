@@ -180,8 +180,14 @@ static int migrate_vma(struct uhmm *h, const struct vma *v, struct uhmm_dev *to,
 
 int manage_range(struct uhmm *h, uintptr_t start, uintptr_t end)
 {
+	size_t blocks = ((end - 1) >> BLOCK_SHIFT) - (start >> BLOCK_SHIFT) + 1;
 	int r;
 
+	/* each 2 MiB block takes a page of our own memory for its entries
+	 * (mem.c's slabs): a range that could never fit (past a TiB) fails
+	 * before it has taken them all from everyone else */
+	if (blocks > mem_pages_max())
+		return -ENOMEM;
 	if (pt_next_managed(&h->pt, start, end) == start) {
 		bool all = true;
 

@@ -110,6 +110,26 @@ int main(void)
 	   "uhmm_alloc flags 0x80000000: NULL, EINVAL");
 	errno = 0;
 	ok(uhmm_alloc(h, 0, dev, 0) == NULL && errno == EINVAL, "uhmm_alloc size 0: NULL, EINVAL");
+	/* More than the library could ever keep entries for (a page of its
+	 * own per 2 MiB): refused at once, before it takes them from the
+	 * rest of the context, which goes on working */
+	errno = 0;
+	p = uhmm_alloc(h, (size_t)2 << 40, NULL, 0);
+	ok(p == NULL, "uhmm_alloc(2 TiB): NULL");
+	is_int(-errno, -ENOMEM, "uhmm_alloc(2 TiB): errno");
+	/* a failure after the block was managed: it goes, and all it held */
+	errno = 0;
+	p = uhmm_alloc(h, 128 * UT_MiB, dev, 0);
+	ok(p == NULL, "uhmm_alloc on a device of twice its memory: NULL");
+	is_int(-errno, -ENOMEM, "uhmm_alloc on a device of twice its memory: errno");
+	is_int(ut_dev_used(dev), 0, "and the device holds nothing of it");
+	p = uhmm_alloc(h, len, dev, 0);
+	ok(p != NULL, "the next uhmm_alloc works");
+	if (p) {
+		ut_fill64(p, len, 175);
+		ut_ok64(p, len, 175, "its memory");
+		is_int(uhmm_free(h, p), 0, "uhmm_free of it");
+	}
 	h2 = ut_open();
 	other = ut_sim(h2, "other", 16 * UT_MiB);
 	errno = 0;
