@@ -257,6 +257,9 @@ static void input_cleanup(void)
 	munlock(arena, ARENA_PAGES * pg);
 	munmap(arena, ARENA_PAGES * pg);
 	arena = NULL;
+	/* nothing may be left there (fuzz/open/fuzz_args-zone-taken): the
+	 * input that left it is the one to report, not the next */
+	munmap(fz_zone_map(ARENA_OFF, ARENA_PAGES * pg), ARENA_PAGES * pg);
 }
 
 /* ---- argument tables ---- */
@@ -605,7 +608,7 @@ static void one_call(struct in *in)
 			break;
 		fz_note("uhmm_where(%p, %#zx)", (void *)p, len);
 		rc = uhmm_where(in_pick(in, 16) ? h : NULL, p, len, in_pick(in, 16) ? loc : NULL);
-		fz_rc(rc, FZ_ERRS(EINVAL, EFAULT));
+		fz_rc(rc, FZ_ERRS(EINVAL, EFAULT, ENOMEM));
 		break;
 	}
 	case 8: {	/* uhmm_dev_offset */

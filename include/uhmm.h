@@ -454,7 +454,8 @@ int uhmm_wait(struct uhmm *h, uint64_t ticket, int timeout_ms);
 /*
  * One location per page overlapping the range; a snapshot.  Works on any
  * mapped address: unmanaged pages present or swapped are SYSTEM, others
- * NONE.  -EFAULT for a hole.
+ * NONE.  -EFAULT for a hole, -ENOMEM when the library's own memory ran
+ * out.
  */
 int uhmm_where(struct uhmm *h, const void *addr, size_t len, int *loc);
 
