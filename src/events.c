@@ -536,6 +536,13 @@ static bool served_minor(struct uhmm *h, uintptr_t page)
 			sched_yield();	/* an event is unread: let the reader have it */
 			continue;
 		}
+		if (r && we - ws > PAGE_SIZE) {
+			/* the window spans mappings (the kernel continues
+			 * within one only): the faulting page alone */
+			ws = page;
+			we = page + PAGE_SIZE;
+			continue;
+		}
 		if (r)
 			uffd_wake(h, page, PAGE_SIZE);	/* it faults again, we retry */
 		return true;

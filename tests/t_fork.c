@@ -317,6 +317,50 @@ static void fork_while_writing(void)
 	uhmm_close(h);
 }
 
+/*
+ * The fork takes the PTEs of COHERENT pages away (so that other threads'
+ * stores wait): the parent's next reads are minor faults, whose aligned
+ * window may span two mappings of the device's file (here: with different
+ * protections).  The kernel continues
+ * within one mapping only; a window it refused was served again for ever.
+ */
+static unsigned child_reads(void *a)
+{
+	struct whole_arg *w = a;
+
+	return ut_check8(w->p, w->npages * ut_page(), 31) != SIZE_MAX;
+}
+
+static void fork_then_read_across_mappings(void)
+{
+	struct uhmm *h = ut_open();
+	struct uhmm_dev *d = ut_csim_try(h, "coherent", 8 * UT_MiB);
+	size_t pg = ut_page(), len = 16 * pg;
+	uint8_t *p = ut_map_aligned(len, 2 * UT_MiB);
+	struct whole_arg a = { (uint64_t *)(void *)p, 16 };
+	struct ut_maps_acc m;
+	unsigned bad;
+	int st = 0;
+
+	if (!d) {
+		skip("COHERENT devices need userfaultfd minor faults on shmem");
+		uhmm_close(h);
+		return;
+	}
+	ut_fill8(p, len, 31);
+	is_int(uhmm_migrate(h, p, len, d, 0), 0, "16 pages to the device");
+	/* two mappings: the upper half read-only */
+	is_int(mprotect(p + len / 2, len / 2, PROT_READ), 0, "the upper half read-only");
+	m = ut_maps_summary(p, len);
+	ok(m.lines >= 2, "two mappings of the device's file (%ld)", m.lines);
+	bad = run_child(child_reads, &a, &st);
+	ok(!bad && WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child reads its copy");
+	ut_ok8(p, len, 31, "the parent reads across both mappings after the fork");
+	ut_check_where(h, p, len, ut_dev_id(d), "still on the device");
+	munmap(p, len);
+	uhmm_close(h);
+}
+
 static void spawn_beside(void)
 {
 	struct uhmm *h = ut_open();
@@ -351,6 +395,7 @@ int main(void)
 	contract(false);
 	contract(true);
 	fork_while_writing();
+	fork_then_read_across_mappings();
 	spawn_beside();
 	return tap_done();
 }
