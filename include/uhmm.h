@@ -47,7 +47,11 @@
  *    device's file, or through the driver's copy_from_dev, on the forking
  *    thread, with every context held), into private memory the child
  *    then moves into place; system-resident pages stay copy-on-write and
- *    cost nothing.  With UHMM_OPEN_FORK_NOCOPY device-resident pages are
+ *    cost nothing.  The snapshot is of one moment even while other
+ *    threads store to COHERENT pages: those pages lose their PTEs before
+ *    the copy, so such stores wait for the fork, and the parent's next
+ *    access to each fault_around window is a minor fault (a few
+ *    microseconds).  With UHMM_OPEN_FORK_NOCOPY device-resident pages are
  *    PROT_NONE in the child instead (SIGSEGV), at O(extents) cost; so are
  *    they when the copy cannot be made (no memory for it).  Only fork()
  *    through libc is covered (pthread_atfork): posix_spawn, vfork and
