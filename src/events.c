@@ -434,38 +434,6 @@ static void apply_remap(struct uhmm *h, uintptr_t from, uintptr_t to, size_t len
 	uffd_wake(h, to, len);
 }
 
-/*
- * Is [start, end) still the program's mapping of device `loc` that the
- * page table describes?  An event is applied after the fact: the program
- * may have unmapped the range since and mapped new memory there (glibc
- * trims a heap with MADV_DONTNEED, then deletes it, then maps the next
- * one at the same address), which a mapping change of ours must not hit.
- */
-static bool still_ours(struct uhmm *h, uintptr_t start, uintptr_t end, int loc)
-{
-	struct uhmm_dev *d = dev_by_id(h, loc);
-	struct vma *vv = NULL;
-	size_t n = 0;
-	bool ours;
-
-	if (!d || vma_scan(h, start, end, &vv, &n))
-		return false;
-	ours = n > 0;
-	for (size_t i = 0; i < n && ours; i++) {
-		const struct vma *v = &vv[i];
-
-		ours = v->kind == VMA_DEV && v->dev == d;
-		for (uintptr_t a = v->start; a < v->end && ours; a += PAGE_SIZE) {
-			uint32_t dp = 0;
-
-			ours = pt_loc(&h->pt, a, &dp) == loc &&
-			       v->pgoff + (a - v->start) == devmem_off(d, dp);
-		}
-	}
-	mem_free(vv);
-	return ours;
-}
-
 /* MADV_DONTNEED and friends on device pages: they must read back zeros,
  * and the device memory is freed.  System pages the kernel zeroes itself. */
 static void apply_remove(struct uhmm *h, uintptr_t start, uintptr_t end)
@@ -492,7 +460,7 @@ static void apply_remove(struct uhmm *h, uintptr_t start, uintptr_t end)
 			continue;
 		}
 		/* gone or replaced since: its UNMAP, still to come, forgets it */
-		if (still_ours(h, s, a, loc))
+		if (dev_map_matches(h, s, a, loc))
 			replace_with_zero(h, s, a);
 	}
 }

@@ -82,7 +82,9 @@ static int plan_run(struct uhmm *h, struct fork_plan *fp, uintptr_t s, uintptr_t
  * run as it was when the staging reached it.  So every such run loses its
  * PTEs first (the device's file keeps the data): from then on each access
  * is a MINOR fault that waits for the context we hold and is served after
- * the fork.  (An mlocked range cannot be zapped, and is read as it is.)
+ * the fork.  Only where the mapping is still the device's: another thread
+ * may have just mapped memory of its own there, whose UNMAP event is not
+ * applied yet.  (An mlocked range cannot be zapped, and is read as it is.)
  */
 static int plan_ctx(struct uhmm *h, struct fork_plan *fp)
 {
@@ -104,7 +106,8 @@ static int plan_ctx(struct uhmm *h, struct fork_plan *fp)
 					j++;
 				s = b->base + (i << PAGE_SHIFT);
 				e = b->base + (j << PAGE_SHIFT);
-				if (copy && dev_by_id(h, b->loc[i])->kind == UHMM_MEM_COHERENT)
+				if (copy && dev_by_id(h, b->loc[i])->kind == UHMM_MEM_COHERENT &&
+				    dev_map_matches(h, s, e, b->loc[i]))
 					mm_zap(h, s, e - s);
 				r = plan_run(h, fp, s, e);
 				i = j;

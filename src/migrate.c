@@ -333,6 +333,39 @@ void forget_range(struct uhmm *h, uintptr_t start, uintptr_t end)
 	}
 }
 
+/*
+ * Is [start, end) still the program's mapping of device `loc` that the
+ * page table describes?  Events are applied after the fact, and other
+ * threads go on: the program may have unmapped the range since and mapped
+ * new memory there (glibc trims a heap with MADV_DONTNEED, then deletes
+ * it, then maps the next one at the same address), which a mapping change
+ * of ours must not hit.
+ */
+bool dev_map_matches(struct uhmm *h, uintptr_t start, uintptr_t end, int loc)
+{
+	struct uhmm_dev *d = dev_by_id(h, loc);
+	struct vma *vv = NULL;
+	size_t n = 0;
+	bool ours;
+
+	if (!d || vma_scan(h, start, end, &vv, &n))
+		return false;
+	ours = n > 0;
+	for (size_t i = 0; i < n && ours; i++) {
+		const struct vma *v = &vv[i];
+
+		ours = v->kind == VMA_DEV && v->dev == d;
+		for (uintptr_t a = v->start; a < v->end && ours; a += PAGE_SIZE) {
+			uint32_t dp = 0;
+
+			ours = pt_loc(&h->pt, a, &dp) == loc &&
+			       v->pgoff + (a - v->start) == devmem_off(d, dp);
+		}
+	}
+	mem_free(vv);
+	return ours;
+}
+
 int replace_with_zero(struct uhmm *h, uintptr_t start, uintptr_t end)
 {
 	struct vma v;
