@@ -465,22 +465,48 @@ static void apply_remove(struct uhmm *h, uintptr_t start, uintptr_t end)
 	}
 }
 
+/* A page of device loc that a minor fault's window may map: not one a
+ * device holds alone (the CPU's access to it must fault, to take it back). */
+static bool minor_window_page(struct uhmm *h, uintptr_t a, int loc)
+{
+	return pt_loc(&h->pt, a, NULL) == loc && (excl_none(h) || !excl_owner(h, a));
+}
+
+/* Clip [*ws, *we) to the mapping holding page; false if that changes
+ * nothing or the mapping cannot be found. */
+static bool clip_to_mapping(struct uhmm *h, uintptr_t page, uintptr_t *ws, uintptr_t *we)
+{
+	struct vma v;
+
+	if (vma_at(h, page, &v) || (v.start <= *ws && v.end >= *we))
+		return false;
+	*ws = v.start > *ws ? v.start : *ws;
+	*we = v.end < *we ? v.end : *we;
+	return true;
+}
+
+/*
+ * A device page whose PTE went (a fork, exclusive access given back, a
+ * fence): map it again from the device's file, with the rest of its 2 MiB
+ * block that lives on the device.  No data moves, so the window is not
+ * fault_around's but the block's (after a fork, 32 times fewer faults).
+ */
 static bool served_minor(struct uhmm *h, uintptr_t page)
 {
-	uintptr_t fa = h->opts.fault_around, ws, we, a;
+	uintptr_t ws, we, a;
 	int loc = pt_loc(&h->pt, page, NULL);
+	bool clipped = false;
 
 	if (loc == LOC_UNMANAGED || loc == LOC_SYS)
 		return false;
-	/* map the aligned window around the fault that lives on this device */
-	ws = page & ~(fa - 1);
-	we = ws + fa;
+	ws = page & ~(BLOCK_SIZE - 1);
+	we = ws + BLOCK_SIZE;
 	for (a = page; a > ws; a -= PAGE_SIZE)
-		if (pt_loc(&h->pt, a - PAGE_SIZE, NULL) != loc)
+		if (!minor_window_page(h, a - PAGE_SIZE, loc))
 			break;
 	ws = a;
-	for (a = page; a < we; a += PAGE_SIZE)
-		if (pt_loc(&h->pt, a, NULL) != loc)
+	for (a = page + PAGE_SIZE; a < we; a += PAGE_SIZE)
+		if (!minor_window_page(h, a, loc))
 			break;
 	we = a;
 	for (;;) {
@@ -504,9 +530,14 @@ static bool served_minor(struct uhmm *h, uintptr_t page)
 			sched_yield();	/* an event is unread: let the reader have it */
 			continue;
 		}
+		/* the window spans mappings (the kernel continues within
+		 * one only): the faulting page's part, else the page alone */
+		if (r == -ENOENT && !clipped && we - ws > PAGE_SIZE) {
+			clipped = true;
+			if (clip_to_mapping(h, page, &ws, &we))
+				continue;
+		}
 		if (r && we - ws > PAGE_SIZE) {
-			/* the window spans mappings (the kernel continues
-			 * within one only): the faulting page alone */
 			ws = page;
 			we = page + PAGE_SIZE;
 			continue;

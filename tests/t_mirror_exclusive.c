@@ -12,6 +12,9 @@
  *    munmap (the rest of the block comes back), MADV_DONTNEED (zeros),
  *    mremap (the data at the new address), fork (the child reads the
  *    data), uhmm_mirror_close and uhmm_dev_remove (RELEASE, then -ENODEV);
+ *  - after a fork (COHERENT pages lose their PTEs), a CPU access to a
+ *    neighbour of a held page leaves that page held until the CPU
+ *    touches it;
  *  - pages on the holder's own PRIVATE device stay there; pages of a
  *    COHERENT device keep their place and host is the device's view;
  *  - uhmm_sim_atomic_add: CPU threads adding to the same words as the
@@ -244,6 +247,37 @@ static void fork_child(void *arg)
 	const uint8_t *p = arg;
 
 	_exit(ut_chk8(p, 0, 4 * ut_page(), 16) == SIZE_MAX ? 0 : 1);
+}
+
+static void quiet_child(void *arg)
+{
+	(void)arg;
+	_exit(0);
+}
+
+/*
+ * After a fork no COHERENT page has a PTE: a CPU access maps the page's
+ * block back in one minor fault, which must stop short of a page a
+ * device holds alone (the CPU's access to that one must fault, to take
+ * it back).
+ */
+static void neighbour_after_fork(struct env *e)
+{
+	size_t pg = ut_page(), len = 16 * pg;
+	uint8_t *p = buffer(e, 16, 17);
+
+	is_int(ut_child(quiet_child, NULL), 0, "%s: a fork", e->kind);
+	is_int(uhmm_make_exclusive(e->m, p + 5 * pg, pg), 0, "%s: page 5 exclusive", e->kind);
+	ok(((volatile uint8_t *)p)[4 * pg] == ut_pat8(17, 4 * pg),
+	   "%s: the CPU reads its neighbour", e->kind);
+	ut_rec_clear(&e->r);
+	p[5 * pg] ^= 0xff;
+	ok(ut_rec_saw(&e->r, UHMM_EV_EXCLUSIVE, 0, p + 5 * pg, pg),
+	   "%s: then a CPU write to page 5 takes it back (EXCLUSIVE, initiator 0)", e->kind);
+	ok(released(e->m, p, len), "%s: no entry is EXCLUSIVE any more", e->kind);
+	p[5 * pg] ^= 0xff;
+	ut_ok8(p, len, 17, "the data after the fork and the CPU's accesses");
+	munmap(p, len);
 }
 
 static void lifecycle(struct env *e)
@@ -483,6 +517,8 @@ static void run(struct uhmm *h, struct uhmm_dev *dev, struct uhmm_dev *other, in
 	others(&e);
 	layout(&e);
 	lifecycle(&e);
+	if (on_dev)
+		neighbour_after_fork(&e);
 	atomics(&e);
 	if (!on_dev) {
 		bad_inputs(&e);
