@@ -565,12 +565,14 @@ static ssize_t move_piece(struct sim_dma *dma, uintptr_t at, char *bounce, char 
 
 /*
  * A plain mprotect sends no event, so translations cached before it still
- * say WRITE, and a write through them would land on the pages before the
- * first the kernel refuses.  The mappings as they are now decide, before
- * anything is written (an mprotect racing the call can still cut it
- * short, as it would the program's own stores).
+ * say READ or WRITE: a write through them would land on the pages before
+ * the first the kernel refuses, and device pages (reached through the
+ * view or the driver) would be read and written whatever the program
+ * made of them.  The mappings as they are now decide, before anything is
+ * copied (an mprotect racing the call can still cut it short, as it would
+ * the program's own accesses).
  */
-static int writable_now(struct uhmm *h, uintptr_t s, uintptr_t e)
+static int allowed_now(struct uhmm *h, uintptr_t s, uintptr_t e, bool write)
 {
 	struct vma *vv;
 	size_t nv;
@@ -584,7 +586,7 @@ static int writable_now(struct uhmm *h, uintptr_t s, uintptr_t e)
 	for (size_t i = 0; !r && i < nv; i++)
 		if (!(vv[i].prot & (PROT_READ | PROT_WRITE)))
 			r = -EFAULT;
-	for (size_t i = 0; !r && i < nv; i++)
+	for (size_t i = 0; !r && write && i < nv; i++)
 		if (!(vv[i].prot & PROT_WRITE))
 			r = -EPERM;
 	mem_free(vv);
@@ -611,10 +613,11 @@ static int dma_access(struct uhmm_dev *dev, uintptr_t addr, char *ubuf, size_t l
 	bounce = mem_alloc(BOUNCE);
 	if (!bounce)
 		return -ENOMEM;
-	/* everything translated first: a write refused anywhere writes nothing */
+	/* everything translated and allowed first: a write refused anywhere
+	 * writes nothing */
 	r = translate(dma, s, e, write, &rounds);
-	if (!r && write)
-		r = writable_now(dev->h, s, e);
+	if (!r)
+		r = allowed_now(dev->h, s, e, write);
 	while (!r && done < len) {
 		size_t n = len - done < BOUNCE ? len - done : BOUNCE;
 		bool direct = false;

@@ -225,7 +225,7 @@ static void run(struct uhmm *h, struct uhmm_dev *dev, struct uhmm_dev *other,
 	munmap(p, len);
 	/* the same where the device wrote before, in system memory and on
 	 * the device: its cached translations still say WRITE after a plain
-	 * mprotect, the mapping does not */
+	 * mprotect, the mapping does not; nor do its READ ones after PROT_NONE */
 	for (int on_dev = 0; on_dev < 2; on_dev++) {
 		p = ut_map(len);
 		ut_fill8(p, len, 13);
@@ -240,6 +240,12 @@ static void run(struct uhmm *h, struct uhmm_dev *dev, struct uhmm_dev *other,
 		is_int(rc, -EPERM, "%s, %s: the next write, over a page made read-only since",
 		       kind, on_dev ? "device pages" : "system pages");
 		ut_ok8(p, len, 14, "nothing of it written");
+		ok(uhmm_sim_read(dev, p, buf, len) >= 0, "%s, %s: a device read", kind,
+		   on_dev ? "device pages" : "system pages");
+		mprotect(p, len, PROT_NONE);
+		is_int(uhmm_sim_read(dev, p, buf, len), -EFAULT,
+		       "%s, %s: the next read, of pages made PROT_NONE since", kind,
+		       on_dev ? "device pages" : "system pages");
 		munmap(p, len);
 	}
 
