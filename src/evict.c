@@ -72,7 +72,8 @@ static int send_home(struct uhmm *h, struct uhmm_dev *d, uintptr_t *vas, size_t 
 		if (d->kind == UHMM_MEM_PRIVATE)
 			rr = private_home(h, vas[i], vas[k - 1] + PAGE_SIZE, 0, NULL);
 		else
-			rr = migrate_range(h, vas[i], vas[k - 1] + PAGE_SIZE, NULL, 0, NULL);
+			rr = migrate_range(h, vas[i], vas[k - 1] + PAGE_SIZE, NULL, MIGRATE_HOME,
+					   NULL);
 		if (rr && !r)
 			r = rr;
 		i = k;

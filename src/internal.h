@@ -595,7 +595,9 @@ bool pagemap_poisoned(uintptr_t page);
 int pagemap_present(struct uhmm *h, uintptr_t start, size_t npages, uint8_t *present,
 		    bool swapped);
 
-/* migrate.c */
+/* migrate.c; flags: UHMM_MIGRATE_*, or MIGRATE_HOME (eviction, removal:
+ * PROT_NONE device pages come home too) */
+#define MIGRATE_HOME 0x80000000u
 int migrate_range(struct uhmm *h, uintptr_t start, uintptr_t end,
 		  struct uhmm_dev *to, unsigned flags, struct uhmm_migrate_res *res);
 int manage_range(struct uhmm *h, uintptr_t start, uintptr_t end);

@@ -253,7 +253,13 @@ static int settle(struct uhmm *h, const struct vma *v)
 	return 0;
 }
 
-static int scan_checked(struct uhmm *h, uintptr_t start, uintptr_t end,
+/*
+ * The range's mappings, each one we may migrate.  A PROT_NONE mapping is
+ * refused to the program (-EINVAL), but pages of it that a device holds
+ * must still come home when the device is evicted or removed: they are
+ * copied through the device's file and keep their protection.
+ */
+static int scan_checked(struct uhmm *h, uintptr_t start, uintptr_t end, bool home,
 			struct vma **vv, size_t *n)
 {
 	int r;
@@ -264,8 +270,13 @@ static int scan_checked(struct uhmm *h, uintptr_t start, uintptr_t end,
 		r = vma_scan(h, start, end, vv, n);
 		if (r)
 			return r;
-		for (size_t i = 0; i < *n && !r; i++)
-			r = vma_check_migratable(h, &(*vv)[i]);
+		for (size_t i = 0; i < *n && !r; i++) {
+			struct vma v = (*vv)[i];
+
+			if (home && v.kind == VMA_DEV && v.prot == PROT_NONE)
+				v.prot = PROT_READ;
+			r = vma_check_migratable(h, &v);
+		}
 		for (size_t i = 0; i < *n && !r && !again; i++) {
 			if ((*vv)[i].kind != VMA_DEV)
 				continue;
@@ -296,7 +307,7 @@ int migrate_range(struct uhmm *h, uintptr_t start, uintptr_t end,
 	/* the range's mappings first: a hole (a range reaching to the top
 	 * of the address space, say) is -EFAULT before anything walks the
 	 * range block by block */
-	r = scan_checked(h, start, end, &vv, &n);
+	r = scan_checked(h, start, end, flags & MIGRATE_HOME, &vv, &n);
 	if (r)
 		return r;
 	/* read-only duplicates go before anything moves */

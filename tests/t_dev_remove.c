@@ -2,8 +2,9 @@
 /*
  * uhmm_dev_remove with pages on the device brings them back to system
  * memory bit-exact first (uhmm_where SYSTEM, every byte, maps lines
- * anonymous again), leaves other devices' pages alone, and the memory
- * stays usable and migratable.
+ * anonymous again), PROT_NONE and read-only pages too (with their
+ * protection), leaves other devices' pages alone, and the memory stays
+ * usable and migratable.
  */
 #define _GNU_SOURCE
 #include "util.h"
@@ -92,6 +93,30 @@ int main(void)
 		ut_ok8(raw + 5, rl, 82, "malloc'd buffer on the new device");
 		is_int(uhmm_dev_remove(c), 0, "remove it");
 		ut_ok8(raw + 5, rl, 82, "malloc'd buffer after that remove");
+	}
+	/* Pages the program made PROT_NONE or read-only (plain mprotect)
+	 * while they lived on the device come home too, keeping their
+	 * protection; eviction is the same path. */
+	{
+		struct uhmm_dev *d = ut_sim(h, "D", 16 * UT_MiB);
+		size_t pg = ut_page(), l = 8 * pg;
+		uint8_t *s = ut_map(l);
+		struct ut_maps_acc m;
+
+		ut_fill8(s, l, 86);
+		is_int(uhmm_migrate(h, s, l, d, 0), 0, "8 pages to D");
+		mprotect(s + pg, pg, PROT_NONE);
+		mprotect(s + 2 * pg, pg, PROT_READ);
+		is_int(uhmm_dev_remove(d), 0, "uhmm_dev_remove(D) with PROT_NONE and read-only pages");
+		ut_check_where(h, s, l, UHMM_LOC_SYSTEM, "those pages after the remove");
+		m = ut_maps_summary(s, l);
+		ok(m.with_path == 0, "anonymous again (%ld lines)", m.lines);
+		ok(ut_prot_at(s + pg) == PROT_NONE && ut_prot_at(s + 2 * pg) == PROT_READ &&
+		   ut_prot_at(s) == (PROT_READ | PROT_WRITE),
+		   "each page's protection kept");
+		mprotect(s, l, PROT_READ | PROT_WRITE);
+		ut_ok8(s, l, 86, "their data");
+		munmap(s, l);
 	}
 	is_int(uhmm_dev_remove(NULL), -EINVAL, "uhmm_dev_remove(NULL): -EINVAL");
 

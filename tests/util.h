@@ -726,6 +726,24 @@ static inline struct ut_maps_acc ut_maps_summary(const void *p, size_t len)
 	return a;
 }
 
+static inline int ut_prot_cb(const struct ut_maps_line *m, void *arg)
+{
+	*(int *)arg = (m->perms[0] == 'r' ? PROT_READ : 0) |
+		      (m->perms[1] == 'w' ? PROT_WRITE : 0) |
+		      (m->perms[2] == 'x' ? PROT_EXEC : 0);
+	return 1;
+}
+
+/* The protection of the mapping holding p, as /proc/self/maps says; -1
+ * for a hole. */
+static inline int ut_prot_at(const void *p)
+{
+	int prot = -1;
+
+	ut_maps_each((uintptr_t)p, (uintptr_t)p + 1, ut_prot_cb, &prot);
+	return prot;
+}
+
 /* ---------------------------------------------------------------- */
 /* Children                                                          */
 /* ---------------------------------------------------------------- */
