@@ -1383,6 +1383,61 @@ static int fig_fork(struct bench *b, struct result *r)
 	return 0;
 }
 
+/*
+ * fork_coherent_256m: what a fork costs the parent when 256 MiB live on
+ * the COHERENT device: fork() itself (the staging copy) and then one read
+ * of every page, each 2 MiB block of which is a minor fault that maps it
+ * back (the fork dropped the PTEs so that other threads' stores wait).
+ * Baseline: the same with the 256 MiB in system memory (copy-on-write; a
+ * read takes no fault).
+ */
+static double read_pages(const uint64_t *p, size_t bytes)
+{
+	volatile uint64_t sink = 0;
+	double t = now_sec();
+
+	for (size_t w = 0; w < bytes / 8; w += page_size() / 8)
+		sink += p[w];
+	(void)sink;
+	return now_sec() - t;
+}
+
+static int fig_fork_coherent(struct bench *b, struct result *r)
+{
+	double sys = 0, dev = 0;
+	uint64_t *p;
+	int err = need_coherent(b);
+
+	p = err ? NULL : map_aligned(FORK_BYTES);
+	if (!err && !p)
+		err = bench_err("mmap", -errno);
+	for (size_t w = 0; p && w < FORK_BYTES / 8; w++)
+		p[w] = pattern(w);
+	for (int i = 0; !err && i < b->repeat; i++) {
+		double t = 0;
+
+		err = uhmm_migrate(b->h, p, FORK_BYTES, NULL, 0);
+		if (!err)
+			err = fork_once(&t);
+		if (!err)
+			sys = best(sys, t + read_pages(p, FORK_BYTES));
+		if (!err)
+			err = uhmm_migrate(b->h, p, FORK_BYTES, b->dev, 0);
+		if (!err)
+			err = fork_once(&t);
+		if (!err)
+			dev = best(dev, t + read_pages(p, FORK_BYTES));
+	}
+	if (p)
+		munmap(p, FORK_BYTES);
+	if (err)
+		return err < 0 ? bench_err("fork figure", err) : err;
+	r->value = dev * 1e3;
+	r->baseline = "fork_system_read_256m";
+	r->baseline_value = sys * 1e3;
+	return 0;
+}
+
 static const struct figure figures[] = {
 	{ "migrate_sys_to_coherent_1g", "GB/s", true,  fig_to_dev },
 	{ "migrate_coherent_to_sys_1g", "GB/s", true,  fig_to_sys },
@@ -1399,6 +1454,7 @@ static const struct figure figures[] = {
 	{ "policy_oversub_hot25_vs_system", "GB/s", true, fig_hot25_vs_system },
 	{ "seed_first_touch_64m",       "ms",   false, fig_seed },
 	{ "fork_stall_private_256m",    "ms",   false, fig_fork },
+	{ "fork_coherent_256m",         "ms",   false, fig_fork_coherent },
 #if UHMM_HAVE_OPENCL
 	{ "migrate_opencl_1g",          "GB/s", true,  fig_opencl },
 #endif
