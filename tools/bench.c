@@ -1350,33 +1350,58 @@ static int fork_once(double *t)
 	return WIFEXITED(st) && !WEXITSTATUS(st) ? 0 : bench_err("fork child", -EIO);
 }
 
-static int fig_fork(struct bench *b, struct result *r)
+/* One read of every page of [p, p + bytes): seconds. */
+static double read_pages(const uint64_t *p, size_t bytes)
 {
-	uint64_t *p;
-	int err = need_private(b);
+	volatile uint64_t sink = 0;
+	double t = now_sec();
 
-	p = err ? NULL : map_aligned(FORK_BYTES);
-	if (!err && !p)
-		err = bench_err("mmap", -errno);
+	for (size_t w = 0; w < bytes / 8; w += page_size() / 8)
+		sink += p[w];
+	(void)sink;
+	return now_sec() - t;
+}
+
+/*
+ * The best of b->repeat forks with FORK_BYTES in system memory (*sys) and
+ * on dev (*on_dev); with `read`, each fork's time includes one read of
+ * every page afterwards.
+ */
+static int fork_cost(struct bench *b, struct uhmm_dev *dev, bool read, double *sys,
+		     double *on_dev)
+{
+	uint64_t *p = map_aligned(FORK_BYTES);
+	int err = p ? 0 : bench_err("mmap", -errno);
+
 	for (size_t w = 0; p && w < FORK_BYTES / 8; w++)
 		p[w] = pattern(w);
-	for (int i = 0; !err && i < b->repeat; i++) {
+	for (int i = 0; !err && i < 2 * b->repeat; i++) {
+		struct uhmm_dev *to = i % 2 ? dev : NULL;
 		double t = 0;
 
-		err = uhmm_migrate(b->h, p, FORK_BYTES, NULL, 0);
+		err = uhmm_migrate(b->h, p, FORK_BYTES, to, 0);
 		if (!err)
 			err = fork_once(&t);
-		b->t_fork_sys = best(b->t_fork_sys, t);
-		if (!err)
-			err = uhmm_migrate(b->h, p, FORK_BYTES, b->pdev, 0);
-		if (!err)
-			err = fork_once(&t);
-		b->t_fork_dev = best(b->t_fork_dev, t);
+		if (!err && read)
+			t += read_pages(p, FORK_BYTES);
+		if (!err && to)
+			*on_dev = best(*on_dev, t);
+		else if (!err)
+			*sys = best(*sys, t);
 	}
 	if (p)
 		munmap(p, FORK_BYTES);
+	return err < 0 ? bench_err("fork figure", err) : err;
+}
+
+static int fig_fork(struct bench *b, struct result *r)
+{
+	int err = need_private(b);
+
+	if (!err)
+		err = fork_cost(b, b->pdev, false, &b->t_fork_sys, &b->t_fork_dev);
 	if (err)
-		return err < 0 ? bench_err("fork figure", err) : err;
+		return err;
 	r->value = b->t_fork_dev * 1e3;
 	r->baseline = "fork_system_256m";
 	r->baseline_value = b->t_fork_sys * 1e3;
@@ -1391,47 +1416,15 @@ static int fig_fork(struct bench *b, struct result *r)
  * Baseline: the same with the 256 MiB in system memory (copy-on-write; a
  * read takes no fault).
  */
-static double read_pages(const uint64_t *p, size_t bytes)
-{
-	volatile uint64_t sink = 0;
-	double t = now_sec();
-
-	for (size_t w = 0; w < bytes / 8; w += page_size() / 8)
-		sink += p[w];
-	(void)sink;
-	return now_sec() - t;
-}
-
 static int fig_fork_coherent(struct bench *b, struct result *r)
 {
 	double sys = 0, dev = 0;
-	uint64_t *p;
 	int err = need_coherent(b);
 
-	p = err ? NULL : map_aligned(FORK_BYTES);
-	if (!err && !p)
-		err = bench_err("mmap", -errno);
-	for (size_t w = 0; p && w < FORK_BYTES / 8; w++)
-		p[w] = pattern(w);
-	for (int i = 0; !err && i < b->repeat; i++) {
-		double t = 0;
-
-		err = uhmm_migrate(b->h, p, FORK_BYTES, NULL, 0);
-		if (!err)
-			err = fork_once(&t);
-		if (!err)
-			sys = best(sys, t + read_pages(p, FORK_BYTES));
-		if (!err)
-			err = uhmm_migrate(b->h, p, FORK_BYTES, b->dev, 0);
-		if (!err)
-			err = fork_once(&t);
-		if (!err)
-			dev = best(dev, t + read_pages(p, FORK_BYTES));
-	}
-	if (p)
-		munmap(p, FORK_BYTES);
+	if (!err)
+		err = fork_cost(b, b->dev, true, &sys, &dev);
 	if (err)
-		return err < 0 ? bench_err("fork figure", err) : err;
+		return err;
 	r->value = dev * 1e3;
 	r->baseline = "fork_system_read_256m";
 	r->baseline_value = sys * 1e3;
