@@ -616,8 +616,16 @@ static int dma_access(struct uhmm_dev *dev, uintptr_t addr, char *ubuf, size_t l
 	/* everything translated and allowed first: a write refused anywhere
 	 * writes nothing */
 	r = translate(dma, s, e, write, &rounds);
-	if (!r)
+	if (!r) {
 		r = allowed_now(dev->h, s, e, write);
+		/* refused: what it had cached of the range was stale, and goes
+		 * (as a device's TLB after a fault) */
+		if (r) {
+			pthread_mutex_lock(&dma->lock);
+			tc_drop(dma, s, e);
+			pthread_mutex_unlock(&dma->lock);
+		}
+	}
 	while (!r && done < len) {
 		size_t n = len - done < BOUNCE ? len - done : BOUNCE;
 		bool direct = false;
