@@ -795,7 +795,9 @@ int uhmm_make_exclusive(struct uhmm_mirror *m, void *addr, size_t len);
  * rounds (0 when every page was already mirrored; each counts in
  * dev_faults) or -errno: -EFAULT for a hole or PROT_NONE, or memory
  * unmapped under the access (never a crash); -EPERM for a write to a
- * mapping without PROT_WRITE, which then writes nothing.  It never
+ * mapping without PROT_WRITE, which then writes nothing.  The mappings'
+ * protection is looked at on every call, so a plain mprotect counts at
+ * once (a refusal drops the call's cached translations).  It never
  * dereferences the program's addresses: system pages are reached with
  * process_vm_readv/writev, COHERENT pages through the library's view,
  * the device's PRIVATE pages through its driver's copy ops, pages its
