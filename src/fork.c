@@ -95,10 +95,11 @@ static int plan_ctx(struct uhmm *h, struct fork_plan *fp)
 	for (size_t k = 0; !r && k < pt->nbucket; k++) {
 		for (struct vblock *b = pt->bucket[k]; !r && b; b = b->next) {
 			for (size_t i = 0; !r && i < BLOCK_PAGES;) {
+				struct uhmm_dev *d = dev_by_id(h, b->loc[i]);
 				size_t j = i + 1;
 				uintptr_t s, e;
 
-				if (!dev_by_id(h, b->loc[i])) {
+				if (!d) {
 					i++;
 					continue;
 				}
@@ -106,7 +107,7 @@ static int plan_ctx(struct uhmm *h, struct fork_plan *fp)
 					j++;
 				s = b->base + (i << PAGE_SHIFT);
 				e = b->base + (j << PAGE_SHIFT);
-				if (copy && dev_by_id(h, b->loc[i])->kind == UHMM_MEM_COHERENT &&
+				if (copy && d->kind == UHMM_MEM_COHERENT &&
 				    dev_map_matches(h, s, e, b->loc[i]))
 					mm_zap(h, s, e - s);
 				r = plan_run(h, fp, s, e);

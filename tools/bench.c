@@ -83,7 +83,6 @@ struct bench {
 	/* placement policy: device reads per second (best), by setup */
 	double hot_on, hot_off, hot_pinned;
 	double t_seed, t_seed_base;
-	double t_fork_dev, t_fork_sys;
 };
 
 struct result {
@@ -1396,15 +1395,16 @@ static int fork_cost(struct bench *b, struct uhmm_dev *dev, bool read, double *s
 
 static int fig_fork(struct bench *b, struct result *r)
 {
+	double sys = 0, dev = 0;
 	int err = need_private(b);
 
 	if (!err)
-		err = fork_cost(b, b->pdev, false, &b->t_fork_sys, &b->t_fork_dev);
+		err = fork_cost(b, b->pdev, false, &sys, &dev);
 	if (err)
 		return err;
-	r->value = b->t_fork_dev * 1e3;
+	r->value = dev * 1e3;
 	r->baseline = "fork_system_256m";
-	r->baseline_value = b->t_fork_sys * 1e3;
+	r->baseline_value = sys * 1e3;
 	return 0;
 }
 
