@@ -27,8 +27,11 @@
  * COHERENT device (the page is then a shared mapping of the device's file at
  * the same address):
  *  - madvise(MADV_DONTNEED) still reads back zeros and frees the device
- *    page; MADV_FREE and MADV_REMOVE are handled as DONTNEED by uhmm but the
- *    kernel itself answers MADV_FREE on such pages with EINVAL.
+ *    page (uhmm_dev_info's used drops at the next call); MADV_FREE and
+ *    MADV_REMOVE are handled as DONTNEED by uhmm but the kernel itself
+ *    answers MADV_FREE on such pages with EINVAL.  /proc/PID/maps shows
+ *    the device's file over such pages until they are next touched, then
+ *    anonymous memory.
  *  - mremap() that grows or moves the mapping never exposes other device
  *    memory: pages past the old end read as zeros.  A range whose pages
  *    are not contiguous in device memory is several mappings, and mremap

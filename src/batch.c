@@ -135,6 +135,11 @@ static bool make_room(struct uhmm *h, struct uhmm_dev *d, const struct request *
 	long c;
 	int r;
 
+	/* discarded pages first: no one's data, and NOEVICT allows them */
+	if (d->quar_pages) {
+		quar_reclaim(h, d);
+		return true;
+	}
 	if (rq->flags & UHMM_MIGRATE_NOEVICT)
 		return false;
 	if (h->fault_end > h->fault_start) {

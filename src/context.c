@@ -164,6 +164,7 @@ static void ctx_free(struct uhmm *h)
 	fault_signal_detach(h);
 	policy_fini(h);
 	advice_fini(h);
+	quar_fini(h);
 	pt_fini(&h->pt);
 	pool_fini(h);
 	arena_fini(h);

@@ -299,10 +299,12 @@ bool devmem_claim(struct uhmm_dev *d, uint32_t p, uintptr_t va)
 
 	if (p >= d->npages)
 		return false;
+	/* a duplicate is not its owner's page; a discarded page holds what
+	 * the program threw away */
+	if (d->pflags[p] & (DP_DUP | DP_QUAR))
+		return false;
 	if (d->owner[p] == va)
 		return true;
-	if (d->pflags[p] & DP_DUP)
-		return false;		/* a duplicate: its owner is not its page */
 	/* an owner whose page table entry no longer points here is stale */
 	if (d->owner[p] && pt_loc(&d->h->pt, d->owner[p], &dp) == d->id && dp == p)
 		return false;
@@ -331,6 +333,27 @@ void devmem_free(struct uhmm_dev *d, uint32_t p)
 	d->used_pages--;
 	if (--d->chunk_used[c] == 0)
 		bind_del(d, c);
+}
+
+/* Freed in the counts, still held: an address may name it (quarantine.c). */
+void devmem_quarantine(struct uhmm_dev *d, uint32_t p)
+{
+	if (!d->owner[p] || (d->pflags[p] & DP_QUAR))
+		return;
+	d->pflags[p] |= DP_QUAR;
+	d->used_pages--;
+	d->quar_pages++;
+}
+
+/* ... and now free for anyone. */
+void devmem_release(struct uhmm_dev *d, uint32_t p)
+{
+	if (!(d->pflags[p] & DP_QUAR))
+		return;
+	d->pflags[p] &= ~DP_QUAR;
+	d->quar_pages--;
+	d->used_pages++;
+	devmem_free(d, p);
 }
 
 void devmem_touch(struct uhmm_dev *d, uint32_t p, uint64_t now)

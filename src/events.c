@@ -429,9 +429,33 @@ static void apply_remap(struct uhmm *h, uintptr_t from, uintptr_t to, size_t len
 		if (loc != LOC_SYS && dev_by_id(h, loc))
 			dev_by_id(h, loc)->owner[dp] = to + off;
 	}
+	quar_move(h, from, to, len);
 	/* a fence we abandoned when the pages moved away went with them */
 	uffd_wp(h, to, len, false);
 	uffd_wake(h, to, len);
+}
+
+/*
+ * COHERENT pages [s, e) of d, discarded: system pages from now on, whose
+ * next access replaces them with zeros (the mapping is not touched here:
+ * quarantine.c says why).  Past the quarantine's limit, the rest is
+ * replaced at once if the mapping is still the device's.
+ */
+static void discard_coherent(struct uhmm *h, struct uhmm_dev *d, uintptr_t s, uintptr_t e)
+{
+	for (uintptr_t a = s; a < e; a += PAGE_SIZE) {
+		uint32_t dp = 0;
+
+		pt_loc(&h->pt, a, &dp);
+		if (!d || quar_add(h, d, a, dp)) {
+			/* gone or replaced since: its UNMAP, still to come,
+			 * forgets it */
+			if (d && dev_map_matches(h, a, e, d->id))
+				replace_with_zero(h, a, e);
+			return;
+		}
+		pt_set(&h->pt, a, LOC_SYS, 0);
+	}
 }
 
 /* MADV_DONTNEED and friends on device pages: they must read back zeros,
@@ -459,9 +483,7 @@ static void apply_remove(struct uhmm *h, uintptr_t start, uintptr_t end)
 				pt_set(&h->pt, p, LOC_SYS, 0);
 			continue;
 		}
-		/* gone or replaced since: its UNMAP, still to come, forgets it */
-		if (dev_map_matches(h, s, a, loc))
-			replace_with_zero(h, s, a);
+		discard_coherent(h, dev_by_id(h, loc), s, a);
 	}
 }
 

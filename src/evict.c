@@ -118,7 +118,7 @@ int evict_chunk(struct uhmm *h, struct uhmm_dev *d, long c)
 
 int dev_pages_to_sys(struct uhmm *h, struct uhmm_dev *d)
 {
-	uintptr_t *vas = mem_alloc(d->used_pages * sizeof(*vas) + 1);
+	uintptr_t *vas = mem_alloc((d->used_pages + d->quar_pages) * sizeof(*vas) + 1);
 	size_t n = 0;
 	int r;
 
@@ -147,6 +147,8 @@ int uhmm_dev_evict(struct uhmm_dev *dev, size_t bytes)
 	h = dev->h;
 	ctx_lock(h);
 	events_drain(h);
+	if (((dev->npages - dev->used_pages - dev->quar_pages) << PAGE_SHIFT) < bytes)
+		quar_reclaim(h, dev);
 	while (((dev->npages - dev->used_pages) << PAGE_SHIFT) < bytes) {
 		long c = devmem_lru_chunk(dev, 0, 0);
 

@@ -13,7 +13,9 @@
  * memory, from the device's file or through the driver's copy ops; the
  * child inherits it copy-on-write and moves each piece to its address
  * (mremap, no copy), with the range's protection; the parent unmaps its
- * side of the staging at once.  The cost is one copy of the device-resident
+ * side of the staging at once.  Discarded COHERENT pages that a mapping
+ * still names (quarantine.c) become fresh zeros in the child, not the
+ * device's file.  The cost is one copy of the device-resident
  * bytes, in the parent's fork(); system-resident memory costs nothing, and
  * posix_spawn, vfork and system() (which spawn) run no handler at all.
  *
@@ -38,14 +40,16 @@ struct fork_ext {
 	uintptr_t va;
 	size_t len;
 	int prot;
-	size_t off;			/* in the staging */
+	size_t off;			/* in the staging, or ZEROS */
 };
+
+#define ZEROS SIZE_MAX			/* a fresh mapping: nothing staged */
 
 static pthread_mutex_t ctx_list_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct uhmm *ctx_list[64];
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
-static int ext_add(struct fork_plan *fp, uintptr_t va, size_t len, int prot)
+static int ext_add(struct fork_plan *fp, uintptr_t va, size_t len, int prot, bool zeros)
 {
 	if (fp->n == fp->cap) {
 		size_t cap = fp->cap ? 2 * fp->cap : 64;
@@ -56,20 +60,22 @@ static int ext_add(struct fork_plan *fp, uintptr_t va, size_t len, int prot)
 		fp->ext = e;
 		fp->cap = cap;
 	}
-	fp->ext[fp->n++] = (struct fork_ext){ va, len, prot, fp->len };
-	fp->len += len;
+	fp->ext[fp->n++] = (struct fork_ext){ va, len, prot, zeros ? ZEROS : fp->len };
+	if (!zeros)
+		fp->len += len;
 	return 0;
 }
 
 /* A run [s, e) on one device: one extent per mapping it spans. */
-static int plan_run(struct uhmm *h, struct fork_plan *fp, uintptr_t s, uintptr_t e)
+static int plan_run(struct uhmm *h, struct fork_plan *fp, uintptr_t s, uintptr_t e,
+		    bool zeros)
 {
 	struct vma *vv = NULL;
 	size_t n = 0;
 	int r = vma_scan_mapped(h, s, e, &vv, &n);
 
 	for (size_t i = 0; !r && i < n; i++)
-		r = ext_add(fp, vv[i].start, vv[i].end - vv[i].start, vv[i].prot);
+		r = ext_add(fp, vv[i].start, vv[i].end - vv[i].start, vv[i].prot, zeros);
 	mem_free(vv);
 	return r;
 }
@@ -110,11 +116,16 @@ static int plan_ctx(struct uhmm *h, struct fork_plan *fp)
 				if (copy && d->kind == UHMM_MEM_COHERENT &&
 				    dev_map_matches(h, s, e, b->loc[i]))
 					mm_zap(h, s, e - s);
-				r = plan_run(h, fp, s, e);
+				r = plan_run(h, fp, s, e, false);
 				i = j;
 			}
 		}
 	}
+	/* discarded pages a device mapping still names: zeros in the child,
+	 * not the device's file */
+	for (size_t i = 0; !r && i < h->nquar; i++)
+		r = plan_run(h, fp, h->quar[i].va,
+			     h->quar[i].va + ((uintptr_t)h->quar[i].n << PAGE_SHIFT), true);
 	return r;
 }
 
@@ -173,7 +184,8 @@ static void fork_stage(struct uhmm *h)
 			madvise(fp->stage, fp->len, MADV_HUGEPAGE);
 	}
 	for (size_t i = 0; !r && copy && i < fp->n; i++)
-		r = stage_ext(h, fp, &fp->ext[i]);
+		if (fp->ext[i].off != ZEROS)
+			r = stage_ext(h, fp, &fp->ext[i]);
 	COUNT(h, (struct uhmm_dev *)NULL, forks, 1);
 	if (!r && copy)
 		COUNT(h, (struct uhmm_dev *)NULL, fork_bytes_staged, fp->len);
@@ -227,6 +239,10 @@ static void place_snapshot(struct uhmm *h)
 		const struct fork_ext *x = &fp->ext[i];
 		void *at = (void *)x->va;
 
+		if (x->off == ZEROS) {
+			mmap(at, x->len, x->prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+			continue;
+		}
 		if (copy && mremap(fp->stage + x->off, x->len, x->len,
 				   MREMAP_MAYMOVE | MREMAP_FIXED, at) == at) {
 			mprotect(at, x->len, x->prot);

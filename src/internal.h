@@ -165,6 +165,7 @@ uintptr_t pt_next_managed(struct pagetable *pt, uintptr_t start, uintptr_t end);
 #define DP_VIEW_PTE	0x1	/* our view maps this page (populated PTE) */
 #define DP_DIRTY	0x2	/* may hold non-zero bytes */
 #define DP_DUP		0x4	/* a read-only duplicate of a system page */
+#define DP_QUAR		0x8	/* discarded, an address may still name it */
 
 struct uhmm_dev {
 	struct uhmm *h;
@@ -196,6 +197,7 @@ struct uhmm_dev {
 	uint32_t *bind;			/* open-addressed key -> chunk + 1 */
 	size_t nbind;
 	size_t used_pages;
+	size_t quar_pages;		/* DP_QUAR: not used, not free either */
 	uint32_t bound_chunks;
 	uint32_t alloc_hint;
 	uintptr_t last_key;		/* the last bind_find, for page-by-page walks */
@@ -217,6 +219,8 @@ int  devmem_alloc(struct uhmm_dev *d, uintptr_t va, uint32_t *dpage);
 size_t devmem_alloc_run(struct uhmm_dev *d, uintptr_t va, size_t n, uint32_t *dp);
 void devmem_free(struct uhmm_dev *d, uint32_t dpage);
 bool devmem_claim(struct uhmm_dev *d, uint32_t dpage, uintptr_t va);
+void devmem_quarantine(struct uhmm_dev *d, uint32_t dpage);
+void devmem_release(struct uhmm_dev *d, uint32_t dpage);
 
 /* A free page that must be zeroed or re-mapped in our view before use. */
 static inline bool devmem_needs_scrub(const struct uhmm_dev *d, size_t p)
@@ -317,6 +321,20 @@ struct advice_map {
 
 extern const struct advice advice_none;
 
+/* quarantine.c: discarded device pages an address may still name */
+struct quar_run {
+	uintptr_t va;
+	uint32_t p0;			/* the device page of va */
+	uint32_t n;
+	int dev;
+};
+int  quar_add(struct uhmm *h, struct uhmm_dev *d, uintptr_t va, uint32_t dpage);
+void quar_end(struct uhmm *h, uintptr_t start, uintptr_t end);
+void quar_move(struct uhmm *h, uintptr_t from, uintptr_t to, size_t len);
+void quar_reclaim(struct uhmm *h, struct uhmm_dev *d);
+void quar_drop_dev(struct uhmm *h, struct uhmm_dev *d);
+void quar_fini(struct uhmm *h);
+
 /* fork.c: what a fork() child needs of device-resident memory */
 struct fork_plan {
 	char *stage;			/* private copy of device-resident pages */
@@ -369,6 +387,8 @@ struct uhmm {
 
 	struct allocation *allocs;	/* uhmm_alloc'd blocks */
 	struct advice_map advice;	/* advice.c */
+	struct quar_run *quar;		/* quarantine.c */
+	size_t nquar, quar_cap;
 	struct fork_plan fork;		/* fork.c: staged in prepare, used by the child */
 	bool fork_failed;		/* the snapshot could not be staged */
 	struct policy *policy;		/* policy.c: access counters, thrashing */

@@ -342,6 +342,7 @@ void forget_range(struct uhmm *h, uintptr_t start, uintptr_t end)
 			devmem_free(dev_by_id(h, loc), dp);
 		pt_unmanage(&h->pt, a);
 	}
+	quar_end(h, start, end);
 }
 
 /*
