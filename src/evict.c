@@ -36,7 +36,7 @@ static void sift(uintptr_t *a, size_t i, size_t n)
 	}
 }
 
-static void sort_addrs(uintptr_t *a, size_t n)
+void sort_addrs(uintptr_t *a, size_t n)
 {
 	for (size_t i = n / 2; i-- > 0;)
 		sift(a, i, n);

@@ -80,6 +80,68 @@ static int plan_run(struct uhmm *h, struct fork_plan *fp, uintptr_t s, uintptr_t
 	return r;
 }
 
+/* The mapping holding COHERENT run s, noted once for plan_strangers. */
+static int note_map(struct uhmm *h, struct fork_plan *fp, uintptr_t s)
+{
+	struct vma v;
+
+	if (vma_at(h, s, &v) || v.kind != VMA_DEV)
+		return 0;
+	if (fp->nmaps && fp->maps[fp->nmaps - 1] == v.start)
+		return 0;
+	if (fp->nmaps == fp->maps_cap) {
+		size_t cap = fp->maps_cap ? 2 * fp->maps_cap : 64;
+		uintptr_t *m = mem_realloc(fp->maps, cap * sizeof(*m));
+
+		if (!m)
+			return -ENOMEM;
+		fp->maps = m;
+		fp->maps_cap = cap;
+	}
+	fp->maps[fp->nmaps++] = v.start;
+	return 0;
+}
+
+/* Is page a of mapping v the device's page at its file offset? */
+static bool devs_own(struct uhmm *h, const struct vma *v, uintptr_t a)
+{
+	uint32_t dp = 0;
+
+	return pt_loc(&h->pt, a, &dp) == v->dev->id &&
+	       v->pgoff + (a - v->start) == devmem_off(v->dev, dp);
+}
+
+/*
+ * The other pages of those mappings - grown by mremap and not touched
+ * since, discarded - map the device's file all the same, at offsets that
+ * may hold another range's data: the child gets zeros there, not a share
+ * of the file.  Each mapping once (runs come in the page table's order).
+ */
+static int plan_strangers(struct uhmm *h, struct fork_plan *fp)
+{
+	int r = 0;
+
+	sort_addrs(fp->maps, fp->nmaps);
+	for (size_t i = 0; !r && i < fp->nmaps; i++) {
+		struct vma v;
+		uintptr_t a, s;
+
+		if ((i && fp->maps[i] == fp->maps[i - 1]) || vma_at(h, fp->maps[i], &v) ||
+		    v.kind != VMA_DEV)
+			continue;
+		for (a = v.start; !r && a < v.end;) {
+			if (devs_own(h, &v, a)) {
+				a += PAGE_SIZE;
+				continue;
+			}
+			for (s = a; a < v.end && !devs_own(h, &v, a); a += PAGE_SIZE)
+				;
+			r = ext_add(fp, s, a - s, v.prot, true);
+		}
+	}
+	return r;
+}
+
 /*
  * Every run of device-resident pages, in the page table's order.
  *
@@ -117,12 +179,16 @@ static int plan_ctx(struct uhmm *h, struct fork_plan *fp)
 				    dev_map_matches(h, s, e, b->loc[i]))
 					mm_zap(h, s, e - s);
 				r = plan_run(h, fp, s, e, false);
+				if (!r && d->kind == UHMM_MEM_COHERENT)
+					r = note_map(h, fp, s);
 				i = j;
 			}
 		}
 	}
-	/* discarded pages a device mapping still names: zeros in the child,
-	 * not the device's file */
+	if (!r)
+		r = plan_strangers(h, fp);
+	/* discarded pages a device mapping still names, where no device page
+	 * is left: zeros in the child too */
 	for (size_t i = 0; !r && i < h->nquar; i++)
 		r = plan_run(h, fp, h->quar[i].va,
 			     h->quar[i].va + ((uintptr_t)h->quar[i].n << PAGE_SHIFT), true);
@@ -161,6 +227,7 @@ static void plan_free(struct fork_plan *fp)
 	if (fp->stage)
 		munmap(fp->stage, fp->len);
 	mem_free(fp->ext);
+	mem_free(fp->maps);
 	memset(fp, 0, sizeof(*fp));
 }
 

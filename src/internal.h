@@ -341,6 +341,8 @@ struct fork_plan {
 	size_t len;
 	struct fork_ext *ext;		/* their runs, with their protection */
 	size_t n, cap;
+	uintptr_t *maps;		/* COHERENT runs' mappings, by start */
+	size_t nmaps, maps_cap;
 };
 int  fork_track(struct uhmm *h);	/* uhmm_open */
 void fork_untrack(struct uhmm *h);	/* uhmm_close */
@@ -591,6 +593,8 @@ int vma_scan_mapped(struct uhmm *h, uintptr_t start, uintptr_t end,
 		    struct vma **out, size_t *n);
 int vma_check_migratable(struct uhmm *h, const struct vma *v);
 int vma_at(struct uhmm *h, uintptr_t addr, struct vma *out);
+/* evict.c: in place, ascending, no heap (safe with the context held) */
+void sort_addrs(uintptr_t *a, size_t n);
 bool vma_locked(struct uhmm *h, uintptr_t start, uintptr_t end);
 
 /* procfd.c: kept open, never to be closed by the caller; or -errno */

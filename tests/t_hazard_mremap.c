@@ -33,6 +33,20 @@ static size_t leaked_words(const void *p, size_t len, size_t *zero_words)
 	return n;
 }
 
+struct tail {
+	uint8_t *p;
+	size_t len;
+};
+
+static void child_tail(void *arg)
+{
+	struct tail *t = arg;
+
+	if (ut_check_zero(t->p, t->len) != SIZE_MAX || leaked_words(t->p, t->len, NULL))
+		_exit(2);
+	memset(t->p, 0x5a, t->len);	/* must reach no one else's memory */
+}
+
 int main(void)
 {
 	size_t len = 4 * UT_MiB;
@@ -57,6 +71,15 @@ int main(void)
 	ok(a2 != MAP_FAILED, "mremap grows A from 4 to 8 MiB (%s)", a2 == a ? "in place" : "moved");
 	if (a2 == MAP_FAILED)
 		tap_bail("mremap: %s", strerror(errno));
+	/* a fork before anything touched the tail: the child must not get
+	 * the device's file there (B's data, and B's pages to write to) */
+	{
+		struct tail t = { a2 + len, len };
+
+		rc = ut_child(child_tail, &t);
+		is_int(rc, 0, "fork child: the grown tail reads zeros (not another range's data)");
+		ut_ok64(b, len, 142, "B after the child wrote A's tail");
+	}
 	ut_ok64(a2, len, 141, "A's old part after growth");
 	ut_okzero(a2 + len, len, "A's grown tail");
 	{
