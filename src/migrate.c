@@ -226,11 +226,14 @@ static bool adopt(struct uhmm *h, const struct vma *v, uintptr_t a)
 	return !pt_set(&h->pt, a, d->id, p);
 }
 
-/* Pages of a device mapping that are not ours (grown by mremap) become
- * zeroed system memory before anything else looks at them. */
+/* Pages of a device mapping that are not ours (grown by mremap, discarded)
+ * become zeroed system memory before anything else looks at them: every
+ * run of them in the mapping (the rest keeps its offsets), then 1 for a
+ * fresh look at the layout. */
 static int settle(struct uhmm *h, const struct vma *v)
 {
 	uintptr_t a = v->start;
+	int changed = 0;
 
 	while (a < v->end) {
 		uintptr_t s = a;
@@ -248,9 +251,9 @@ static int settle(struct uhmm *h, const struct vma *v)
 		       !adopt(h, v, a))
 			a += PAGE_SIZE;
 		replace_with_zero(h, s, a);
-		return 1;
+		changed = 1;
 	}
-	return 0;
+	return changed;
 }
 
 /*

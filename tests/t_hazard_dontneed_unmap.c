@@ -172,6 +172,45 @@ static void child_reads(void *arg)
 	memset(f->a, 0x5a, f->len);	/* must not reach the parent */
 }
 
+/* Page i of the block is one of the 8 discarded ones. */
+static bool discarded(size_t i)
+{
+	return i % 10 == 3 && i < 80;
+}
+
+/*
+ * Eight discarded runs in one device mapping: a migration settles them
+ * all (zeros) and moves the whole range, to another device and home.
+ */
+static void runs_then_migrate(void)
+{
+	struct uhmm_dev *d2 = ut_sim(h, "sim2", BLK);
+	size_t pg = ut_page(), bad = 0;
+	uint8_t *p = ut_map_aligned(BLK, BLK);
+	int rc;
+
+	ut_fill64(p, BLK, 81);
+	rc = uhmm_migrate(h, p, BLK, dev, 0);
+	is_int(rc, 0, "a block onto the device");
+	for (size_t i = 0; i < BLK / pg; i++)
+		if (discarded(i))
+			madvise(p + i * pg, pg, MADV_DONTNEED);
+	rc = uhmm_migrate(h, p, BLK, d2, 0);
+	is_int(rc, 0, "with 8 discarded runs, to another device");
+	ut_check_where(h, p, BLK, ut_dev_id(d2), "all of it there (the discarded pages as zeros)");
+	rc = uhmm_migrate(h, p, BLK, NULL, 0);
+	is_int(rc, 0, "and home");
+	for (size_t i = 0; i < BLK / pg; i++) {
+		const uint64_t *w = (const uint64_t *)(const void *)(p + i * pg);
+
+		for (size_t k = 0; k < pg / 8; k++)
+			bad += w[k] != (discarded(i) ? 0 : ut_pat64(81, i * pg / 8 + k));
+	}
+	is_int(bad, 0, "discarded pages zeros, the others their data");
+	munmap(p, BLK);
+	uhmm_dev_remove(d2);
+}
+
 /*
  * Every other page discarded, one madvise each: more runs than the
  * quarantine holds (16384).  Those past it are replaced by zeros at once,
@@ -333,6 +372,9 @@ int main(void)
 	ut_okzero(a, len, "A, zeros on the device");
 	uhmm_migrate(h, a, len, NULL, 0);
 	munmap(a, len);
+
+	/* ---- many discarded runs in one mapping, then migrations ---- */
+	runs_then_migrate();
 
 	/* ---- more scattered discards than uhmm keeps track of ---- */
 	scattered_discards();
