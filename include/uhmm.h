@@ -330,7 +330,10 @@ int uhmm_dev_add_file(struct uhmm *h, const char *path, size_t size,
 
 /* Migrate every page back to system memory bit-exact (whatever the
  * range's protection), then release.  -EIO if some pages could not be
- * read back: they are poisoned (SIGBUS on access) and counted. */
+ * read back: they are poisoned (SIGBUS on access) and counted.  -EIO too
+ * if COHERENT pages could not be mapped home (the program mseal'd them):
+ * they keep their data in the device's file, which their mapping holds
+ * open, and are no longer managed (release must leave that memory be). */
 int uhmm_dev_remove(struct uhmm_dev *dev);
 
 struct uhmm_dev_info {

@@ -435,9 +435,9 @@ int dev_remove(struct uhmm_dev *dev, bool discard)
 	if (!discard && dev->kind == UHMM_MEM_PRIVATE && dev->used_pages &&
 	    private_poison_all(h, dev))
 		r = -EIO;
-	/* discarded pages that nothing settled: their addresses fault as
-	 * strangers of a mapping no device has, and are replaced then */
-	quar_drop_dev(h, dev);
+	/* what could not come home at all stays the device file's */
+	if (dev_let_go(h, dev) && !discard)
+		r = -EIO;
 	h->dev[dev->id] = NULL;
 	if (dev->kind == UHMM_MEM_PRIVATE)
 		h->nprivate--;

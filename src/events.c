@@ -639,6 +639,10 @@ static void apply_fault(struct uhmm *h, const struct qmsg *m, int mode)
 	}
 	if (v.kind == VMA_DEV)
 		fix_foreign(h, &v, page);
+	/* a page of a shared mapping we let go of (its device went, and
+	 * unregistering it failed): the file's page, as the kernel would */
+	if (v.kind != VMA_DEV && loc == LOC_UNMANAGED && (m->flags & UFFD_PAGEFAULT_FLAG_MINOR))
+		uffd_continue(h, page, PAGE_SIZE);
 	/* a page we never saw in a mapping of ours: the mapping grew
 	 * (mremap), and the new part is fresh memory, managed from now on */
 	if (v.kind == VMA_ANON && loc == LOC_UNMANAGED &&

@@ -137,6 +137,73 @@ int dev_pages_to_sys(struct uhmm *h, struct uhmm_dev *d)
 	return r;
 }
 
+/* Every run of pages the page table still places on d, gathered first:
+ * letting go of a page may free its block. */
+static size_t runs_on(struct uhmm *h, struct uhmm_dev *d, uintptr_t **out)
+{
+	struct pagetable *pt = &h->pt;
+	uintptr_t *runs = NULL;
+	size_t n = 0, cap = 0;
+
+	for (size_t k = 0; k < pt->nbucket; k++) {
+		for (struct vblock *b = pt->bucket[k]; b; b = b->next) {
+			for (size_t i = 0; i < BLOCK_PAGES; i++) {
+				size_t j = i;
+
+				if (b->loc[i] != d->id)
+					continue;
+				while (j < BLOCK_PAGES && b->loc[j] == d->id)
+					j++;
+				if (n + 2 > cap) {
+					uintptr_t *r = mem_realloc(runs, (cap ? 2 * cap : 64) * sizeof(*r));
+
+					if (!r)
+						break;
+					runs = r;
+					cap = cap ? 2 * cap : 64;
+				}
+				runs[n++] = b->base + (i << PAGE_SHIFT);
+				runs[n++] = (j - i) << PAGE_SHIFT;
+				i = j;
+			}
+		}
+	}
+	*out = runs;
+	return n / 2;
+}
+
+static void let_go(struct uhmm *h, uintptr_t a, size_t len)
+{
+	uffd_unregister(h, a, len);
+	for (uintptr_t e = a + len; a < e; a += PAGE_SIZE)
+		pt_unmanage(&h->pt, a);
+}
+
+/*
+ * What still names d once its pages went home: a COHERENT page whose
+ * mapping cannot be replaced (mseal'd), a discarded page nothing settled.
+ * Their data stays in the device's file, which their mapping keeps.  The
+ * context lets go of them - the kernel serves their faults from that file
+ * from now on - so that the next device given d's id inherits nothing.
+ * Returns how many pages of data were let go.
+ */
+size_t dev_let_go(struct uhmm *h, struct uhmm_dev *d)
+{
+	uintptr_t *runs = NULL;
+	size_t n = runs_on(h, d, &runs), pages = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		let_go(h, runs[2 * i], runs[2 * i + 1]);
+		pages += runs[2 * i + 1] >> PAGE_SHIFT;
+	}
+	mem_free(runs);
+	for (size_t i = 0; i < h->nquar; i++)
+		if (h->quar[i].dev == d->id)
+			let_go(h, h->quar[i].va, (size_t)h->quar[i].n << PAGE_SHIFT);
+	quar_drop_dev(h, d);
+	return pages;
+}
+
 int uhmm_dev_evict(struct uhmm_dev *dev, size_t bytes)
 {
 	struct uhmm *h;

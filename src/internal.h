@@ -630,6 +630,7 @@ bool dev_map_matches(struct uhmm *h, uintptr_t start, uintptr_t end, int loc);
 void forget_range(struct uhmm *h, uintptr_t start, uintptr_t end);
 int evict_chunk(struct uhmm *h, struct uhmm_dev *d, long chunk);
 int dev_pages_to_sys(struct uhmm *h, struct uhmm_dev *d);
+size_t dev_let_go(struct uhmm *h, struct uhmm_dev *d);
 
 /* private.c */
 bool range_has_private(struct uhmm *h, uintptr_t start, uintptr_t end);

@@ -7,7 +7,54 @@
  * usable and migratable.
  */
 #define _GNU_SOURCE
+#include <sys/syscall.h>
+
 #include "util.h"
+
+/*
+ * A range the program mseal'd while it lived on a COHERENT device cannot
+ * be remapped home: the removal says -EIO, the pages keep their data in
+ * the device's file (their mapping keeps it), and the context lets go of
+ * them - the next device, given the same id, inherits nothing.
+ */
+static void sealed_then_removed(struct uhmm *h)
+{
+	struct uhmm_dev *d = ut_sim(h, "E", 8 * UT_MiB), *d2;
+	size_t pg = ut_page(), l = 16 * pg;
+	uint8_t *s = ut_map(l), *t = ut_map(l);
+	uint8_t was;
+	int id, rc;
+
+	ut_fill64(s, l, 87);
+	ut_fill64(t, l, 88);
+	is_int(uhmm_migrate(h, s, l, d, 0), 0, "16 pages to E");
+	id = ut_dev_id(d);
+	if (syscall(SYS_mseal, s, l, 0) != 0) {
+		skip("mseal is not available here (%s)", strerror(errno));
+		uhmm_dev_remove(d);
+		return;
+	}
+	rc = uhmm_dev_remove(d);
+	is_int(rc, -EIO, "uhmm_dev_remove(E) with mseal'd pages on it: -EIO");
+	ut_ok64(s, l, 87, "the sealed pages' data");
+	/* a fault there (its PTE dropped) is the kernel's now: no hang */
+	if (madvise(s + pg, pg, MADV_DONTNEED) == 0)
+		ut_ok64(s, l, 87, "after a fault on one of them: the file's page");
+	else
+		diag("madvise(DONTNEED) of sealed pages: %s", strerror(errno));
+	was = s[5];
+	s[5] = 0x42;
+	ok(s[5] == 0x42, "and they take writes");
+	d2 = ut_sim(h, "F", 8 * UT_MiB);
+	is_int(ut_dev_id(d2), id, "the next device gets E's id");
+	ok(ut_where_count(h, s, l, id) == 0, "the sealed pages are not placed on it");
+	is_int(uhmm_migrate(h, t, l, d2, 0), 0, "other pages to it");
+	is_int(uhmm_dev_remove(d2), 0, "and its removal brings them home");
+	ut_ok64(t, l, 88, "their data");
+	ok(s[5] == 0x42, "the byte written to a sealed page is still there");
+	s[5] = was;
+	ut_ok64(s, l, 87, "the rest of the sealed pages unchanged by it all");
+}
 
 int main(void)
 {
@@ -118,6 +165,7 @@ int main(void)
 		ut_ok8(s, l, 86, "their data");
 		munmap(s, l);
 	}
+	sealed_then_removed(h);
 	is_int(uhmm_dev_remove(NULL), -EINVAL, "uhmm_dev_remove(NULL): -EINVAL");
 
 	free(raw);
