@@ -372,6 +372,16 @@ static void access_run(struct uhmm *h, struct uhmm_dev *d, uintptr_t start, uint
 	}
 }
 
+/* Do the mappings vv cover [start, end) with no hole between them? */
+static bool no_hole(const struct vma *vv, size_t n, uintptr_t start, uintptr_t end)
+{
+	bool whole = n && vv[0].start <= start && vv[n - 1].end >= end;
+
+	for (size_t i = 1; whole && i < n; i++)
+		whole = vv[i].start == vv[i - 1].end;
+	return whole;
+}
+
 void policy_access(struct uhmm *h, struct uhmm_dev *d, uintptr_t start, uintptr_t end,
 		   uint32_t count)
 {
@@ -391,9 +401,7 @@ void policy_access(struct uhmm *h, struct uhmm_dev *d, uintptr_t start, uintptr_
 
 		if (vma_scan_mapped(h, start, end, &vv, &n))
 			return;
-		whole = n && vv[0].start <= start && vv[n - 1].end >= end;
-		for (size_t i = 1; whole && i < n; i++)
-			whole = vv[i].start == vv[i - 1].end;
+		whole = no_hole(vv, n, start, end);
 		for (size_t i = 0; whole && i < n && count; i++)
 			if (vv[i].prot & (PROT_READ | PROT_WRITE))
 				access_run(h, d, vv[i].start > start ? vv[i].start : start,
@@ -409,6 +417,8 @@ void policy_access(struct uhmm *h, struct uhmm_dev *d, uintptr_t start, uintptr_
  * parts become managed, as those a device reads through its mirror do, so
  * that the block's move takes them later (programs()) and nothing beside
  * them.  Refused pieces (our own memory, PROT_NONE, sealed) just stay out.
+ * A range with a hole manages nothing, as it counts nothing: it reaches
+ * over whatever else is mapped on the way (a sanitizer's heap, say).
  */
 static void manage_reported(struct uhmm *h, uintptr_t s, uintptr_t e)
 {
@@ -417,7 +427,7 @@ static void manage_reported(struct uhmm *h, uintptr_t s, uintptr_t e)
 
 	if (vma_scan_mapped(h, s, e, &vv, &n))
 		return;
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; no_hole(vv, n, s, e) && i < n; i++) {
 		const struct vma *v = &vv[i];
 
 		if (v->kind == VMA_ANON && !vma_check_migratable(h, v))

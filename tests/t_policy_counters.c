@@ -315,6 +315,29 @@ static void bad_input(struct uhmm_dev *d)
 	is_int(uhmm_dev_report_access(d, &x, 1, 0), 0, "report_access(count 0): nothing, 0");
 }
 
+/*
+ * A report over a range with holes counts nothing, and manages nothing
+ * either: the range reaches over whatever else is mapped on the way (the
+ * program's heap, its data, a sanitizer's memory), which was registered
+ * with the context's userfaultfd before.
+ */
+static void report_over_holes(struct uhmm *h, struct uhmm_dev *d)
+{
+	size_t pg = ut_page();
+	uint8_t *r = mmap(NULL, 3 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	int rc;
+
+	if (r == MAP_FAILED)
+		tap_bail("mmap: %s", strerror(errno));
+	munmap(r, pg);		/* a hole before the page in the middle */
+	memset(r + pg, 1, 2 * pg);
+	rc = uhmm_dev_report_access(d, (void *)0x10000, (uintptr_t)r + 3 * pg - 0x10000, 1);
+	is_int(rc, 0, "report_access from 0x10000 past a buffer of ours");
+	ok(!ut_uffd_armed(r + pg), "that buffer (beyond holes) was not made managed");
+	is_int(ut_where_count(h, r + pg, 2 * pg, UHMM_LOC_SYSTEM), 2, "nor moved");
+	munmap(r + pg, 2 * pg);
+}
+
 int main(void)
 {
 	struct uhmm *h;
@@ -330,6 +353,7 @@ int main(void)
 	else
 		skip("COHERENT devices need userfaultfd minor faults on shmem (absent or disabled)");
 	bad_input(p);
+	report_over_holes(h, p);
 	uhmm_close(h);
 	in_context(FAST_DECAY_MS, "halving", decay);
 	in_context(NO_DECAY_MS, "forgotten", unmapped);
