@@ -4,7 +4,9 @@
  * memory bit-exact first (uhmm_where SYSTEM, every byte, maps lines
  * anonymous again), PROT_NONE and read-only pages too (with their
  * protection), leaves other devices' pages alone, and the memory stays
- * usable and migratable.
+ * usable and migratable.  mseal'd COHERENT pages, which cannot be mapped
+ * home: -EIO, their data kept, and the next device given the same id
+ * inherits nothing.
  */
 #define _GNU_SOURCE
 #include <sys/syscall.h>
