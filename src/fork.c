@@ -102,15 +102,6 @@ static int note_map(struct uhmm *h, struct fork_plan *fp, uintptr_t s)
 	return 0;
 }
 
-/* Is page a of mapping v the device's page at its file offset? */
-static bool devs_own(struct uhmm *h, const struct vma *v, uintptr_t a)
-{
-	uint32_t dp = 0;
-
-	return pt_loc(&h->pt, a, &dp) == v->dev->id &&
-	       v->pgoff + (a - v->start) == devmem_off(v->dev, dp);
-}
-
 /*
  * The other pages of those mappings - grown by mremap and not touched
  * since, discarded - map the device's file all the same, at offsets that
@@ -130,11 +121,11 @@ static int plan_strangers(struct uhmm *h, struct fork_plan *fp)
 		    v.kind != VMA_DEV)
 			continue;
 		for (a = v.start; !r && a < v.end;) {
-			if (devs_own(h, &v, a)) {
+			if (vma_dev_page(h, &v, a)) {
 				a += PAGE_SIZE;
 				continue;
 			}
-			for (s = a; a < v.end && !devs_own(h, &v, a); a += PAGE_SIZE)
+			for (s = a; a < v.end && !vma_dev_page(h, &v, a); a += PAGE_SIZE)
 				;
 			r = ext_add(fp, s, a - s, v.prot, true);
 		}

@@ -627,6 +627,7 @@ int migrate_range(struct uhmm *h, uintptr_t start, uintptr_t end,
 int manage_range(struct uhmm *h, uintptr_t start, uintptr_t end);
 int replace_with_zero(struct uhmm *h, uintptr_t start, uintptr_t end);
 bool dev_map_matches(struct uhmm *h, uintptr_t start, uintptr_t end, int loc);
+bool vma_dev_page(struct uhmm *h, const struct vma *v, uintptr_t a);
 void forget_range(struct uhmm *h, uintptr_t start, uintptr_t end);
 int evict_chunk(struct uhmm *h, struct uhmm_dev *d, long chunk);
 int dev_pages_to_sys(struct uhmm *h, struct uhmm_dev *d);

@@ -348,6 +348,15 @@ void forget_range(struct uhmm *h, uintptr_t start, uintptr_t end)
 	quar_end(h, start, end);
 }
 
+/* Is page a of device mapping v the device's page at its file offset? */
+bool vma_dev_page(struct uhmm *h, const struct vma *v, uintptr_t a)
+{
+	uint32_t dp = 0;
+
+	return pt_loc(&h->pt, a, &dp) == v->dev->id &&
+	       v->pgoff + (a - v->start) == devmem_off(v->dev, dp);
+}
+
 /*
  * Is [start, end) still the program's mapping of device `loc` that the
  * page table describes?  Events are applied after the fact, and other
@@ -370,12 +379,8 @@ bool dev_map_matches(struct uhmm *h, uintptr_t start, uintptr_t end, int loc)
 		const struct vma *v = &vv[i];
 
 		ours = v->kind == VMA_DEV && v->dev == d;
-		for (uintptr_t a = v->start; a < v->end && ours; a += PAGE_SIZE) {
-			uint32_t dp = 0;
-
-			ours = pt_loc(&h->pt, a, &dp) == loc &&
-			       v->pgoff + (a - v->start) == devmem_off(d, dp);
-		}
+		for (uintptr_t a = v->start; a < v->end && ours; a += PAGE_SIZE)
+			ours = vma_dev_page(h, v, a);
 	}
 	mem_free(vv);
 	return ours;

@@ -427,7 +427,9 @@ static void manage_reported(struct uhmm *h, uintptr_t s, uintptr_t e)
 
 	if (vma_scan_mapped(h, s, e, &vv, &n))
 		return;
-	for (size_t i = 0; no_hole(vv, n, s, e) && i < n; i++) {
+	if (!no_hole(vv, n, s, e))
+		n = 0;
+	for (size_t i = 0; i < n; i++) {
 		const struct vma *v = &vv[i];
 
 		if (v->kind == VMA_ANON && !vma_check_migratable(h, v))

@@ -153,7 +153,6 @@ void quar_move(struct uhmm *h, uintptr_t from, uintptr_t to, size_t len)
 	cut(h, from, from + len);
 	for (size_t i = 0; i < h->nquar; i++) {
 		struct quar_run *q = &h->quar[i];
-
 		struct uhmm_dev *d = dev_by_id(h, q->dev);
 
 		if (q->va < from || run_end(q) > from + len)
