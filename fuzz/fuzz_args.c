@@ -257,7 +257,7 @@ static void input_cleanup(void)
 	munlock(arena, ARENA_PAGES * pg);
 	munmap(arena, ARENA_PAGES * pg);
 	arena = NULL;
-	/* nothing may be left there (fuzz/open/fuzz_args-zone-taken): the
+	/* nothing may be left there (the corpus's fuzz_args-zone-taken): the
 	 * input that left it is the one to report, not the next */
 	munmap(fz_zone_map(ARENA_OFF, ARENA_PAGES * pg), ARENA_PAGES * pg);
 }

@@ -51,8 +51,9 @@ int devmem_init(struct uhmm_dev *d)
 	d->chunk_lru = mem_alloc((d->nchunks) * sizeof(*d->chunk_lru));
 	d->bind = mem_alloc((d->nbind) * sizeof(*d->bind));
 	d->gen = mem_alloc((d->npages) * sizeof(*d->gen));
+	d->arrived = mem_alloc((d->npages) * sizeof(*d->arrived));
 	if (!d->owner || !d->pflags || !d->chunk_key || !d->chunk_used ||
-	    !d->chunk_lru || !d->bind || !d->gen) {
+	    !d->chunk_lru || !d->bind || !d->gen || !d->arrived) {
 		devmem_fini(d);
 		return -ENOMEM;
 	}
@@ -72,7 +73,9 @@ void devmem_fini(struct uhmm_dev *d)
 	mem_free(d->chunk_lru);
 	mem_free(d->bind);
 	mem_free(d->gen);
+	mem_free(d->arrived);
 	d->gen = NULL;
+	d->arrived = NULL;
 	d->owner = NULL;
 	d->pflags = NULL;
 	d->chunk_key = NULL;

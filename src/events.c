@@ -253,6 +253,7 @@ static void reader_take(struct uhmm *h, const struct uffd_msg *u,
 	struct qmsg m;
 
 	to_qmsg(u, &m);
+	m.read_at = h->q.reads;
 	h->q.seq++;
 	if (m.event == UFFD_EVENT_PAGEFAULT) {
 		/* a write into a fence: the fence's owner wakes it; any other
@@ -318,7 +319,7 @@ static bool serve_fast(struct uhmm *h, const struct qmsg *m)
 		/* counted before the page is placed: the thread it wakes may
 		 * look at the counters at once */
 		COUNT(h, dev_by_id(h, loc), cpu_faults, 1);
-		r = private_fault(h, page, m->tid, FAULT_FAST);
+		r = private_fault(h, page, m, FAULT_FAST);
 		served = r == 0;
 		/* a first touch placed on a device changes mappings: the
 		 * worker's */
@@ -372,6 +373,7 @@ static void *reader_main(void *arg)
 		pthread_rwlock_wrlock(&h->q.fill);
 		pthread_mutex_lock(&h->q.lock);
 		h->q.reading = true;
+		h->q.reads++;
 		pthread_mutex_unlock(&h->q.lock);
 		n = read(h->uffd, msg, sizeof(msg));
 		if (n < 0)
@@ -614,10 +616,10 @@ static void apply_fault(struct uhmm *h, const struct qmsg *m, int mode)
 	COUNT(h, dev_by_id(h, loc), cpu_faults, 1);
 	trace_cpu_fault(h, page, loc, m->tid);
 	/* a page a device holds alone: it gives it back, which wakes us */
-	if (excl_cpu_fault(h, page))
+	if (excl_cpu_fault(h, page, m->read_at))
 		return;
 	/* a page on a private device comes home */
-	if (private_fault(h, page, m->tid, mode) != -ENOENT)
+	if (private_fault(h, page, m, mode) != -ENOENT)
 		return;
 	/* a device page: map it from the device's file (a fault left over
 	 * from before a migration just finds it mapped) */
@@ -742,6 +744,24 @@ static void drain_queued(struct uhmm *h, bool barrier)
 		apply(h, &msg[batch.next++]);
 	q->batch = batch.outer;
 	mem_free(msg);
+}
+
+/*
+ * A fault read up to now may be a thread's second message for one access:
+ * a signal took it out of its wait, and it faulted again while we held the
+ * first.  Once the first is served, the second is stale, and must not
+ * undo what the program did since (private.c: fault_is_stale).  Counted
+ * in reads begun, not messages taken, so that one read while a page
+ * arrives counts as before it.
+ */
+uint64_t events_reads(struct uhmm *h)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&h->q.lock);
+	n = h->q.reads;
+	pthread_mutex_unlock(&h->q.lock);
+	return n;
 }
 
 void events_drain(struct uhmm *h)

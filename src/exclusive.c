@@ -289,13 +289,20 @@ void excl_revoke(struct uhmm *h, uintptr_t s, uintptr_t e, int initiator,
 		revoke_range(h, s, e, initiator, keep, true, NULL);
 }
 
-bool excl_cpu_fault(struct uhmm *h, uintptr_t a)
+bool excl_cpu_fault(struct uhmm *h, uintptr_t a, uint64_t read_at)
 {
 	struct xblock *x = xfind(h, a);
 	bool clear;
 
 	if (!x || !held(x, pidx(a)))
 		return false;
+	/* a fault read before the grant was served before it (a second
+	 * message of one access: events_reads): the device keeps the block,
+	 * and a thread that does wait still faults again */
+	if (read_at && read_at <= x->granted_at) {
+		uffd_wake(h, page_down(a), PAGE_SIZE);
+		return true;
+	}
 	/* a DONTNEED we have read but not applied: our copy must not come
 	 * back over it; the access faults again once it is applied.  (The
 	 * look and the placement are not one step, as they are for other
@@ -478,6 +485,7 @@ static int grant_block(struct uhmm *h, struct uhmm_mirror *m, const struct seg *
 		}
 		if (!x && !(x = xnew(h, a & ~(BLOCK_SIZE - 1), m)))
 			return -ENOMEM;
+		x->granted_at = events_reads(h);
 		for (s = a; a < lim && !needs_nothing(h, m, x, a); a += PAGE_SIZE)
 			;
 		r = mark_run(h, x, sg, s, a);

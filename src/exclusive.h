@@ -19,6 +19,7 @@ struct xblock {
 	uint64_t sys[BLOCK_PAGES / 64];		/* system pages, in our copy */
 	uint64_t dev[BLOCK_PAGES / 64];		/* COHERENT pages, PTEs dropped */
 	uint32_t slot;				/* where our copy lives */
+	uint64_t granted_at;			/* events_reads() at its last grant */
 };
 
 struct excl {
@@ -50,8 +51,10 @@ bool excl_sys(struct uhmm *h, uintptr_t a);
  */
 void excl_revoke(struct uhmm *h, uintptr_t s, uintptr_t e, int initiator,
 		 const struct uhmm_mirror *keep);
-/* A CPU access to page a: taken back?  (Not on the reader thread.) */
-bool excl_cpu_fault(struct uhmm *h, uintptr_t a);
+/* A CPU access to page a, its fault read at read_at (0: the faulting
+ * thread itself): taken back, or a stale fault woken?  (Not on the
+ * reader thread.) */
+bool excl_cpu_fault(struct uhmm *h, uintptr_t a, uint64_t read_at);
 /* The program's madvise(DONTNEED...) of [s, e): those pages are gone. */
 void excl_removed(struct uhmm *h, uintptr_t s, uintptr_t e);
 /* The program's mremap: pages of [from, from + len) are at `to` now. */

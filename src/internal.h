@@ -190,6 +190,7 @@ struct uhmm_dev {
 	uintptr_t *owner;		/* per page: user address, 0 = free */
 	uint8_t *pflags;		/* per page: DP_* */
 	uint32_t *gen;			/* per page: bumped when freed */
+	uint64_t *arrived;		/* per page: h->q.reads when it came here */
 	int busy;			/* faults copying from it unlocked */
 	uintptr_t *chunk_key;		/* per chunk: bound key + 1, 0 = free */
 	uint32_t *chunk_used;
@@ -266,6 +267,7 @@ struct qmsg {
 	uint8_t event;
 	uint64_t flags, addr, a, b, c;
 	uint32_t tid;
+	uint64_t read_at;		/* h->q.reads when it was read; 0: not read */
 };
 
 /* Events events_drain took from the queue and has not applied yet (with
@@ -291,6 +293,7 @@ struct evqueue {
 	bool reading;			/* reader holds messages not yet queued */
 	int foreign;			/* unexpected events in the fenced range */
 	uint64_t seq;			/* messages read so far */
+	uint64_t reads;			/* reads of the descriptor begun so far */
 	uint64_t foreign_seq;		/* when the first foreign one was read */
 };
 
@@ -514,6 +517,8 @@ void events_drain(struct uhmm *h);	/* with h->lock held */
 bool events_fault_here(struct uhmm *h, uintptr_t addr, uint64_t flags, bool alone);
 void events_sync(struct uhmm *h);	/* reader has read all queued */
 void events_sync_all(struct uhmm *h);	/* ... and all on their way */
+/* a page placed now is newer than every fault read so far, or being read */
+uint64_t events_reads(struct uhmm *h);
 void fill_begin(struct uhmm *h);
 bool fill_clear(struct uhmm *h, uintptr_t start, uintptr_t end);
 void fill_end(struct uhmm *h);
@@ -642,7 +647,7 @@ int dev_read_pages(struct uhmm_dev *d, const uint32_t *dp, size_t n, char *dst);
 /* -ENOENT: not a private page; -EWOULDBLOCK: needs a thread that may
  * change mappings (fast: the reader's own) */
 enum { FAULT_FAST, FAULT_SLOW, FAULT_PARALLEL, FAULT_SIGNAL };
-int private_fault(struct uhmm *h, uintptr_t page, pid_t tid, int mode);
+int private_fault(struct uhmm *h, uintptr_t page, const struct qmsg *m, int mode);
 
 /* mirror.c, with h->lock held.  mirror_invalidate runs the callbacks of
  * every live mirror that may hold translations of [start, end), before the

@@ -404,6 +404,23 @@ size_t private_poison_all(struct uhmm *h, struct uhmm_dev *d)
 }
 
 /*
+ * A message read before the page came to the device: its thread's access
+ * was served before (events_reads says how it can still be here), and
+ * the page went to the device after.  The faulting thread itself
+ * (FAULT_SIGNAL) is never stale.
+ */
+static bool fault_is_stale(struct uhmm *h, struct uhmm_dev *d, uintptr_t page,
+			   const struct qmsg *m)
+{
+	uint32_t dp = 0;
+
+	if (!m->read_at)
+		return false;
+	pt_loc(&h->pt, page, &dp);
+	return m->read_at <= d->arrived[dp];
+}
+
+/*
  * How a fault's window is copied.  FAULT_PARALLEL (a fault thread) copies
  * with the context unlocked, where no mirror may fault the window in
  * meanwhile (its device's writes would be lost).  FAULT_SIGNAL (the
@@ -429,17 +446,23 @@ static bool copy_unlocked(struct uhmm *h, int mode, uintptr_t s, uintptr_t e)
  * Read-ahead only where the faulting thread is not the one serving, nor
  * waiting for the server (FAULT_PARALLEL's other faults).
  */
-int private_fault(struct uhmm *h, uintptr_t page, pid_t tid, int mode)
+int private_fault(struct uhmm *h, uintptr_t page, const struct qmsg *m, int mode)
 {
 	bool fast = mode == FAULT_FAST;
 	int loc = pt_loc(&h->pt, page, NULL);
 	struct uhmm_dev *d = dev_by_id(h, loc);
 	uintptr_t ws, we, s, e;
+	pid_t tid = (pid_t)m->tid;
 	uint32_t dp = 0;
 	int r;
 
 	if (!loc_private(h, loc))
 		return -ENOENT;
+	if (fault_is_stale(h, d, page, m)) {
+		/* if its thread does wait still, it faults again */
+		uffd_wake(h, page, PAGE_SIZE);
+		return 0;
+	}
 	/* the reader never runs a mirror's callback, which may wait for a
 	 * driver lock that a munmapping thread holds (hazard 3) */
 	if (fast && mirror_wants(h, page & ~(BLOCK_SIZE - 1),
@@ -612,6 +635,7 @@ int batch_to_private(struct uhmm *h, struct batch *b, struct uhmm_dev *d,
 {
 	bool remap = h->feat & UHMM_FEAT_REMAP_FENCE, cut = false;
 	size_t zero = 0, n = 0, len;
+	uint64_t arrived;
 	char *src = NULL;
 	int r;
 
@@ -643,9 +667,11 @@ int batch_to_private(struct uhmm *h, struct batch *b, struct uhmm_dev *d,
 		fence_end(h);
 		return r;
 	}
+	arrived = events_reads(h);
 	for (size_t i = 0; i < b->n; i++) {
 		if (b->sloc[i] != LOC_SYS)
 			continue;
+		d->arrived[b->ddst[i]] = arrived;
 		d->pflags[b->ddst[i]] |= DP_DIRTY;
 		devmem_touch(d, b->ddst[i], ++h->clock);
 		pt_set(&h->pt, va(b, i), d->id, b->ddst[i]);
