@@ -38,6 +38,14 @@ void *mem_alloc(size_t size);
 size_t mem_pages_max(void);			/* page-sized pieces, at most */
 void *mem_realloc(void *p, size_t size);
 void  mem_free(void *p);
+/* a mapping of our own, len bytes aligned to align, zeroed: where no hole
+ * of the program's is (zone.c) */
+void *mem_map(size_t len, size_t align);
+void  mem_unmap(void *p, size_t len);
+/* zone.c, with mem.c's lock held: the library's own address space */
+void *zone_map(size_t len, size_t align, int mmap_flags);	/* or NULL */
+void  zone_unmap(void *p, size_t len);
+bool  zone_owns(const void *p);
 void  mem_populate(void *p);			/* fault it all in now */
 void  mem_fork_lock(bool lock);			/* fork.c: across a fork */
 bool  mem_owns(uintptr_t start, uintptr_t end);	/* our slabs in range? */

@@ -9,7 +9,8 @@
  * Small objects (up to a page) come from 2 MiB slabs kept for the life of
  * the process, so that our metadata does not scatter one-page mappings into
  * the holes of the program's address space; migrate refuses ranges that
- * reach into a slab.  So do the bounce buffers of the threads that serve
+ * reach into a slab.  Slabs and larger objects are cut from a region of
+ * our own (zone.c): never from a hole the program has just made.  So do the bounce buffers of the threads that serve
  * faults (bounce.c), cut from slabs of their own.
  */
 #define _GNU_SOURCE
@@ -84,8 +85,10 @@ static bool slab_grow(struct piece_list *l)
 
 	if (nslabs == MAX_SLABS)
 		return false;
-	s = mmap(NULL, SLAB_SIZE, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	s = zone_map(SLAB_SIZE, PAGE_SIZE, MAP_NORESERVE);
+	if (!s)
+		s = mmap(NULL, SLAB_SIZE, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (s == MAP_FAILED)
 		return false;
 	slabs[nslabs++] = (uintptr_t)s;
@@ -176,6 +179,24 @@ bool mem_owns(uintptr_t start, uintptr_t end)
 	return hit;
 }
 
+/* With slab_lock held: a mapping of len bytes for one object, zeroed. */
+static struct mem_hdr *big_map(size_t len)
+{
+	void *m = zone_map(len, PAGE_SIZE, 0);
+
+	if (!m)
+		m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	return m == MAP_FAILED ? NULL : m;
+}
+
+static void big_unmap(struct mem_hdr *m, size_t len)
+{
+	if (zone_owns(m))
+		zone_unmap(m, len);
+	else
+		munmap(m, len);
+}
+
 void *mem_alloc(size_t size)
 {
 	size_t len = page_up(size + sizeof(struct mem_hdr));
@@ -190,12 +211,14 @@ void *mem_alloc(size_t size)
 		m->len = 0;
 		return m + 1;
 	}
-	m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (m == MAP_FAILED)
-		return NULL;
-	m->len = len;
-	big_set(NULL, m, len);
-	return m + 1;		/* fresh anonymous memory is zeroed */
+	pthread_mutex_lock(&slab_lock);
+	m = big_map(len);
+	if (m) {
+		m->len = len;
+		big_set_locked(NULL, m, len);
+	}
+	pthread_mutex_unlock(&slab_lock);
+	return m ? m + 1 : NULL;	/* fresh anonymous memory is zeroed */
 }
 
 /*
@@ -223,8 +246,39 @@ void mem_free(void *p)
 		piece_put(&pages, m);
 		return;
 	}
-	big_set(m, NULL, 0);
-	munmap(m, m->len);
+	pthread_mutex_lock(&slab_lock);
+	big_set_locked(m, NULL, 0);
+	big_unmap(m, m->len);
+	pthread_mutex_unlock(&slab_lock);
+}
+
+void *mem_map(size_t len, size_t align)
+{
+	char *m, *raw;
+
+	pthread_mutex_lock(&slab_lock);
+	m = zone_map(len, align, 0);
+	pthread_mutex_unlock(&slab_lock);
+	if (m)
+		return m;
+	raw = mmap(NULL, len + align, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (raw == MAP_FAILED)
+		return NULL;
+	m = (char *)(((uintptr_t)raw + align - 1) & ~(align - 1));
+	if (m > raw)
+		munmap(raw, m - raw);
+	munmap(m + len, raw + align - m);
+	return m;
+}
+
+void mem_unmap(void *p, size_t len)
+{
+	pthread_mutex_lock(&slab_lock);
+	if (zone_owns(p))
+		zone_unmap(p, len);
+	else
+		munmap(p, len);
+	pthread_mutex_unlock(&slab_lock);
 }
 
 void *mem_realloc(void *p, size_t size)
@@ -242,15 +296,25 @@ void *mem_realloc(void *p, size_t size)
 		struct mem_hdr *nm;
 
 		/* moved and recorded at once: mem_owns must not see the old
-		 * range, where the program may map something next */
+		 * range, where the program may map something next.  In the
+		 * zone, copied: a move would leave a hole in it */
 		pthread_mutex_lock(&slab_lock);
-		nm = mremap(m, m->len, len, MREMAP_MAYMOVE);
-		if (nm != MAP_FAILED) {
+		if (zone_owns(m)) {
+			nm = big_map(len);
+			if (nm) {
+				memcpy(nm, m, m->len);
+				big_unmap(m, m->len);
+			}
+		} else {
+			nm = mremap(m, m->len, len, MREMAP_MAYMOVE);
+			nm = nm == MAP_FAILED ? NULL : nm;
+		}
+		if (nm) {
 			nm->len = len;
 			big_set_locked(m, nm, len);
 		}
 		pthread_mutex_unlock(&slab_lock);
-		return nm == MAP_FAILED ? NULL : nm + 1;
+		return nm ? nm + 1 : NULL;
 	}
 	n = mem_alloc(size);
 	if (n) {

@@ -31,21 +31,12 @@ static size_t pool_size(const struct uhmm *h)
 static int pool_map(struct uhmm *h)
 {
 	size_t size = pool_size(h);
-	char *raw;
 
-	raw = mmap(NULL, size + BLOCK_SIZE, PROT_NONE,
-		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (raw == MAP_FAILED)
+	/* mapped at the first fault that needs it, on a library thread:
+	 * never in a hole of the program's */
+	h->pool.base = mem_map(size, BLOCK_SIZE);
+	if (!h->pool.base)
 		return -ENOMEM;
-	h->pool.base = (char *)(((uintptr_t)raw + BLOCK_SIZE - 1) & ~(BLOCK_SIZE - 1));
-	if (h->pool.base > raw)
-		munmap(raw, h->pool.base - raw);
-	munmap(h->pool.base + size, raw + size + BLOCK_SIZE - (h->pool.base + size));
-	if (mprotect(h->pool.base, size, PROT_READ | PROT_WRITE)) {
-		munmap(h->pool.base, size);
-		h->pool.base = NULL;
-		return -ENOMEM;
-	}
 	madvise(h->pool.base, size, MADV_HUGEPAGE);
 	h->pool.size = size;
 	h->pool.next = size;		/* populated at first use */
@@ -55,7 +46,7 @@ static int pool_map(struct uhmm *h)
 void pool_fini(struct uhmm *h)
 {
 	if (h->pool.base)
-		munmap(h->pool.base, h->pool.size);
+		mem_unmap(h->pool.base, h->pool.size);
 	h->pool.base = NULL;
 }
 
