@@ -243,6 +243,98 @@ static inline size_t fz_clamp(const void *a, size_t len)
 	return len;
 }
 
+/*
+ * Memory registered with a userfaultfd outside the zone (VmFlags um, uw
+ * or ui in /proc/self/smaps) that was not at the start: a call reached
+ * memory of the process's that no range the harness names covers.  Such
+ * memory can be the sanitizers' own (6bec298: ASan's heap, managed by
+ * uhmm_dev_report_access over holes), where it does not crash: LSan's
+ * tracer faults on it at exit and the process hangs.  Looked at after
+ * every FZ_REG_EVERY-th input (smaps costs about an input's time), and
+ * after every input where FUZZ_TRACE or FUZZ_REG_EVERY=1 is set, to find
+ * the input that did it.
+ */
+#define FZ_REG_EVERY 16
+#define FZ_REG_MAX 64
+
+static uintptr_t fz_reg_start[FZ_REG_MAX], fz_reg_end[FZ_REG_MAX];
+static int fz_nreg = -1;
+
+static inline bool fz_in_zone(uintptr_t s, uintptr_t e)
+{
+	return s >= (uintptr_t)(FZ_ZONE - FZ_GUARD) && e <= (uintptr_t)(FZ_ZONE + FZ_ZONE_SIZE + FZ_GUARD);
+}
+
+static inline bool fz_reg_known(uintptr_t s, uintptr_t e)
+{
+	for (int i = 0; i < fz_nreg; i++)
+		if (s >= fz_reg_start[i] && e <= fz_reg_end[i])
+			return true;
+	return false;
+}
+
+/* each registered mapping outside the zone: fn(start, end) */
+static inline void fz_reg_walk(void (*fn)(uintptr_t, uintptr_t))
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	char line[512];
+	uintptr_t s = 0, e = 0;
+
+	while (f && fgets(line, sizeof(line), f)) {
+		char *dash = strchr(line, '-');
+
+		if (dash && dash > line && line[0] != 'V' && strchr(line, ' ') > dash) {
+			s = strtoull(line, NULL, 16);
+			e = strtoull(dash + 1, NULL, 16);
+			continue;
+		}
+		if (strncmp(line, "VmFlags:", 8) || fz_in_zone(s, e))
+			continue;
+		if (strstr(line, " um") || strstr(line, " uw") || strstr(line, " ui"))
+			fn(s, e);
+	}
+	if (f)
+		fclose(f);
+}
+
+static inline void fz_reg_note(uintptr_t s, uintptr_t e)
+{
+	if (fz_nreg < FZ_REG_MAX) {
+		fz_reg_start[fz_nreg] = s;
+		fz_reg_end[fz_nreg++] = e;
+	}
+}
+
+static bool fz_reg_every;
+
+static inline void fz_reg_check_one(uintptr_t s, uintptr_t e)
+{
+	if (!fz_reg_known(s, e))
+		fz_fail("[%#lx, %#lx) is registered with a userfaultfd, outside the zone, by %s %d",
+			(unsigned long)s, (unsigned long)e,
+			fz_reg_every ? "this input of" : "one of the last inputs (FUZZ_REG_EVERY=1 says which):",
+			fz_reg_every ? 1 : FZ_REG_EVERY);
+}
+
+/* at the end of LLVMFuzzerInitialize: what is registered already is ours */
+static inline void fz_reg_baseline(void)
+{
+	fz_nreg = 0;
+	fz_reg_walk(fz_reg_note);
+}
+
+/* at the end of each input */
+static inline void fz_reg_check(void)
+{
+	static unsigned n;
+
+	fz_reg_every = getenv("FUZZ_TRACE") || getenv("FUZZ_REG_EVERY");
+	if (fz_nreg < 0 || (!fz_reg_every && ++n % FZ_REG_EVERY))
+		return;
+	fz_note("the registrations outside the zone");
+	fz_reg_walk(fz_reg_check_one);
+}
+
 static inline size_t fz_pages(uintptr_t a, size_t len)
 {
 	return ((a + len + pg - 1) / pg) - a / pg;

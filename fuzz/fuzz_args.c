@@ -191,6 +191,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	r = (int)syscall(SYS_mseal, S, 2 * pg, 0);
 	(void)r;	/* no mseal: S is a read-only range like another */
 	atexit(cleanup_process);
+	fz_reg_baseline();
 	return 0;
 }
 
@@ -1176,5 +1177,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		one_call(&in);
 	fz_note("input cleanup");
 	input_cleanup();
+	fz_reg_check();
 	return 0;
 }

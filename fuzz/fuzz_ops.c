@@ -98,6 +98,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		mdl[r] = malloc(RP * pg);
 	/* the context stays open at exit: see cleanup_process in
 	 * fuzz_args.c (each input left nothing managed behind) */
+	fz_reg_baseline();
 	return 0;
 }
 
@@ -650,5 +651,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_all(false);
 	}
 	finish();
+	fz_reg_check();
 	return 0;
 }
