@@ -244,8 +244,9 @@ static inline size_t fz_clamp(const void *a, size_t len)
 }
 
 /*
- * Memory registered with a userfaultfd outside the zone (VmFlags um, uw
- * or ui in /proc/self/smaps) that was not at the start: a call reached
+ * Private anonymous memory registered with a userfaultfd outside the zone
+ * (VmFlags um, uw or ui in /proc/self/smaps) that was not at the start
+ * (the library's own devices' views are shared files): a call reached
  * memory of the process's that no range the harness names covers.  Such
  * memory can be the sanitizers' own (6bec298: ASan's heap, managed by
  * uhmm_dev_report_access over holes), where it does not crash: LSan's
@@ -258,6 +259,7 @@ static inline size_t fz_clamp(const void *a, size_t len)
 #define FZ_REG_MAX 64
 
 static uintptr_t fz_reg_start[FZ_REG_MAX], fz_reg_end[FZ_REG_MAX];
+static char fz_reg_line[512];	/* the mapping's line in smaps, for the report */
 static int fz_nreg = -1;
 
 static inline bool fz_in_zone(uintptr_t s, uintptr_t e)
@@ -277,8 +279,10 @@ static inline bool fz_reg_known(uintptr_t s, uintptr_t e)
 static inline void fz_reg_walk(void (*fn)(uintptr_t, uintptr_t))
 {
 	FILE *f = fopen("/proc/self/smaps", "r");
-	char line[512];
+	char line[512], perm[8];
 	uintptr_t s = 0, e = 0;
+	unsigned long inode = 0;
+	bool anon = false;
 
 	while (f && fgets(line, sizeof(line), f)) {
 		char *dash = strchr(line, '-');
@@ -286,9 +290,14 @@ static inline void fz_reg_walk(void (*fn)(uintptr_t, uintptr_t))
 		if (dash && dash > line && line[0] != 'V' && strchr(line, ' ') > dash) {
 			s = strtoull(line, NULL, 16);
 			e = strtoull(dash + 1, NULL, 16);
+			anon = sscanf(line, "%*x-%*x %7s %*x %*x:%*x %lu", perm, &inode) == 2 &&
+			       perm[3] == 'p' && !inode;
+			memcpy(fz_reg_line, line, sizeof(line));
 			continue;
 		}
-		if (strncmp(line, "VmFlags:", 8) || fz_in_zone(s, e))
+		/* private anonymous memory only: the library registers its
+		 * devices' views (shared files) as it needs them */
+		if (strncmp(line, "VmFlags:", 8) || !anon || fz_in_zone(s, e))
 			continue;
 		if (strstr(line, " um") || strstr(line, " uw") || strstr(line, " ui"))
 			fn(s, e);
@@ -310,10 +319,10 @@ static bool fz_reg_every;
 static inline void fz_reg_check_one(uintptr_t s, uintptr_t e)
 {
 	if (!fz_reg_known(s, e))
-		fz_fail("[%#lx, %#lx) is registered with a userfaultfd, outside the zone, by %s %d",
+		fz_fail("[%#lx, %#lx) is registered with a userfaultfd, outside the zone, by %s %d\n  %s",
 			(unsigned long)s, (unsigned long)e,
 			fz_reg_every ? "this input of" : "one of the last inputs (FUZZ_REG_EVERY=1 says which):",
-			fz_reg_every ? 1 : FZ_REG_EVERY);
+			fz_reg_every ? 1 : FZ_REG_EVERY, fz_reg_line);
 }
 
 /* at the end of LLVMFuzzerInitialize: what is registered already is ours */
