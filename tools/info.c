@@ -80,24 +80,10 @@ static bool has_cap_sys_ptrace(void)
 	return (strtoull(v, NULL, 16) >> CAP_SYS_PTRACE_BIT) & 1;
 }
 
-static int read_sysctl(const char *path)
-{
-	int v = -1;
-	FILE *f;
-
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	if (fscanf(f, "%d", &v) != 1)
-		v = -1;
-	fclose(f);
-	return v;
-}
-
 /* What decides whether userfaultfd may serve kernel-mode faults. */
 static void print_privileges(void)
 {
-	int unpriv = read_sysctl("/proc/sys/vm/unprivileged_userfaultfd");
+	int unpriv = read_int_file("/proc/sys/vm/unprivileged_userfaultfd");
 	char buf[256], *seccomp = proc_status("Seccomp", buf, sizeof(buf));
 
 	printf("privileges:\n");

@@ -47,6 +47,8 @@ double now_sec(void);
 const char *opt_value(const char *opt, int argc, char **argv, int *i);
 const char *fmt_size(size_t bytes, char *buf, size_t len);
 size_t page_size(void);
+int read_int_file(const char *path);
+bool read_word_file(const char *path, char *buf, size_t len);
 size_t pages_spanned(const void *addr, size_t len);
 int count_where(struct uhmm *h, const void *addr, size_t len, size_t *counts);
 

@@ -38,6 +38,37 @@ double now_sec(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* The number a /proc or /sys file starts with; -1 when it has none. */
+int read_int_file(const char *path)
+{
+	int v = -1;
+	FILE *f;
+
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	if (fscanf(f, "%d", &v) != 1)
+		v = -1;
+	fclose(f);
+	return v;
+}
+
+/* The first word of a /proc or /sys file into buf; false when unreadable. */
+bool read_word_file(const char *path, char *buf, size_t len)
+{
+	FILE *f;
+	bool ok;
+
+	f = fopen(path, "r");
+	if (!f)
+		return false;
+	ok = len > 1 && fgets(buf, (int)len, f);
+	fclose(f);
+	if (ok)
+		buf[strcspn(buf, " \t\n")] = 0;
+	return ok;
+}
+
 size_t page_size(void)
 {
 	static size_t ps;
