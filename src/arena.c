@@ -26,29 +26,52 @@ static int reserve(void *at, size_t len, int extra)
 	return p == MAP_FAILED ? -errno : 0;
 }
 
+/*
+ * The region counts against RLIMIT_AS (780 MiB of it for six slots), so
+ * under a limit it takes at most a quarter of what the limit leaves (the
+ * program and its devices need the rest), and fewer slots again where the
+ * kernel refuses: migrations then find every slot busy sooner and wait for
+ * the worker's frees.
+ */
+static unsigned arena_want(void)
+{
+	size_t fit = addr_space_left() / 4 / SLOT_SIZE;
+
+	if (fit < ARENA_MIN_SLOTS)
+		return ARENA_MIN_SLOTS;
+	return fit < ARENA_SLOTS ? (unsigned)fit : ARENA_SLOTS;
+}
+
 int arena_init(struct uhmm *h)
 {
-	char *raw = mmap(NULL, ARENA_SLOTS * SLOT_SIZE + BLOCK_SIZE, PROT_NONE,
-			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	char *raw = MAP_FAILED;
+	unsigned n;
 
+	for (n = arena_want(); n >= ARENA_MIN_SLOTS; n--) {
+		raw = mmap(NULL, n * SLOT_SIZE + BLOCK_SIZE, PROT_NONE,
+			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (raw != MAP_FAILED)
+			break;
+	}
 	if (raw == MAP_FAILED)
 		return -ENOMEM;
 	/* 2 MiB aligned: a slot can be congruent with any address */
 	h->arena = (char *)(((uintptr_t)raw + BLOCK_SIZE - 1) & ~(BLOCK_SIZE - 1));
+	h->arena_slots = n;
 	return 0;
 }
 
 void arena_fini(struct uhmm *h)
 {
 	if (h->arena)
-		munmap(h->arena, ARENA_SLOTS * SLOT_SIZE);
+		munmap(h->arena, h->arena_slots * SLOT_SIZE);
 }
 
 bool arena_owns(const struct uhmm *h, uintptr_t start, uintptr_t end)
 {
 	uintptr_t a = (uintptr_t)h->arena;
 
-	return h->arena && start < a + ARENA_SLOTS * SLOT_SIZE && end > a;
+	return h->arena && start < a + h->arena_slots * SLOT_SIZE && end > a;
 }
 
 /*
@@ -64,12 +87,12 @@ char *arena_get(struct uhmm *h, uintptr_t at, size_t len)
 		return NULL;
 	for (int tries = 0; tries < 2; tries++) {
 		pthread_mutex_lock(&h->q.lock);
-		for (i = 0; i < ARENA_SLOTS && (h->arena_busy & (1u << i)); i++)
+		for (i = 0; i < (int)h->arena_slots && (h->arena_busy & (1u << i)); i++)
 			;
-		if (i < ARENA_SLOTS)
+		if (i < (int)h->arena_slots)
 			h->arena_busy |= 1u << i;
 		pthread_mutex_unlock(&h->q.lock);
-		if (i < ARENA_SLOTS)
+		if (i < (int)h->arena_slots)
 			return h->arena + (size_t)i * SLOT_SIZE + (at & (BLOCK_SIZE - 1));
 		trash_flush(h);
 	}

@@ -46,6 +46,8 @@ void  mem_unmap(void *p, size_t len);
 void *zone_map(size_t len, size_t align, int mmap_flags);	/* or NULL */
 void  zone_unmap(void *p, size_t len);
 bool  zone_owns(const void *p);
+/* what RLIMIT_AS leaves this process to map (SIZE_MAX: no limit); any lock */
+size_t addr_space_left(void);
 void  mem_populate(void *p);			/* fault it all in now */
 void  mem_fork_lock(bool lock);			/* fork.c: across a fork */
 bool  mem_owns(uintptr_t start, uintptr_t end);	/* our slabs in range? */
@@ -413,6 +415,7 @@ struct uhmm {
 
 	/* our own address space for staging and moved-out pages */
 	char *arena;
+	unsigned arena_slots;		/* fewer than ARENA_SLOTS under RLIMIT_AS */
 	unsigned arena_busy;		/* slots in use, under q.lock */
 
 	struct {			/* pool.c: populated pages for faults */
@@ -562,6 +565,7 @@ void publish_stop(struct uhmm *h);
 
 /* arena.c */
 #define ARENA_SLOTS 6
+#define ARENA_MIN_SLOTS 2
 int   arena_init(struct uhmm *h);
 void  arena_fini(struct uhmm *h);
 bool  arena_owns(const struct uhmm *h, uintptr_t start, uintptr_t end);
@@ -618,6 +622,10 @@ int procfd(enum proc_file f);
  * closed every context holds nothing of ours. */
 void procfd_hold(void);
 void procfd_drop(void);
+/* A small file of /proc read whole into buf, NUL-terminated, without
+ * stdio (this may run inside a malloc of the program's): its length, or
+ * -errno (-EIO when empty). */
+ssize_t proc_read_text(const char *path, char *buf, size_t len);
 
 /* pagemap.c */
 /* /proc/self/pagemap entry bits */

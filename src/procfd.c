@@ -103,3 +103,20 @@ void procfd_drop(void)
 	}
 	pthread_mutex_unlock(&mu);
 }
+
+ssize_t proc_read_text(const char *path, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, len - 1);
+	if (n < 0)
+		n = -errno;
+	close(fd);
+	if (n == 0)
+		n = -EIO;
+	buf[n > 0 ? n : 0] = 0;
+	return n;
+}

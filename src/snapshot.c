@@ -102,16 +102,10 @@ static void __attribute__((constructor)) watch_forks(void)
 static bool ksm_read(void)
 {
 	char buf[512], *p;
-	int fd = open("/proc/self/ksm_stat", O_RDONLY | O_CLOEXEC);
-	ssize_t n;
+	ssize_t n = proc_read_text("/proc/self/ksm_stat", buf, sizeof(buf));
 
-	if (fd < 0)
-		return errno != ENOENT;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return true;
-	buf[n] = 0;
+	if (n < 0)
+		return n != -ENOENT;
 	p = strstr(buf, "ksm_merging_pages ");
 	return !p || strtoul(p + strlen("ksm_merging_pages "), NULL, 10) != 0;
 }

@@ -11,19 +11,26 @@
  * needs memory, which is on the program's own thread (uhmm_open), and
  * everything after is cut from it: a range given back is reserved again,
  * which also frees its pages, and is never a hole.  Past the region, or
- * where it cannot be had (a small RLIMIT_AS), memory comes from the
- * kernel as before.
+ * where it cannot be had, memory comes from the kernel as before.
+ *
+ * The reservation counts against RLIMIT_AS like any mapping, so under a
+ * limit it takes an eighth of what the limit leaves the process (16 GiB of
+ * a 20 GiB limit would leave a program 4), and half as much again each
+ * time the kernel refuses it.
  *
  * With mem.c's slab_lock held (it is held across fork).
  */
 #define _GNU_SOURCE
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 
 #include "internal.h"
 
-#define ZONE_SIZE	(16ul << 30)
+#define ZONE_MAX	(16ul << 30)
+#define ZONE_MIN	(16ul << 20)	/* less is not worth a reservation */
 #define ZONE_EXTENTS	8192
 
 struct extent {
@@ -32,22 +39,59 @@ struct extent {
 };
 
 static uintptr_t zone_base;
+static size_t zone_len;
 static bool zone_tried;
 static struct extent free_ext[ZONE_EXTENTS];	/* by address, apart */
 static unsigned nfree;
 
+/* Bytes of address space the process has mapped (/proc/self/statm), or 0. */
+static size_t mapped_now(void)
+{
+	char buf[64];
+
+	if (proc_read_text("/proc/self/statm", buf, sizeof(buf)) < 0)
+		return 0;
+	return strtoul(buf, NULL, 10) << PAGE_SHIFT;
+}
+
+/* What RLIMIT_AS leaves the process to map, or SIZE_MAX without a limit. */
+size_t addr_space_left(void)
+{
+	struct rlimit rl;
+	size_t used;
+
+	if (getrlimit(RLIMIT_AS, &rl) || rl.rlim_cur == RLIM_INFINITY)
+		return SIZE_MAX;
+	used = mapped_now();
+	return rl.rlim_cur > used ? rl.rlim_cur - used : 0;
+}
+
+/* How much to ask for: ZONE_MAX, or an eighth of what RLIMIT_AS leaves. */
+static size_t zone_want(void)
+{
+	size_t left = (addr_space_left() / 8) & ~(BLOCK_SIZE - 1);
+
+	return left < ZONE_MAX ? left : ZONE_MAX;
+}
+
 static bool zone_ready(void)
 {
-	void *p;
+	void *p = MAP_FAILED;
+	size_t len;
 
 	if (zone_tried)
 		return zone_base;
 	zone_tried = true;
-	p = mmap(NULL, ZONE_SIZE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	for (len = zone_want(); len >= ZONE_MIN; len /= 2) {
+		p = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (p != MAP_FAILED)
+			break;
+	}
 	if (p == MAP_FAILED)
 		return false;
 	zone_base = (uintptr_t)p;
-	free_ext[0] = (struct extent){ zone_base, ZONE_SIZE };
+	zone_len = len;
+	free_ext[0] = (struct extent){ zone_base, zone_len };
 	nfree = 1;
 	return true;
 }
@@ -56,7 +100,7 @@ bool zone_owns(const void *p)
 {
 	uintptr_t a = (uintptr_t)p;
 
-	return zone_base && a >= zone_base && a - zone_base < ZONE_SIZE;
+	return zone_base && a >= zone_base && a - zone_base < zone_len;
 }
 
 /* [a, a + len) out of extent i, which holds it. */
