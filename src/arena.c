@@ -81,18 +81,18 @@ bool arena_owns(const struct uhmm *h, uintptr_t start, uintptr_t end)
  */
 char *arena_get(struct uhmm *h, uintptr_t at, size_t len)
 {
-	int i;
+	unsigned i;
 
 	if (len + BLOCK_SIZE > SLOT_SIZE)
 		return NULL;
 	for (int tries = 0; tries < 2; tries++) {
 		pthread_mutex_lock(&h->q.lock);
-		for (i = 0; i < (int)h->arena_slots && (h->arena_busy & (1u << i)); i++)
+		for (i = 0; i < h->arena_slots && (h->arena_busy & (1u << i)); i++)
 			;
-		if (i < (int)h->arena_slots)
+		if (i < h->arena_slots)
 			h->arena_busy |= 1u << i;
 		pthread_mutex_unlock(&h->q.lock);
-		if (i < (int)h->arena_slots)
+		if (i < h->arena_slots)
 			return h->arena + (size_t)i * SLOT_SIZE + (at & (BLOCK_SIZE - 1));
 		trash_flush(h);
 	}

@@ -19,7 +19,7 @@
 
 enum {
 	CHILD_OK,
-	CHILD_SETRLIMIT,	/* the limit could not be set */
+	CHILD_SETRLIMIT,	/* the limit could not be set (or VmSize read) */
 	CHILD_OPEN,		/* uhmm_open or the device refused */
 	CHILD_TO_DEV,		/* the migration to the device */
 	CHILD_DATA,		/* the data that came back */
@@ -39,19 +39,6 @@ struct limit_case {
 	size_t spare;		/* RLIMIT_AS = what is mapped now + spare */
 	size_t program_maps;	/* what the program maps after using uhmm */
 };
-
-/* Bytes mapped now, from /proc/self/statm. */
-static size_t mapped_now(void)
-{
-	unsigned long pages = 0;
-	FILE *f = fopen("/proc/self/statm", "r");
-
-	if (f && fscanf(f, "%lu", &pages) != 1)
-		pages = 0;
-	if (f)
-		fclose(f);
-	return pages * ut_page();
-}
 
 struct mover {
 	struct uhmm *h;
@@ -108,8 +95,11 @@ static int limited_run(const struct limit_case *c)
 	uint8_t *buf;
 	void *room;
 	int rc;
+	long mapped_kb = ut_status_kb("VmSize");
 
-	rl.rlim_cur = rl.rlim_max = mapped_now() + c->spare;
+	if (mapped_kb < 0)
+		return CHILD_SETRLIMIT;
+	rl.rlim_cur = rl.rlim_max = (size_t)mapped_kb * 1024 + c->spare;
 	if (setrlimit(RLIMIT_AS, &rl))
 		return CHILD_SETRLIMIT;
 	rc = uhmm_open(&h, NULL);
