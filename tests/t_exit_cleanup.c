@@ -355,6 +355,21 @@ static int threads_now(void)
 	return entries("/proc/self/task");
 }
 
+/*
+ * Threads that are not the library's (every thread of the library is named
+ * "uhmm-..."): the program's own and the sanitizer's.  A joined thread
+ * stays in /proc/self/task for a moment after pthread_join returns, so a
+ * bare count taken just after a uhmm_close may still hold it; this count
+ * never does.
+ */
+static int other_threads_now(void)
+{
+	int others = -1;
+
+	ut_threads_scan("uhmm-", &others, false);
+	return others;
+}
+
 /* The targets of /proc/self/fd, sorted, one per line (malloc'd). */
 static char *fd_list(int *n)
 {
@@ -466,7 +481,7 @@ static void cycle(uint32_t fault_threads, uint8_t *a, uint8_t *b, uint8_t *c)
 static void in_process(void)
 {
 	uint8_t *a = ut_map(LEN), *b = ut_map(LEN), *c = ut_map(LEN);
-	int t0 = threads_now(), n0, n1;
+	int t0 = other_threads_now(), n0, n1;
 	char *fds0 = fd_list(&n0), *fds1;
 
 	for (int i = 0; i < 4; i++) {
@@ -478,8 +493,11 @@ static void in_process(void)
 		/* a joined thread leaves /proc/self/task a moment later */
 		while ((t1 = threads_now()) != t0 && now_s() < until)
 			usleep(1000);
-		is_int(t1, t0, "cycle %d (fault_threads %u): after uhmm_close, as many threads as "
-		       "before the first uhmm_open", i + 1, ft);
+		if (!ok(t1 == t0, "cycle %d (fault_threads %u): after uhmm_close, as many "
+			"threads as before the first uhmm_open", i + 1, ft)) {
+			diag("%d threads, want %d", t1, t0);
+			ut_threads_scan("uhmm-", NULL, true);
+		}
 		fds1 = fd_list(&n1);
 		if (!ok(!strcmp(fds0, fds1), "cycle %d (fault_threads %u): after uhmm_close, the "
 			"same descriptors as before the first uhmm_open (%d)", i + 1, ft, n0))

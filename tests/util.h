@@ -823,13 +823,17 @@ static inline bool ut_uffd_armed(const void *p)
 	return armed;
 }
 
-/* Threads of this process whose name starts with `prefix`, -1 when
- * /proc/self/task cannot be read. */
-static inline int ut_threads_named(const char *prefix)
+/*
+ * Threads of this process whose name starts with `prefix`, -1 when
+ * /proc/self/task cannot be read.  One pass over the directory, so that
+ * *others (the threads whose name does not start with it, where not NULL)
+ * is of the same moment; with `say`, each thread's name goes to the log.
+ */
+static inline int ut_threads_scan(const char *prefix, int *others, bool say)
 {
 	DIR *d = opendir("/proc/self/task");
 	struct dirent *e;
-	int n = 0;
+	int n = 0, rest = 0;
 
 	if (!d)
 		return -1;
@@ -842,13 +846,27 @@ static inline int ut_threads_named(const char *prefix)
 		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
 		f = fopen(path, "r");
 		if (!f)
-			continue;
-		if (fgets(name, sizeof(name), f) && !strncmp(name, prefix, strlen(prefix)))
-			n++;
+			continue;	/* gone since readdir */
+		if (!fgets(name, sizeof(name), f))
+			name[0] = '\0';
 		fclose(f);
+		name[strcspn(name, "\n")] = '\0';
+		if (say)
+			diag("thread %s: %s", e->d_name, name);
+		if (!strncmp(name, prefix, strlen(prefix)))
+			n++;
+		else
+			rest++;
 	}
 	closedir(d);
+	if (others)
+		*others = rest;
 	return n;
+}
+
+static inline int ut_threads_named(const char *prefix)
+{
+	return ut_threads_scan(prefix, NULL, false);
 }
 
 #endif
