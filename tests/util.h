@@ -869,4 +869,19 @@ static inline int ut_threads_named(const char *prefix)
 	return ut_threads_scan(prefix, NULL, false);
 }
 
+/*
+ * ut_threads_named once the count is at most `max`, or after 10 s.
+ * pthread_join returns before the kernel takes the thread out of
+ * /proc/self/task, so a count taken just after uhmm_close may still see a
+ * thread it joined.
+ */
+static inline int ut_threads_named_settled(const char *prefix, int max)
+{
+	int n;
+
+	for (int i = 0; (n = ut_threads_named(prefix)) > max && i < 10000; i++)
+		usleep(1000);
+	return n;
+}
+
 #endif
