@@ -70,8 +70,11 @@
  * its threads migrates that same range can lose that range's data (the
  * migration's new mapping may land where the old one was, after it moved);
  * munmap, mmap MAP_FIXED and mprotect racing a migration give -EAGAIN and
- * lose nothing.  User space has no way to replace a mapping only if it is
- * still the one it was; the library narrows the window but cannot close it.
+ * lose nothing the program keeps, but a munmap in the short gap just
+ * before the migration's mapping change finds its range mapped again
+ * afterwards (README, Known limitations).  User space has no way to
+ * replace a mapping only if it is still the one it was; the library
+ * narrows the window but cannot close it.
  *
  * How a migration fences the range: where the kernel has MREMAP_DONTUNMAP
  * (UHMM_FEAT_REMAP_FENCE), the batch's page tables are moved out in one
